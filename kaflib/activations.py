@@ -1,0 +1,49 @@
+"""One registry of the activations the thesis compares, by name."""
+
+import keras
+
+from kaflib.kaf import KAF
+from kaflib.kwta import KWTA
+
+__all__ = ["ACTIVATIONS", "FIXED_ACTIVATIONS", "get_activation"]
+
+#: Fixed (non-trainable) activations, used as `keras.layers.Activation(name)`.
+FIXED_ACTIVATIONS = ("relu", "elu", "swish", "gelu", "softplus", "tanh")
+
+_TRAINABLE = {
+    "kaf": dict(init="random"),
+    "kaf_relu": dict(init="relu"),
+    "kaf_elu": dict(init="elu"),
+    "kaf_swish": dict(init="swish"),
+    "kaf_free": dict(init="random", trainable_dictionary=True),
+}
+
+#: Every name `get_activation` accepts.
+ACTIVATIONS = FIXED_ACTIVATIONS + tuple(_TRAINABLE) + ("kwta",)
+
+
+def get_activation(name, **kwargs):
+    """A new activation layer for `name`.
+
+    Args:
+        name: one of `ACTIVATIONS`: ``relu, elu, swish, gelu, softplus, tanh``
+            (fixed); ``kaf`` (random init), ``kaf_relu``, ``kaf_elu``,
+            ``kaf_swish`` (ridge init to that activation), ``kaf_free``
+            (random init, trainable dictionary and bandwidth); ``kwta``.
+        **kwargs: passed to the layer (e.g. `name=`, `dictionary_size=` for
+            KAFs, `ratio=` for k-WTA).
+
+    Returns:
+        A fresh `keras.layers.Layer` (each call makes new weights).
+
+    Raises:
+        ValueError: for an unknown name; the message lists the valid names.
+    """
+    if name in FIXED_ACTIVATIONS:
+        return keras.layers.Activation(name, **kwargs)
+    if name in _TRAINABLE:
+        return KAF(**{**_TRAINABLE[name], **kwargs})
+    if name == "kwta":
+        return KWTA(**kwargs)
+    raise ValueError(
+        f"Unknown activation {name!r}; valid names are: {', '.join(ACTIVATIONS)}.")

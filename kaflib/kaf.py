@@ -1,0 +1,156 @@
+"""Kernel activation functions (KAFs, Scardapane et al. 2019).
+
+A KAF is a per-channel, trainable, non-parametric activation: a linear
+combination of D Gaussian kernels centred on a fixed dictionary,
+
+    f(x) = sum_i alpha_i * exp(-gamma * (x - d_i)^2),
+
+with d_1..d_D evenly spaced on [-boundary, boundary] and
+gamma = 1 / (6 * step^2), step = d_2 - d_1 (the bandwidth rule of the thesis).
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+__all__ = ["KAF", "kaf_dictionary", "kaf_gamma", "ridge_coefficients"]
+
+
+def kaf_dictionary(dictionary_size, boundary):
+    """The fixed dictionary: `dictionary_size` points evenly spaced on
+    `[-boundary, boundary]`, as a float64 NumPy array of shape `(D,)`."""
+    return np.linspace(-boundary, boundary, dictionary_size)
+
+
+def kaf_gamma(dictionary_size, boundary):
+    """Kernel bandwidth `gamma = 1 / (6 * step^2)` for the evenly spaced dictionary."""
+    step = 2.0 * boundary / (dictionary_size - 1)
+    return 1.0 / (6.0 * step**2)
+
+
+def ridge_coefficients(activation, dictionary, gamma, regularization=1e-6):
+    """Mixing coefficients that make a KAF approximate a fixed activation.
+
+    Solves `alpha = (K + regularization * I)^-1 t` with `K_ij = k(d_i, d_j)`
+    and `t_i = activation(d_i)`, in float64.
+
+    Args:
+        activation: a Keras activation name (``"relu"``, ``"elu"``,
+            ``"swish"``, ``"tanh"``, ...) or a callable on arrays.
+        dictionary: array of shape `(D,)`.
+        gamma: the kernel bandwidth (a positive scalar).
+        regularization: ridge term added to the diagonal of K.
+
+    Returns:
+        float64 array `alpha` of shape `(D,)`.
+    """
+    fn = activation
+    if isinstance(activation, str):
+        try:
+            fn = keras.activations.get(activation)
+        except ValueError as err:
+            raise ValueError(
+                f"KAF init={activation!r} is neither 'random' nor a Keras "
+                f"activation name (e.g. 'relu', 'elu', 'swish', 'tanh')."
+            ) from err
+    d = np.asarray(dictionary, dtype=np.float64)
+    K = np.exp(-gamma * (d[:, None] - d[None, :]) ** 2)
+    t = np.asarray(ops.convert_to_numpy(fn(ops.convert_to_tensor(d.astype("float32")))), dtype=np.float64)
+    return np.linalg.solve(K + regularization * np.eye(len(d)), t)
+
+
+@keras.saving.register_keras_serializable(package="kaflib")
+class KAF(keras.layers.Layer):
+    """Kernel activation function with a Gaussian kernel, one per channel.
+
+    Every channel (the last axis) has its own mixing coefficients
+    `alpha` of shape `(C, D)`; the dictionary and the bandwidth are shared
+    and fixed unless `trainable_dictionary=True` (the thesis' KAF_Free), in
+    which case each channel trains its own dictionary `(C, D)` and bandwidth
+    `(C,)`, both initialised to the fixed values.
+
+    Args:
+        dictionary_size: D, the number of kernels per channel (at least 2).
+        boundary: the dictionary spans `[-boundary, boundary]` (> 0).
+        init: ``"random"`` draws `alpha ~ N(0, random_stddev^2)`; a Keras
+            activation name (``"relu"``, ``"elu"``, ``"swish"``, ...) sets
+            `alpha` by ridge regression so that the KAF starts as that
+            activation (see `ridge_coefficients`).
+        random_stddev: standard deviation of the random init.
+        trainable_dictionary: also train the dictionary and the bandwidth,
+            per channel.
+
+    Input shape:
+        `(batch, C)` (dense) or `(batch, ..., C)`, e.g. `(batch, H, W, C)`
+        (conv); any rank >= 2 with a known channel axis.
+
+    Output shape:
+        Same as the input.
+    """
+
+    def __init__(self, dictionary_size=20, boundary=3.0, init="random",
+                 random_stddev=0.8, trainable_dictionary=False, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(dictionary_size, (int, np.integer)) or dictionary_size < 2:
+            raise ValueError(
+                f"KAF dictionary_size must be an integer >= 2, got {dictionary_size!r}.")
+        if not boundary > 0:
+            raise ValueError(f"KAF boundary must be > 0, got {boundary!r}.")
+        if not random_stddev > 0:
+            raise ValueError(f"KAF random_stddev must be > 0, got {random_stddev!r}.")
+        self.dictionary_size = int(dictionary_size)
+        self.boundary = float(boundary)
+        self.init = init
+        self.random_stddev = float(random_stddev)
+        self.trainable_dictionary = bool(trainable_dictionary)
+        d = kaf_dictionary(self.dictionary_size, self.boundary)
+        g = kaf_gamma(self.dictionary_size, self.boundary)
+        if init == "random":
+            self._alpha_init = keras.initializers.RandomNormal(stddev=self.random_stddev)
+        else:
+            ridge = ridge_coefficients(init, d, g)
+            self._alpha_init = lambda shape, dtype=None: ops.cast(
+                ops.broadcast_to(ridge.astype("float32"), shape), dtype)
+        self._fixed_dictionary = d.astype("float32")
+        self._fixed_gamma = float(g)
+
+    def build(self, input_shape):
+        if len(input_shape) < 2:
+            raise ValueError(
+                f"KAF expects inputs of rank >= 2, (batch, ..., channels); got shape {input_shape}.")
+        channels = input_shape[-1]
+        if channels is None:
+            raise ValueError(
+                f"KAF needs a known channel (last) dimension; got shape {input_shape}.")
+        D = self.dictionary_size
+        self.alpha = self.add_weight(
+            shape=(channels, D), initializer=self._alpha_init, name="alpha")
+        if self.trainable_dictionary:
+            d0, g0 = self._fixed_dictionary, self._fixed_gamma
+            self.dictionary = self.add_weight(
+                shape=(channels, D), name="dictionary",
+                initializer=lambda shape, dtype=None: ops.cast(ops.broadcast_to(d0, shape), dtype))
+            self.gamma = self.add_weight(
+                shape=(channels,), name="gamma",
+                initializer=keras.initializers.Constant(g0))
+        self.input_spec = keras.layers.InputSpec(min_ndim=2, axes={-1: channels})
+
+    def call(self, inputs):
+        x = ops.expand_dims(inputs, -1)  # (..., C, 1)
+        if self.trainable_dictionary:
+            d, gamma = self.dictionary, ops.expand_dims(self.gamma, -1)  # (C, D), (C, 1)
+        else:
+            d = ops.convert_to_tensor(self._fixed_dictionary, dtype=inputs.dtype)
+            gamma = ops.cast(self._fixed_gamma, inputs.dtype)
+        kernel = ops.exp(-gamma * ops.square(x - d))  # (..., C, D)
+        return ops.sum(kernel * self.alpha, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            dictionary_size=self.dictionary_size, boundary=self.boundary, init=self.init,
+            random_stddev=self.random_stddev, trainable_dictionary=self.trainable_dictionary)
+        return config

@@ -1,0 +1,138 @@
+"""The thesis' CNNs, built with any activation of `kaflib.activations`.
+
+Every builder takes the activation name, the number of classes and the input
+shape, and returns a functional `keras.Model` mapping images
+`(batch, H, W, channels)` in [0, 1] to LOGITS `(batch, num_classes)` (no
+softmax: losses and attacks use `from_logits=True`). The output Dense layer
+always computes in float32, so the models are safe under a mixed-precision
+policy.
+"""
+
+import keras
+from keras import layers
+
+from kaflib.activations import get_activation
+
+__all__ = ["MODELS", "build_model", "light_cnn", "vgg_inspired", "resnet", "resnet20", "resnet56"]
+
+
+def _check_common(act, num_classes, input_shape):
+    get_activation(act)  # raises ValueError listing the valid names
+    if not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}.")
+    if len(input_shape) != 3 or any(not isinstance(s, int) or s < 1 for s in input_shape):
+        raise ValueError(
+            f"input_shape must be (height, width, channels) of positive integers, got {input_shape!r}.")
+
+
+def _logits(x, num_classes, **kwargs):
+    return layers.Dense(num_classes, dtype="float32", name="logits", **kwargs)(x)
+
+
+def light_cnn(act="relu", num_classes=10, input_shape=(32, 32, 3), dropout=0.25):
+    """The light CNN of thesis ch. 6.1 (trained normally, then attacked).
+
+    Two blocks of [conv3x3 -> BN -> act] x 2, 2x2 max-pool and dropout, with
+    32 then 64 filters; global average pooling; dense 128 -> act; logits.
+    """
+    _check_common(act, num_classes, input_shape)
+    inputs = keras.Input(input_shape)
+    x = inputs
+    for filters in (32, 64):
+        for _ in range(2):
+            x = layers.Conv2D(filters, 3, padding="same")(x)
+            x = layers.BatchNormalization()(x)
+            x = get_activation(act)(x)
+        x = layers.MaxPooling2D(2)(x)
+        x = layers.Dropout(dropout)(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = get_activation(act)(layers.Dense(128)(x))
+    return keras.Model(inputs, _logits(x, num_classes), name=f"light_cnn_{act}")
+
+
+def vgg_inspired(act="relu", num_classes=10, input_shape=(32, 32, 3), l2=0.0012):
+    """The VGG-inspired CNN of thesis ch. 7.1.
+
+    Three blocks of [conv3x3 -> BN -> act] x 2 with 32/64/128 filters, each
+    followed by 2x2 max-pool and dropout 0.2/0.3/0.4; flatten; dense 128 ->
+    act -> dropout 0.5; logits. He-uniform init; L2 `l2` on the dense layers.
+    """
+    _check_common(act, num_classes, input_shape)
+    inputs = keras.Input(input_shape)
+    x = inputs
+    for filters, rate in ((32, 0.2), (64, 0.3), (128, 0.4)):
+        for _ in range(2):
+            x = layers.Conv2D(filters, 3, padding="same", kernel_initializer="he_uniform")(x)
+            x = layers.BatchNormalization()(x)
+            x = get_activation(act)(x)
+        x = layers.MaxPooling2D(2)(x)
+        x = layers.Dropout(rate)(x)
+    x = layers.Flatten()(x)
+    reg = keras.regularizers.L2(l2)
+    x = layers.Dense(128, kernel_initializer="he_uniform", kernel_regularizer=reg)(x)
+    x = layers.Dropout(0.5)(get_activation(act)(x))
+    logits = _logits(x, num_classes, kernel_initializer="he_uniform", kernel_regularizer=reg)
+    return keras.Model(inputs, logits, name=f"vgg_inspired_{act}")
+
+
+def _conv(filters, strides=1, l2=5e-4):
+    return layers.Conv2D(filters, 3, strides=strides, padding="same",
+                         kernel_initializer="he_normal",
+                         kernel_regularizer=keras.regularizers.L2(l2))
+
+
+def _residual_block(x, filters, strides, act, batch_norm):
+    """Thesis block: conv(s)-BN-act-conv, shortcut (3x3 conv(s) if s > 1), add, BN, act."""
+    y = _conv(filters, strides)(x)
+    y = get_activation(act)(batch_norm()(y))
+    y = _conv(filters)(y)
+    shortcut = _conv(filters, strides)(x) if strides > 1 else x
+    y = layers.Add()([y, shortcut])
+    return get_activation(act)(batch_norm()(y))
+
+
+def resnet(depth=20, act="relu", num_classes=10, input_shape=(32, 32, 3),
+           batch_norm=layers.BatchNormalization):
+    """The thesis ResNet of ch. 7.2, depth 6n+2 (20 -> ResNet20, 56 -> ResNet56).
+
+    conv3x3(16)-BN-act, then 3 stages of n residual blocks with 16, 32, 64
+    filters (the first block of stages 2 and 3 strides 2 and has a 3x3 conv
+    shortcut); global average pooling; logits. All convs have biases, He-normal
+    init and L2 5e-4 on the kernels. This is exactly the architecture of the
+    published thesis checkpoints (`kaflib.thesis.load_checkpoint`).
+
+    `batch_norm` is the batch-normalization layer class (the importer passes
+    `kaflib.batchnorm.FusedOrderBatchNormalization` to round like TF 2.3).
+    """
+    if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
+        raise ValueError(f"ResNet depth must be 6n+2 with n >= 1 (20, 32, 44, 56, ...), got {depth!r}.")
+    _check_common(act, num_classes, input_shape)
+    inputs = keras.Input(input_shape)
+    x = get_activation(act)(batch_norm()(_conv(16)(inputs)))
+    for stage, filters in enumerate((16, 32, 64)):
+        for block in range((depth - 2) // 6):
+            strides = 2 if stage > 0 and block == 0 else 1
+            x = _residual_block(x, filters, strides, act, batch_norm)
+    x = layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, _logits(x, num_classes), name=f"resnet{depth}_{act}")
+
+
+def resnet20(act="relu", num_classes=10, input_shape=(32, 32, 3)):
+    """ResNet20 of thesis ch. 7.2 (see `resnet`)."""
+    return resnet(20, act, num_classes, input_shape)
+
+
+def resnet56(act="relu", num_classes=10, input_shape=(32, 32, 3)):
+    """ResNet56 of thesis ch. 7.2 (see `resnet`)."""
+    return resnet(56, act, num_classes, input_shape)
+
+
+#: Model names accepted by `build_model`.
+MODELS = {"light": light_cnn, "vgg": vgg_inspired, "resnet20": resnet20, "resnet56": resnet56}
+
+
+def build_model(model, act="relu", num_classes=10, input_shape=(32, 32, 3)):
+    """Build a thesis model by name (`light`, `vgg`, `resnet20`, `resnet56`); returns logits."""
+    if model not in MODELS:
+        raise ValueError(f"Unknown model {model!r}; valid names are: {', '.join(MODELS)}.")
+    return MODELS[model](act, num_classes, input_shape)

@@ -1,0 +1,66 @@
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from kaflib import MODELS, build_model, resnet
+from kaflib.kaf import KAF
+
+
+def count(model, kind):
+    return sum(isinstance(layer, kind) for layer in model.layers)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("act", ["relu", "kaf"])
+def test_models_return_logits_of_the_right_shape(name, act):
+    model = build_model(name, act, num_classes=7, input_shape=(32, 32, 3))
+    x = np.random.default_rng(0).random((2, 32, 32, 3), dtype="float32")
+    y = ops.convert_to_numpy(model(x))
+    assert y.shape == (2, 7)
+    assert model.layers[-1].activation is keras.activations.linear  # logits, not softmax
+    assert model.layers[-1].dtype_policy.compute_dtype == "float32"
+    assert (count(model, KAF) > 0) == (act == "kaf")
+
+
+@pytest.mark.parametrize("depth, convs, blocks", [(20, 19 + 2, 9), (56, 55 + 2, 27)])
+def test_resnet_depth(depth, convs, blocks):
+    model = resnet(depth, "relu")
+    assert count(model, keras.layers.Conv2D) == convs  # + the two 3x3 shortcut convs
+    assert count(model, keras.layers.Add) == blocks
+    assert count(model, keras.layers.BatchNormalization) == 1 + 2 * blocks
+    shortcuts = [layer for layer in model.layers
+                 if isinstance(layer, keras.layers.Conv2D) and layer.strides == (2, 2)]
+    assert len(shortcuts) == 4 and all(layer.kernel_size == (3, 3) for layer in shortcuts)
+
+
+def test_vgg_inspired_regularizes_dense_layers_only():
+    model = build_model("vgg", "relu")
+    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [d.units for d in dense] == [128, 10]
+    assert all(d.kernel_regularizer.l2 == pytest.approx(0.0012) for d in dense)
+    assert [c.filters for c in convs] == [32, 32, 64, 64, 128, 128]
+    assert [d.rate for d in model.layers if isinstance(d, keras.layers.Dropout)] == [0.2, 0.3, 0.4, 0.5]
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: build_model("resnet18"), "valid names are: light, vgg"),
+    (lambda: build_model("vgg", "sigmoidal"), "valid names"),
+    (lambda: resnet(21), "6n\\+2"),
+    (lambda: build_model("light", num_classes=1), "num_classes"),
+    (lambda: build_model("light", input_shape=(32, 32)), "input_shape"),
+])
+def test_bad_parameters(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+@pytest.mark.parametrize("name, act", [("light", "kwta"), ("resnet20", "kaf_free"), ("vgg", "kaf_elu")])
+def test_save_load_round_trip(tmp_path, name, act):
+    model = build_model(name, act)
+    x = np.random.default_rng(1).random((3, 32, 32, 3), dtype="float32")
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    np.testing.assert_array_equal(ops.convert_to_numpy(model(x)), ops.convert_to_numpy(loaded(x)))

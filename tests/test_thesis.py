@@ -1,0 +1,66 @@
+"""The imported thesis checkpoints reproduce the author's SavedModels."""
+
+import numpy as np
+import pytest
+from keras import ops
+
+from kaflib.thesis import load_checkpoint, saved_model_predict
+from tests.conftest import CHECKPOINTS, SHARED
+
+# Activation of each published checkpoint, from ../shared/README.md.
+EXPECTED = {
+    "resnet20_relu_ocrob": "relu", "resnet20_relu_ocrob_lrf": "relu",
+    "resnet20_elu_ocrob": "elu", "resnet20_elu_ocrob_lrf": "elu",
+    "resnet20_swish_ocrob_lrf": "swish",
+    "resnet20_kaf_ocrob_lrfinder": "kaf", "resnet20_kafs_ocrob": "kaf",
+    "resnet20_kafrelu_ocrob_lrfinder": "kaf_relu", "resnet20_kafrelu_ocrob_lrfinder_last": "kaf_relu",
+    "resnet20_kafelu_ocrob_lrf": "kaf_elu",
+    "resnet20_kafswish_ocrob_lrfinder": "kaf_swish", "resnet20_kafswish_ocrob_lrfinder_tmp": "kaf_swish",
+    "resnet20_kafs_freedictkb_ocrob_lrfinder": "kaf_free",
+}
+
+needs_checkpoints = pytest.mark.skipif(
+    not CHECKPOINTS, reason=f"thesis checkpoints not found in {SHARED / 'thesis' / 'checkpoints'}")
+
+
+@needs_checkpoints
+def test_every_published_checkpoint_is_tested():
+    assert sorted(p.stem for p in CHECKPOINTS) == sorted(EXPECTED)
+
+
+@needs_checkpoints
+@pytest.mark.parametrize("path", CHECKPOINTS, ids=[p.stem for p in CHECKPOINTS])
+def test_imported_model_matches_saved_model(path, mini_test_set):
+    x, y = mini_test_set
+    model = load_checkpoint(path)
+    assert model.activation_name == EXPECTED[path.stem]
+    ours = ops.convert_to_numpy(ops.softmax(model.predict(x, batch_size=256, verbose=0)))
+    theirs = saved_model_predict(path, x)
+    agree = np.mean(ours.argmax(1) == theirs.argmax(1))
+    assert agree >= 0.995, f"argmax agreement {agree:.4f}"
+    assert np.abs(ours - theirs).max() <= 2e-3
+    assert np.mean(ours.argmax(1) == y) > 0.6  # adversarially trained ResNet20s: ~0.76-0.81
+
+
+@needs_checkpoints
+def test_float32_import_and_explicit_activation():
+    path = next(p for p in CHECKPOINTS if p.stem == "resnet20_relu_ocrob")
+    model = load_checkpoint(path, activation="relu", dtype_policy="float32")
+    assert model.layers[1].compute_dtype == "float32"
+
+
+@needs_checkpoints
+def test_wrong_activation_is_refused():
+    path = next(p for p in CHECKPOINTS if p.stem == "resnet20_relu_ocrob")
+    with pytest.raises(ValueError, match="60 layers with weights|41 layers with weights"):
+        load_checkpoint(path, activation="kaf")
+
+
+def test_bad_paths(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.zip")
+    (tmp_path / "not.zip").write_text("hello")
+    with pytest.raises(ValueError, match="neither a SavedModel directory nor a zip"):
+        load_checkpoint(tmp_path / "not.zip")
+    with pytest.raises(ValueError, match="Expected one SavedModel"):
+        load_checkpoint(tmp_path)
