@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["CIFAR10_CLASSES", "find_cifar10", "load_cifar10", "stratified_first"]
+__all__ = ["CIFAR10_CLASSES", "find_cifar10", "load_cifar10", "make_dataset", "stratified_first"]
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck")
@@ -136,3 +136,41 @@ def load_cifar10(data_dir=None, train_size=None, test_size=None, download=True):
     x_test, y_test = _subset(x_test, y_test, test_size, "test_size")
     scale = np.float32(1 / 255)
     return (x_train.astype(np.float32) * scale, y_train), (x_test.astype(np.float32) * scale, y_test)
+
+
+def _augment(image, seed):
+    """Thesis ResNet augmentation: zero-pad 4, random 32x32 crop, random horizontal flip."""
+    import tensorflow as tf
+
+    height, width, channels = image.shape
+    padded = tf.image.pad_to_bounding_box(image, 4, 4, height + 8, width + 8)
+    crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    image = tf.image.stateless_random_crop(padded, (height, width, channels), crop_seed)
+    return tf.image.stateless_random_flip_left_right(image, flip_seed)
+
+
+def make_dataset(images, labels, batch_size, seed=None, augment=False, drop_remainder=False):
+    """A `tf.data.Dataset` of `(images (B, H, W, C) float32, labels (B,) int64)` batches.
+
+    Args:
+        images, labels: arrays as returned by `load_cifar10`.
+        batch_size: images per batch.
+        seed: shuffle (and augmentation) seed; None keeps the order and never
+            augments. The same seed gives the same batches, so an epoch can be
+            replayed exactly (resumed training).
+        augment: apply the thesis' ResNet augmentation (pad 4, random crop,
+            random horizontal flip), seeded per image from `seed`.
+        drop_remainder: drop the last incomplete batch.
+    """
+    import tensorflow as tf
+
+    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    ds = tf.data.Dataset.from_tensor_slices((images, labels))
+    if seed is not None:
+        ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=False)
+        if augment:
+            ds = ds.enumerate().map(
+                lambda i, xy: (_augment(xy[0], tf.stack([tf.cast(seed, tf.int64), i])), xy[1]),
+                num_parallel_calls=None)
+    return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(1)

@@ -8,12 +8,25 @@ always computes in float32, so the models are safe under a mixed-precision
 policy.
 """
 
+import contextlib
+
 import keras
 from keras import layers
 
 from kaflib.activations import get_activation
 
-__all__ = ["MODELS", "build_model", "light_cnn", "vgg_inspired", "resnet", "resnet20", "resnet56"]
+__all__ = ["MODELS", "build_model", "dtype_policy", "light_cnn", "vgg_inspired", "resnet", "resnet20", "resnet56"]
+
+
+@contextlib.contextmanager
+def dtype_policy(policy):
+    """Build layers under a Keras dtype policy (e.g. ``"mixed_float16"``), then restore the old one."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def _check_common(act, num_classes, input_shape):

@@ -14,11 +14,11 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-import keras
 import numpy as np
 
 from kaflib.batchnorm import FusedOrderBatchNormalization
 from kaflib.kaf import kaf_dictionary
+from kaflib.models import dtype_policy as _dtype_policy
 from kaflib.models import resnet
 
 __all__ = ["load_checkpoint", "saved_model_predict", "saved_model_dir", "read_layer_weights", "detect_activation"]
@@ -107,16 +107,6 @@ def detect_activation(directory, layer_weights, name=""):
     raise ValueError(
         f"Cannot detect the activation of {directory}: no KAF weights and none of the ops "
         f"{[op for op, _ in _GRAPH_ACTIVATIONS]} in the graph. Pass activation=.")
-
-
-@contextlib.contextmanager
-def _dtype_policy(policy):
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(policy)
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)
 
 
 def _kaf_weights(layer, src):

@@ -1,0 +1,52 @@
+import json
+
+import pytest
+
+from kaflib import experiment, grid
+from kaflib.experiment import resolve
+
+
+def test_auto_preset_without_gpu_is_quick_and_says_why():
+    exp = resolve(model="resnet20", act="kaf")
+    assert exp.preset == "quick" and "no GPU is visible" in exp.preset_reason
+    assert exp.method == "fgsm_rs" and exp.augment and exp.pgd_steps == 50
+
+
+def test_presets_and_overrides():
+    thesis = resolve(model="vgg", act="relu", preset="thesis")
+    assert (thesis.epochs, thesis.pgd_restarts, thesis.augment) == (60, 10, False)
+    assert resolve(model="resnet20", preset="thesis").epochs == 80
+    light = resolve(model="light", act="kwta", preset="quick", epochs=3)
+    assert light.method == "standard" and light.epochs == 3 and "overridden: epochs" in light.preset_reason
+    assert light.run_dir.as_posix() == "results/adhoc/light-kwta"
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(act="sigmoidal"), "act"), (dict(model="resnet18"), "model"), (dict(preset="fast"), "preset"),
+    (dict(epochs=0), "epochs"), (dict(train_size=-5), "train_size"), (dict(eps=8), "eps"),
+    (dict(method="fgsm"), "method"), (dict(min_lr=1.0, max_lr=0.1), "min_lr"),
+])
+def test_invalid_parameters_name_themselves(kwargs, name):
+    with pytest.raises(ValueError, match=f"Parameter {name}="):
+        resolve(**kwargs)
+
+
+def test_grid_skips_finished_runs_and_reports_failures(tmp_path, monkeypatch):
+    done = experiment.run_dir(tmp_path, "thesis-light", "light", "relu")
+    done.mkdir(parents=True)
+    (done / "metrics.json").write_text(json.dumps(dict(clean_acc=0.5, robust_acc=0.1)))
+    calls = []
+
+    def fake_run(model, act, grid_name, out_dir, parameters, notebook):
+        calls.append((act, parameters))
+        if act == "kaf":
+            raise RuntimeError("boom")
+        return dict(clean_acc=0.6, robust_acc=0.2)
+
+    monkeypatch.setattr(grid, "_run_one", fake_run)
+    status = grid.run_grid("thesis-light", tmp_path, jobs=2, parameters={"preset": "quick"})
+    assert status[("light", "relu")] == "skipped"
+    assert status[("light", "kwta")] == "finished" and status[("light", "kaf")].startswith("failed")
+    assert sorted(a for a, _ in calls) == ["kaf", "kwta"] and calls[0][1] == {"preset": "quick"}
+    with pytest.raises(ValueError, match="valid grids are"):
+        grid.run_grid("thesis-resnet18", tmp_path)

@@ -1,0 +1,175 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+from keras import ops
+
+from kaflib.attacks import cross_entropy, fgsm_rs_perturb, pgd_perturb
+from kaflib.models import build_model
+from kaflib.schedules import OneCycle
+from kaflib.train import TrainConfig, TrainingDiverged, fit, lr_range_test
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_data(n=192, seed=0, size=16):
+    """A learnable synthetic task: the class is the brightest of 4 quadrants... x 2.5 classes."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 4, n)
+    x = rng.uniform(0, 0.5, (n, size, size, 3)).astype("float32")
+    h = size // 2
+    for i, label in enumerate(y):
+        r, c = divmod(int(label), 2)
+        x[i, r * h:(r + 1) * h, c * h:(c + 1) * h] += 0.5
+    return x, y
+
+
+def tiny_model(act="relu"):
+    return build_model("light", act, num_classes=4, input_shape=(16, 16, 3))
+
+
+def test_one_cycle_schedule_shape():
+    s = OneCycle(steps_per_epoch=10, epochs=4, min_lr=0.01, max_lr=0.2, extra_epochs=2, final_lr=0.001)
+    lr = ops.convert_to_numpy(s(np.arange(61)))
+    assert lr[0] == pytest.approx(0.01) and lr[20] == pytest.approx(0.2) and lr[40] == pytest.approx(0.01)
+    assert lr[60] == pytest.approx(0.001)
+    assert np.all(np.diff(lr[:21]) > 0) and np.all(np.diff(lr[20:41]) < 0) and np.all(np.diff(lr[40:]) < 0)
+    with pytest.raises(ValueError, match="min_lr"):
+        OneCycle(10, 4, min_lr=0.3, max_lr=0.2)
+
+
+@pytest.mark.parametrize("kwargs, name", [(dict(method="fgsm"), "method"), (dict(epochs=0), "epochs"),
+                                          (dict(eps=2.0), "eps"), (dict(min_lr=1.0, max_lr=0.1), "min_lr"),
+                                          (dict(batch_size=1.5), "batch_size")])
+def test_config_validation_names_the_parameter(kwargs, name):
+    with pytest.raises(ValueError, match=f"TrainConfig {name}="):
+        TrainConfig(**kwargs)
+
+
+def test_fgsm_rs_and_pgd_stay_in_the_ball_and_raise_the_loss():
+    x, y = tiny_data(64)
+    model = tiny_model()
+    eps = 8 / 255
+    seed = tf.constant([1, 2], tf.int64)
+    loss = lambda images: float(tf.reduce_mean(cross_entropy(y, model(images, training=False))))  # noqa: E731
+    noise = np.clip(x + np.random.default_rng(0).choice([-eps, eps], x.shape), 0, 1).astype("float32")
+    fgsm = fgsm_rs_perturb(model, x, y, eps, 1.25 * eps, seed, training=False).numpy()
+    pgd = pgd_perturb(model, x, y, eps, eps / 4, 10, seed).numpy()
+    for adv in (fgsm, pgd):
+        assert np.abs(adv - x).max() <= eps + 1e-6 and adv.min() >= 0 and adv.max() <= 1
+    assert loss(pgd) > loss(fgsm) > loss(noise)
+
+
+def test_fit_learns_writes_history_and_checkpoints(tmp_path):
+    x, y = tiny_data()
+    config = TrainConfig(method="fgsm_rs", epochs=3, batch_size=32, max_lr=0.05, guard_size=32,
+                         eval_size=32, eps=2 / 255, seed=1)
+    result = fit(tiny_model, (x, y), tiny_data(64, seed=9), config, checkpoint_dir=tmp_path, progress=False)
+    h = result.history
+    assert list(h.columns) == ["epoch", "lr", "train_loss", "train_acc", "guard_acc", "test_clean_acc",
+                               "test_pgd_acc", "collapsed", "seconds"]
+    assert h["epoch"].tolist() == [1, 2, 3] and h["train_loss"].iloc[-1] < h["train_loss"].iloc[0]
+    assert (tmp_path / "best.weights.h5").is_file() and (tmp_path / "history.csv").is_file()
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "history.csv"), h, check_dtype=False)
+    # Running again finds every epoch done: nothing more is trained.
+    again = fit(tiny_model, (x, y), tiny_data(64, seed=9), config, checkpoint_dir=tmp_path, progress=False)
+    assert again.resumed_from_epoch == 3 and len(again.history) == 3
+
+
+WORKER = """
+import sys, json
+from tests.test_train import tiny_data, tiny_model
+from kaflib.train import TrainConfig, fit
+config = TrainConfig(method="fgsm_rs", epochs=5, batch_size=32, max_lr=0.05, guard_size=32, eval_size=32,
+                     eps=2 / 255, seed=3, augment=True)
+fit(tiny_model, tiny_data(), tiny_data(64, seed=9), config, checkpoint_dir=sys.argv[1], progress=False)
+"""
+
+
+def run_worker(folder, kill_after_epochs=None):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_DETERMINISTIC_OPS="1")
+    proc = subprocess.Popen([sys.executable, "-c", WORKER, str(folder)], cwd=ROOT, env=env)
+    if kill_after_epochs is None:
+        assert proc.wait(timeout=600) == 0
+        return
+    history = Path(folder) / "history.csv"
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        if history.is_file() and len(pd.read_csv(history)) >= kill_after_epochs:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+def test_killed_run_resumes_to_the_same_history(tmp_path):
+    run_worker(tmp_path / "whole")
+    run_worker(tmp_path / "killed", kill_after_epochs=2)
+    partial = pd.read_csv(tmp_path / "killed" / "history.csv")
+    assert 2 <= len(partial) < 5
+    run_worker(tmp_path / "killed")
+    whole = pd.read_csv(tmp_path / "whole" / "history.csv").drop(columns="seconds")
+    resumed = pd.read_csv(tmp_path / "killed" / "history.csv").drop(columns="seconds")
+    pd.testing.assert_frame_equal(whole, resumed)
+
+
+def test_non_finite_gradient_stops_with_epoch_step_layer(tmp_path):
+    x, y = tiny_data()
+    test = tiny_data(64, seed=9)
+    config = dict(method="standard", batch_size=32, guard_size=32, eval_size=32, seed=0)
+    fit(tiny_model, (x, y), test, TrainConfig(epochs=1, **config), checkpoint_dir=tmp_path, progress=False)
+    bad = x.copy()
+    bad[:] = np.nan
+    with pytest.raises(TrainingDiverged, match=r"epoch 2, step 1: the gradient of conv2d\w*/kernel") as err:
+        fit(tiny_model, (bad, y), test, TrainConfig(epochs=2, **config), checkpoint_dir=tmp_path, progress=False)
+    assert err.value.epoch == 2 and "ckpt-1" in err.value.checkpoint
+    assert len(pd.read_csv(tmp_path / "history.csv")) == 1  # the last good epoch is kept
+
+
+def test_mixed_precision_trains(tmp_path):
+    config = TrainConfig(method="fgsm_rs", epochs=1, batch_size=32, guard_size=32, eval_size=32,
+                         mixed_precision=True)
+    result = fit(lambda: tiny_model("kaf"), tiny_data(), tiny_data(64, seed=9), config, progress=False)
+    assert result.model.layers[1].compute_dtype == "float16"
+    assert np.isfinite(result.history["train_loss"]).all()
+
+
+MIRRORED = """
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import json
+from tests.test_train import tiny_data, tiny_model
+from kaflib.train import TrainConfig, fit
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+config = TrainConfig(method="fgsm_rs", epochs=2, batch_size=32, max_lr=0.05, guard_size=32, eval_size=32, eps=2 / 255)
+result = fit(tiny_model, tiny_data(), tiny_data(64, seed=9), config, strategy=strategy, progress=False)
+print(json.dumps(dict(replicas=strategy.num_replicas_in_sync, losses=result.history["train_loss"].tolist())))
+"""
+
+
+def test_mirrored_strategy_on_two_logical_cpus():
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", MIRRORED], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["replicas"] == 2
+    assert np.isfinite(report["losses"]).all() and report["losses"][1] < report["losses"][0]
+
+
+def test_lr_range_test_grows_geometrically_and_stops_on_divergence():
+    config = TrainConfig(method="standard", batch_size=32)
+    table = lr_range_test(tiny_model, tiny_data(), config, start_lr=1e-3, end_lr=1e3, steps=60, progress=False)
+    assert list(table.columns) == ["step", "lr", "loss", "smoothed_loss"]
+    assert np.all(np.diff(table["lr"]) > 0) and table["lr"].iloc[0] == pytest.approx(1e-3)
+    assert len(table) < 60  # lr up to 1000 diverges before the end
