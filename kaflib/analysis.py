@@ -2,7 +2,7 @@
 
 import numpy as np
 
-__all__ = ["plot_schedule", "plot_history"]
+__all__ = ["plot_schedule", "plot_history", "plot_lr_range"]
 
 
 def plot_schedule(schedule, steps, steps_per_epoch, ax=None):
@@ -39,3 +39,16 @@ def plot_history(history, title=None):
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def plot_lr_range(table, ax=None):
+    """Loss against learning rate (log scale) from `kaflib.train.lr_range_test`."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(5, 3))[1]
+    ax.plot(table["lr"], table["loss"], alpha=0.3, label="loss")
+    ax.plot(table["lr"], table["smoothed_loss"], label="smoothed loss")
+    ax.set(xscale="log", xlabel="learning rate", ylabel="training loss", title="learning-rate range test")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return ax

@@ -38,8 +38,8 @@ PRESETS = {
                   eps=8 / 255, pgd_step=2 / 255),
         "light": dict(epochs=10, min_lr=0.0, max_lr=0.05, eps=0.031, pgd_step=0.003),
         "vgg": dict(epochs=10, min_lr=1e-4, max_lr=0.1),
-        "resnet20": dict(epochs=10, min_lr=0.0, max_lr=0.2),
-        "resnet56": dict(epochs=5, min_lr=0.0, max_lr=0.1),
+        "resnet20": dict(epochs=12, min_lr=0.0, max_lr=0.1),
+        "resnet56": dict(epochs=6, min_lr=0.0, max_lr=0.1),
     },
     "smoke": {
         "*": dict(batch_size=32, train_size=200, test_size=50, epochs=1, min_lr=0.0, max_lr=0.05,

@@ -5,7 +5,10 @@ shape, and returns a functional `keras.Model` mapping images
 `(batch, H, W, channels)` in [0, 1] to LOGITS `(batch, num_classes)` (no
 softmax: losses and attacks use `from_logits=True`). The output Dense layer
 always computes in float32, so the models are safe under a mixed-precision
-policy.
+policy. Batch normalization uses momentum 0.9 (PyTorch's default, as in Wong
+et al.'s fast AT code) rather than Keras' 0.99: with few steps per epoch and a
+one-cycle schedule, 0.99 lets the moving statistics lag the weights and the
+test accuracy swing from epoch to epoch.
 """
 
 import contextlib
@@ -38,6 +41,13 @@ def _check_common(act, num_classes, input_shape):
             f"input_shape must be (height, width, channels) of positive integers, got {input_shape!r}.")
 
 
+BN_MOMENTUM = 0.9
+
+
+def _batch_norm():
+    return layers.BatchNormalization(momentum=BN_MOMENTUM)
+
+
 def _logits(x, num_classes, **kwargs):
     return layers.Dense(num_classes, dtype="float32", name="logits", **kwargs)(x)
 
@@ -54,7 +64,7 @@ def light_cnn(act="relu", num_classes=10, input_shape=(32, 32, 3), dropout=0.25)
     for filters in (32, 64):
         for _ in range(2):
             x = layers.Conv2D(filters, 3, padding="same")(x)
-            x = layers.BatchNormalization()(x)
+            x = _batch_norm()(x)
             x = get_activation(act)(x)
         x = layers.MaxPooling2D(2)(x)
         x = layers.Dropout(dropout)(x)
@@ -76,7 +86,7 @@ def vgg_inspired(act="relu", num_classes=10, input_shape=(32, 32, 3), l2=0.0012)
     for filters, rate in ((32, 0.2), (64, 0.3), (128, 0.4)):
         for _ in range(2):
             x = layers.Conv2D(filters, 3, padding="same", kernel_initializer="he_uniform")(x)
-            x = layers.BatchNormalization()(x)
+            x = _batch_norm()(x)
             x = get_activation(act)(x)
         x = layers.MaxPooling2D(2)(x)
         x = layers.Dropout(rate)(x)
@@ -104,8 +114,7 @@ def _residual_block(x, filters, strides, act, batch_norm):
     return get_activation(act)(batch_norm()(y))
 
 
-def resnet(depth=20, act="relu", num_classes=10, input_shape=(32, 32, 3),
-           batch_norm=layers.BatchNormalization):
+def resnet(depth=20, act="relu", num_classes=10, input_shape=(32, 32, 3), batch_norm=_batch_norm):
     """The thesis ResNet of ch. 7.2, depth 6n+2 (20 -> ResNet20, 56 -> ResNet56).
 
     conv3x3(16)-BN-act, then 3 stages of n residual blocks with 16, 32, 64
@@ -114,8 +123,8 @@ def resnet(depth=20, act="relu", num_classes=10, input_shape=(32, 32, 3),
     init and L2 5e-4 on the kernels. This is exactly the architecture of the
     published thesis checkpoints (`kaflib.thesis.load_checkpoint`).
 
-    `batch_norm` is the batch-normalization layer class (the importer passes
-    `kaflib.batchnorm.FusedOrderBatchNormalization` to round like TF 2.3).
+    `batch_norm` makes the batch-normalization layers (the importer passes
+    `kaflib.batchnorm.FusedOrderBatchNormalization`, to round like TF 2.3).
     """
     if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
         raise ValueError(f"ResNet depth must be 6n+2 with n >= 1 (20, 32, 44, 56, ...), got {depth!r}.")

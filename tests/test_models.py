@@ -29,6 +29,7 @@ def test_resnet_depth(depth, convs, blocks):
     assert count(model, keras.layers.Conv2D) == convs  # + the two 3x3 shortcut convs
     assert count(model, keras.layers.Add) == blocks
     assert count(model, keras.layers.BatchNormalization) == 1 + 2 * blocks
+    assert {layer.momentum for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)} == {0.9}
     shortcuts = [layer for layer in model.layers
                  if isinstance(layer, keras.layers.Conv2D) and layer.strides == (2, 2)]
     assert len(shortcuts) == 4 and all(layer.kernel_size == (3, 3) for layer in shortcuts)

@@ -173,3 +173,21 @@ def test_lr_range_test_grows_geometrically_and_stops_on_divergence():
     assert list(table.columns) == ["step", "lr", "loss", "smoothed_loss"]
     assert np.all(np.diff(table["lr"]) > 0) and table["lr"].iloc[0] == pytest.approx(1e-3)
     assert len(table) < 60  # lr up to 1000 diverges before the end
+
+
+def test_collapse_stops_training_and_restores_the_best_guard_weights(tmp_path):
+    # collapse_drop close to 0: any fall of the guard accuracy counts as a collapse.
+    config = TrainConfig(method="standard", epochs=6, batch_size=32, max_lr=0.5, guard_size=32, eval_size=32,
+                         collapse_drop=1e-6, seed=2)
+    result = fit(tiny_model, tiny_data(), tiny_data(64, seed=9), config, checkpoint_dir=tmp_path, progress=False)
+    h = result.history
+    if result.collapsed_epoch is None:
+        assert len(h) == 6 and np.all(np.diff(h["guard_acc"]) >= 0)
+    else:
+        assert h["epoch"].iloc[-1] == result.collapsed_epoch and bool(h["collapsed"].iloc[-1])
+        best = int(h["guard_acc"].idxmax()) + 1
+        assert result.best_epoch == best
+        reference = tiny_model()
+        reference.load_weights(tmp_path / "best.weights.h5")
+        x = tiny_data(8, seed=4)[0]
+        np.testing.assert_array_equal(result.model.predict(x, verbose=0), reference.predict(x, verbose=0))
