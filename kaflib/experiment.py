@@ -160,7 +160,7 @@ def train_config(exp):
     return TrainConfig(method=exp.method, epochs=exp.epochs, batch_size=exp.batch_size,
                        min_lr=exp.min_lr, max_lr=exp.max_lr, eps=exp.eps, augment=exp.augment,
                        mixed_precision=exp.mixed_precision, seed=exp.seed,
-                       guard_size=128 if exp.train_size is None else min(128, exp.train_size // 8))
+                       guard_size=256 if exp.train_size is None else min(256, exp.train_size // 8))
 
 
 def environment():

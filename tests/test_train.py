@@ -71,7 +71,7 @@ def test_fgsm_rs_and_pgd_stay_in_the_ball_and_raise_the_loss():
 def test_fit_learns_writes_history_and_checkpoints(tmp_path):
     x, y = tiny_data()
     config = TrainConfig(method="fgsm_rs", epochs=3, batch_size=32, max_lr=0.05, guard_size=32,
-                         eval_size=32, eps=2 / 255, seed=1)
+                         eval_size=32, eps=2 / 255, seed=1, collapse_drop=1.0)  # guard never stops it
     result = fit(tiny_model, (x, y), tiny_data(64, seed=9), config, checkpoint_dir=tmp_path, progress=False)
     h = result.history
     assert list(h.columns) == ["epoch", "lr", "train_loss", "train_acc", "guard_acc", "test_clean_acc",
