@@ -1,3 +1,4 @@
+import keras
 import numpy as np
 import pytest
 
@@ -7,6 +8,7 @@ from tests.test_train import tiny_data, tiny_model
 
 @pytest.fixture(scope="module")
 def model_and_data():
+    keras.utils.set_random_seed(0)
     return tiny_model(), tiny_data(48, seed=5)
 
 
@@ -23,7 +25,7 @@ def test_restarts_only_remove_robust_images(model_and_data):
     three = pgd_robust(model, x, y, eps=2 / 255, steps=3, restarts=3, seed=0, progress=False)
     assert not np.any(one & ~correct) and not np.any(three & ~one)  # robust => correct; 3 restarts <= 1
     strong = robust_accuracy(model, x, y, eps=0.5, step=0.1, steps=10, progress=False)
-    assert strong < one.mean() or one.mean() == 0
+    assert strong <= one.mean()  # a larger ball cannot leave more images robust
 
 
 @pytest.mark.parametrize("kwargs, name", [(dict(eps=-1.0), "eps"), (dict(steps=0), "steps"),
