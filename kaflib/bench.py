@@ -23,10 +23,10 @@ def _epoch_seconds(method, model, act, train, batch_size, repeats):
     from kaflib.models import build_model
     from kaflib.train import TrainConfig, _optimizer, _train_step
 
-    config = TrainConfig(method=method, batch_size=batch_size)
+    config = TrainConfig(method=method, batch_size=batch_size, guard_size=0)
     strategy = tf.distribute.get_strategy()
     net = build_model(model, act)
-    optimizer = _optimizer(config, len(train[1]) // batch_size)
+    optimizer = _optimizer(config, config.schedule(len(train[1])))
     optimizer.build(net.trainable_variables)
     step = _train_step(net, optimizer, config, strategy, batch_size)
     times = []

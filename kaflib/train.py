@@ -84,6 +84,15 @@ class TrainConfig:
     def total_epochs(self):
         return self.epochs + self.extra_epochs
 
+    def steps_per_epoch(self, num_images):
+        """Optimizer steps per epoch on `num_images` training images (guard images excluded)."""
+        return (num_images - self.guard_size) // self.batch_size
+
+    def schedule(self, num_images):
+        """The `OneCycle` learning-rate schedule of a run on `num_images` training images."""
+        return OneCycle(self.steps_per_epoch(num_images), self.epochs, self.min_lr, self.max_lr,
+                        self.extra_epochs, self.final_lr)
+
 
 def _is_int(value):
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
@@ -110,10 +119,8 @@ class TrainResult:
     seconds: float                 #: wall time of this call
 
 
-def _optimizer(config, steps_per_epoch, learning_rate=None):
-    lr = learning_rate or OneCycle(steps_per_epoch, config.epochs, config.min_lr, config.max_lr,
-                                   config.extra_epochs, config.final_lr)
-    optimizer = keras.optimizers.SGD(lr, momentum=config.momentum)
+def _optimizer(config, learning_rate):
+    optimizer = keras.optimizers.SGD(learning_rate, momentum=config.momentum)
     return keras.optimizers.LossScaleOptimizer(optimizer) if config.mixed_precision else optimizer
 
 
@@ -226,11 +233,11 @@ def fit(build_model, train, test, config=TrainConfig(), checkpoint_dir=None, str
         raise ValueError(f"batch_size={config.batch_size} exceeds the {len(y_train)} training images "
                          f"left after holding out guard_size={config.guard_size}.")
     eval_idx = stratified_first(test[1], min(config.eval_size, len(test[1])))
-    steps_per_epoch = len(y_train) // config.batch_size
+    steps_per_epoch = config.steps_per_epoch(len(train[1]))
     keras.utils.set_random_seed(config.seed)  # initial weights and dropout masks follow the seed
     with strategy.scope(), dtype_policy("mixed_float16" if config.mixed_precision else "float32"):
         model = build_model()
-        optimizer = _optimizer(config, steps_per_epoch)
+        optimizer = _optimizer(config, config.schedule(len(train[1])))
         optimizer.build(model.trainable_variables)
     epoch_done = tf.Variable(0, dtype=tf.int64, trainable=False)
     best = {"acc": tf.Variable(-1.0, trainable=False), "epoch": tf.Variable(0, dtype=tf.int64, trainable=False)}
@@ -337,7 +344,7 @@ def lr_range_test(build_model, train, config=TrainConfig(), start_lr=1e-4, end_l
     schedule = keras.optimizers.schedules.ExponentialDecay(start_lr, decay_steps=1, decay_rate=growth)
     with dtype_policy("mixed_float16" if config.mixed_precision else "float32"):
         model = build_model()
-        optimizer = _optimizer(config, 1, learning_rate=schedule)
+        optimizer = _optimizer(config, schedule)
         optimizer.build(model.trainable_variables)
     step_fn = _train_step(model, optimizer, config, strategy, config.batch_size)
     rows, average, best = [], 0.0, math.inf
