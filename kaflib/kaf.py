@@ -13,6 +13,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from kaflib.kaf_ops import kaf_free, kaf_grid
+
 __all__ = ["KAF", "kaf_dictionary", "kaf_gamma", "ridge_coefficients"]
 
 
@@ -124,26 +126,29 @@ class KAF(keras.layers.Layer):
                 f"KAF needs a known channel (last) dimension; got shape {input_shape}.")
         D = self.dictionary_size
         self.alpha = self.add_weight(
-            shape=(channels, D), initializer=self._alpha_init, name="alpha")
+            shape=(channels, D), initializer=self._alpha_init, name="alpha", autocast=False)
         if self.trainable_dictionary:
             d0, g0 = self._fixed_dictionary, self._fixed_gamma
             self.dictionary = self.add_weight(
                 shape=(channels, D), name="dictionary",
-                initializer=lambda shape, dtype=None: ops.cast(ops.broadcast_to(d0, shape), dtype))
+                initializer=lambda shape, dtype=None: ops.cast(ops.broadcast_to(d0, shape), dtype),
+                autocast=False)
             self.gamma = self.add_weight(
                 shape=(channels,), name="gamma",
-                initializer=keras.initializers.Constant(g0))
+                initializer=keras.initializers.Constant(g0), autocast=False)
         self.input_spec = keras.layers.InputSpec(min_ndim=2, axes={-1: channels})
 
     def call(self, inputs):
-        x = ops.expand_dims(inputs, -1)  # (..., C, 1)
+        # Gaussians need float32 at least: float16 would overflow in the
+        # exponent and lose the small kernel values. The result goes back to
+        # the compute dtype (bounded by sum |alpha|, so it cannot overflow).
+        dtype = "float64" if inputs.dtype == "float64" else "float32"
+        x, alpha = ops.cast(inputs, dtype), ops.cast(self.alpha, dtype)
         if self.trainable_dictionary:
-            d, gamma = self.dictionary, ops.expand_dims(self.gamma, -1)  # (C, D), (C, 1)
+            y = kaf_free(x, alpha, ops.cast(self.dictionary, dtype), ops.cast(self.gamma, dtype))
         else:
-            d = ops.convert_to_tensor(self._fixed_dictionary, dtype=inputs.dtype)
-            gamma = ops.cast(self._fixed_gamma, inputs.dtype)
-        kernel = ops.exp(-gamma * ops.square(x - d))  # (..., C, D)
-        return ops.sum(kernel * self.alpha, axis=-1)
+            y = kaf_grid(x, alpha, self.boundary)
+        return ops.cast(y, inputs.dtype)
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -104,17 +104,18 @@ def _conv(filters, strides=1, l2=5e-4):
                          kernel_regularizer=keras.regularizers.L2(l2))
 
 
-def _residual_block(x, filters, strides, act, batch_norm):
+def _residual_block(x, filters, strides, act, batch_norm, activation):
     """Thesis block: conv(s)-BN-act-conv, shortcut (3x3 conv(s) if s > 1), add, BN, act."""
     y = _conv(filters, strides)(x)
-    y = get_activation(act)(batch_norm()(y))
+    y = activation(act)(batch_norm()(y))
     y = _conv(filters)(y)
     shortcut = _conv(filters, strides)(x) if strides > 1 else x
     y = layers.Add()([y, shortcut])
-    return get_activation(act)(batch_norm()(y))
+    return activation(act)(batch_norm()(y))
 
 
-def resnet(depth=20, act="relu", num_classes=10, input_shape=(32, 32, 3), batch_norm=_batch_norm):
+def resnet(depth=20, act="relu", num_classes=10, input_shape=(32, 32, 3), batch_norm=_batch_norm,
+           activation=get_activation):
     """The thesis ResNet of ch. 7.2, depth 6n+2 (20 -> ResNet20, 56 -> ResNet56).
 
     conv3x3(16)-BN-act, then 3 stages of n residual blocks with 16, 32, 64
@@ -123,18 +124,18 @@ def resnet(depth=20, act="relu", num_classes=10, input_shape=(32, 32, 3), batch_
     init and L2 5e-4 on the kernels. This is exactly the architecture of the
     published thesis checkpoints (`kaflib.thesis.load_checkpoint`).
 
-    `batch_norm` makes the batch-normalization layers (the importer passes
-    `kaflib.batchnorm.FusedOrderBatchNormalization`, to round like TF 2.3).
+    `batch_norm()` and `activation(act)` make the batch-normalization and
+    activation layers (the importer passes layers that round like TF 2.3).
     """
     if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
         raise ValueError(f"ResNet depth must be 6n+2 with n >= 1 (20, 32, 44, 56, ...), got {depth!r}.")
     _check_common(act, num_classes, input_shape)
     inputs = keras.Input(input_shape)
-    x = get_activation(act)(batch_norm()(_conv(16)(inputs)))
+    x = activation(act)(batch_norm()(_conv(16)(inputs)))
     for stage, filters in enumerate((16, 32, 64)):
         for block in range((depth - 2) // 6):
             strides = 2 if stage > 0 and block == 0 else 1
-            x = _residual_block(x, filters, strides, act, batch_norm)
+            x = _residual_block(x, filters, strides, act, batch_norm, activation)
     x = layers.GlobalAveragePooling2D()(x)
     return keras.Model(inputs, _logits(x, num_classes), name=f"resnet{depth}_{act}")
 
