@@ -1,6 +1,21 @@
 """Benchmarks (measured in one run on this machine, printed as ratios; not tests).
 
     python -m kaflib.bench training [--model resnet20] [--act relu] [--json out.json]
+    python -m kaflib.bench kaf [--batch-size 128] [--json bench/kaf-cpu.json]
+    python -m kaflib.bench attack MODEL [--steps 20] [--json out.json]
+
+`kaf`: ResNet20 train-step seconds (standard and FGSM-RS) and peak memory of
+one FGSM-RS step for relu, swish, kaf, kaf_free, and the direct-formula KAF
+(`DirectKAF`, the straightforward implementation) for comparison; a KAF layer
+forward+backward alone on `(128, 32, 32, 16)`. Configurations are timed
+round-robin (median of `--steps` rounds) so drifts of the machine hit all alike. Ratios to ReLU and speed-ups
+over the direct formula. Peak memory is TensorFlow's allocator peak during
+the step minus what was allocated before it (weights, inputs): the
+activations kept for the backward pass plus temporaries.
+
+`attack`: kaflib's compiled PGD (`attacks.pgd_perturb`, one `tf.function`
+over all iterations) next to ART's `ProjectedGradientDescent` on the same
+model and images: images per second and robust accuracy of each.
 
 `training`: seconds of one training epoch on the CIFAR-10 data found by
 `kaflib.data` (the mini set in CI) for standard training, fast AT (FGSM-RS)
@@ -13,7 +28,9 @@ import json
 import platform
 import time
 
-__all__ = ["training_epoch_times"]
+import numpy as np
+
+__all__ = ["training_epoch_times", "kaf_costs", "attack_speed"]
 
 
 def _epoch_seconds(method, model, act, train, batch_size, repeats):
@@ -53,25 +70,237 @@ def training_epoch_times(model="resnet20", act="relu", batch_size=128, repeats=2
                 fgsm_rs_over_pgd7=seconds["fgsm_rs"] / seconds["pgd"])
 
 
+def _train_step_fn(act, method, batch_size, direct):
+    """A compiled ResNet20 train step (x, y, seed) for `act`; `direct` swaps KAFs for `DirectKAF`."""
+    import keras
+    import tensorflow as tf
+
+    from kaflib.activations import get_activation
+    from kaflib.kaf import KAF, DirectKAF
+    from kaflib.models import resnet
+    from kaflib.train import TrainConfig, _optimizer, _train_step
+
+    def activation(name):
+        layer = get_activation(name)
+        return DirectKAF.from_config(layer.get_config()) if direct and isinstance(layer, KAF) else layer
+
+    keras.utils.set_random_seed(0)
+    config = TrainConfig(method=method, batch_size=batch_size, guard_size=0)
+    net = resnet(20, act, activation=activation)
+    optimizer = _optimizer(config, 0.01)
+    optimizer.build(net.trainable_variables)
+    return _train_step(net, optimizer, config, tf.distribute.get_strategy(), batch_size)
+
+
+def _layer_fn(kind, shape):
+    """Forward+backward (w.r.t. input and weights) of one activation layer on `shape`."""
+    import tensorflow as tf
+
+    from kaflib.activations import get_activation
+    from kaflib.kaf import DirectKAF
+
+    name, direct = _parse(kind)
+    layer = get_activation(name)
+    if direct:
+        layer = DirectKAF.from_config(layer.get_config())
+    upstream = tf.random.stateless_normal(shape, (0, 1))
+    layer.build(shape)
+
+    @tf.function
+    def forward_backward(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(layer(x) * upstream)
+        return tape.gradient(loss, [x] + layer.trainable_weights)
+
+    return forward_backward
+
+
+def _parse(kind):
+    return kind.removesuffix(" (direct)"), kind.endswith("(direct)")
+
+
+def _interleaved_seconds(fns, rounds, progress, desc):
+    """{name: median seconds} of zero-argument `fns`, run round-robin so that every
+    configuration sees the same machine state (this machine's speed drifts by 2x)."""
+    from tqdm.auto import tqdm
+
+    for fn in fns.values():  # warm-up: tracing and XLA compilation
+        fn(), fn()
+    times = {name: [] for name in fns}
+    for _ in tqdm(range(rounds), desc=desc, disable=not progress, leave=False):
+        for name, fn in fns.items():
+            tic = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - tic)
+    return {name: float(np.median(t)) for name, t in times.items()}
+
+
+def _peak_step_memory(fn):
+    """TensorFlow's allocator peak during one call of `fn` minus what was allocated before (bytes)."""
+    import tensorflow as tf
+
+    fn()
+    before = tf.config.experimental.get_memory_info("CPU:0")["current"]
+    tf.config.experimental.reset_memory_stats("CPU:0")
+    fn()
+    return tf.config.experimental.get_memory_info("CPU:0")["peak"] - before
+
+
+KAF_BENCH_ACTIVATIONS = ("relu", "swish", "kaf", "kaf_free", "kaf (direct)", "kaf_free (direct)")
+
+
+def kaf_costs(batch_size=128, steps=10, activations=KAF_BENCH_ACTIVATIONS, progress=True):
+    """The `kaf` benchmark as a dict (see the module docstring)."""
+    import tensorflow as tf
+
+    if "relu" not in activations:
+        raise ValueError(f"activations={activations!r} must include 'relu' (the reference of the ratios).")
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.uniform(size=(batch_size, 32, 32, 3)).astype("float32"))
+    y = tf.constant(rng.integers(0, 10, batch_size))
+    seed = tf.constant([0, 1], tf.int64)
+    fns = {(kind, method): (lambda step=_train_step_fn(*_parse(kind)[:1], method, batch_size, _parse(kind)[1]):
+                            float(step(x, y, seed)[0]))
+           for kind in activations for method in ("standard", "fgsm_rs")}
+    memory = {kind: _peak_step_memory(fns[kind, "fgsm_rs"]) for kind in activations}
+    seconds = _interleaved_seconds(fns, steps, progress, "ResNet20 train steps")
+    rows = {kind: dict(standard_s=seconds[kind, "standard"], fgsm_rs_s=seconds[kind, "fgsm_rs"],
+                       fgsm_rs_peak_mb=memory[kind] / 2**20) for kind in activations}
+    for row in rows.values():
+        for key in ("standard_s", "fgsm_rs_s", "fgsm_rs_peak_mb"):
+            row[key.rsplit("_", 1)[0] + "_vs_relu"] = row[key] / rows["relu"][key]
+    shape = (batch_size, 32, 32, 16)
+    inputs = tf.random.stateless_normal(shape, (0, 2)) * 2
+    layer_fns = {kind: (lambda fb=_layer_fn(kind, shape): [g.numpy() for g in fb(inputs)])
+                 for kind in activations if kind != "swish"}
+    layer = _interleaved_seconds(layer_fns, steps, progress, "layer forward+backward")
+    speedup = {name: rows[f"{name} (direct)"]["fgsm_rs_s"] / rows[name]["fgsm_rs_s"]
+               for name in ("kaf", "kaf_free") if name in rows and f"{name} (direct)" in rows}
+    return dict(batch_size=batch_size, steps=steps, machine=_machine(), versions=_versions(),
+                resnet20=rows, layer_shape=list(shape), layer_forward_backward_s=layer,
+                fgsm_rs_speedup_over_direct=speedup)
+
+
+def attack_speed(model_path, steps=20, eps=8 / 255, step=2 / 255, test_size=None, batch_size=256, seed=0):
+    """kaflib's compiled PGD vs ART's PGD on one model and the test images (see the module docstring)."""
+    import tensorflow as tf
+
+    from kaflib.attacks import pgd_perturb
+    from kaflib.data import load_cifar10
+    from kaflib.evaluate import pgd_robust
+
+    model = _load_model(model_path)
+    _, (x, y) = load_cifar10(train_size=0, test_size=test_size)
+
+    @tf.function
+    def correct(xb, yb, seed):
+        adversarial = pgd_perturb(model, xb, yb, eps, step, steps, seed)
+        return tf.argmax(model(adversarial, training=False), -1) == tf.cast(yb, tf.int64)
+
+    results = {}
+    for name in ("kaflib", "art"):
+        for warm in (True, False):  # the first pass traces
+            tic = time.perf_counter()
+            if name == "kaflib":
+                robust = np.concatenate([correct(x[i:i + batch_size], y[i:i + batch_size],
+                                                 tf.constant([seed, i], tf.int64)).numpy()
+                                         for i in range(0, len(y), batch_size)])
+            else:
+                robust = pgd_robust(model, x, y, eps=eps, step=step, steps=steps, restarts=1,
+                                    batch_size=batch_size, seed=seed, progress=False)
+            seconds = time.perf_counter() - tic
+            if warm:
+                continue
+        results[name] = dict(robust_accuracy=float(np.mean(robust)), seconds=seconds,
+                             images_per_second=len(y) / seconds)
+    return dict(model=str(model_path), images=int(len(y)), pgd_steps=steps, eps=eps, step=step,
+                machine=_machine(), versions=_versions(), attacks=results,
+                kaflib_speedup=results["art"]["seconds"] / results["kaflib"]["seconds"],
+                accuracy_difference=results["kaflib"]["robust_accuracy"] - results["art"]["robust_accuracy"])
+
+
+def _load_model(path):
+    import keras
+
+    if str(path).endswith(".keras"):
+        return keras.models.load_model(path)
+    from kaflib.thesis import load_checkpoint
+
+    return load_checkpoint(path, dtype_policy="float32")
+
+
+def _machine():
+    import os
+
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {platform.system()}"
+
+
+def _versions():
+    import keras
+    import tensorflow as tf
+
+    return dict(python=platform.python_version(), tensorflow=tf.__version__, keras=keras.__version__)
+
+
+def _print_kaf(report):
+    print(f"ResNet20, batch {report['batch_size']}, median of {report['steps']} steps, {report['machine']}")
+    print(f"{'activation':18s} {'standard s':>10s} {'x relu':>7s} {'FGSM-RS s':>10s} {'x relu':>7s} "
+          f"{'peak MB':>8s} {'x relu':>7s}")
+    for kind, row in report["resnet20"].items():
+        print(f"{kind:18s} {row['standard_s']:10.3f} {row['standard_vs_relu']:7.2f} {row['fgsm_rs_s']:10.3f} "
+              f"{row['fgsm_rs_vs_relu']:7.2f} {row['fgsm_rs_peak_mb']:8.0f} {row['fgsm_rs_peak_vs_relu']:7.2f}")
+    for name, speedup in report["fgsm_rs_speedup_over_direct"].items():
+        print(f"{name}: FGSM-RS step {speedup:.2f}x faster than the direct formula")
+    print(f"one layer, forward+backward on {tuple(report['layer_shape'])}:")
+    relu = report["layer_forward_backward_s"]["relu"]
+    for kind, seconds in report["layer_forward_backward_s"].items():
+        print(f"  {kind:18s} {1000 * seconds:8.1f} ms  {seconds / relu:6.1f}x relu")
+
+
+def _print_attack(report):
+    print(f"PGD-{report['pgd_steps']} on {report['images']} test images, {report['model']}, {report['machine']}")
+    for name, row in report["attacks"].items():
+        print(f"  {name:7s} {row['images_per_second']:8.1f} images/s  robust accuracy {row['robust_accuracy']:.4f}")
+    print(f"  kaflib / ART speed: {report['kaflib_speedup']:.1f}x; accuracy difference "
+          f"{100 * report['accuracy_difference']:+.2f} points")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m kaflib.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["training"])
+    parser.add_argument("what", choices=["training", "kaf", "attack"])
+    parser.add_argument("model_path", nargs="?", help="attack: a .keras model or a thesis checkpoint")
     parser.add_argument("--model", default="resnet20")
     parser.add_argument("--act", default="relu")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=None,
+                        help="kaf: timed train steps per configuration (default 10); attack: PGD iterations (20)")
     parser.add_argument("--train-size", type=int, default=None)
+    parser.add_argument("--test-size", type=int, default=None)
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
-    report = training_epoch_times(args.model, args.act, args.batch_size, args.repeats, args.train_size)
-    print(f"{report['model']}/{report['act']}, batch {report['batch_size']}, {report['train_images']} "
-          f"training images, {report['machine']}")
-    for method, seconds in report["seconds"].items():
-        print(f"  {method:9s} {seconds:7.1f} s/epoch")
-    print(f"  fast AT / standard: {report['fgsm_rs_over_standard']:.2f} (target <= 2.3)")
-    print(f"  fast AT / PGD-7 AT: {report['fgsm_rs_over_pgd7']:.2f}")
+    if args.what == "kaf":
+        report = kaf_costs(args.batch_size, args.steps or 10)
+        _print_kaf(report)
+    elif args.what == "attack":
+        if not args.model_path:
+            parser.error("attack needs MODEL (a .keras file or a thesis checkpoint)")
+        report = attack_speed(args.model_path, steps=args.steps or 20, test_size=args.test_size)
+        _print_attack(report)
+    else:
+        report = training_epoch_times(args.model, args.act, args.batch_size, args.repeats, args.train_size)
+        print(f"{report['model']}/{report['act']}, batch {report['batch_size']}, {report['train_images']} "
+              f"training images, {report['machine']}")
+        for method, seconds in report["seconds"].items():
+            print(f"  {method:9s} {seconds:7.1f} s/epoch")
+        print(f"  fast AT / standard: {report['fgsm_rs_over_standard']:.2f} (target <= 2.3)")
+        print(f"  fast AT / PGD-7 AT: {report['fgsm_rs_over_pgd7']:.2f}")
     if args.json:
+        from pathlib import Path
+
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         with open(args.json, "w") as fh:
             json.dump(report, fh, indent=2)
 

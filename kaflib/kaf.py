@@ -13,9 +13,9 @@ import keras
 import numpy as np
 from keras import ops
 
-from kaflib.kaf_ops import kaf_free, kaf_grid
+from kaflib.kaf_ops import kaf_free, kaf_grid, kaf_reference
 
-__all__ = ["KAF", "kaf_dictionary", "kaf_gamma", "ridge_coefficients"]
+__all__ = ["KAF", "DirectKAF", "kaf_dictionary", "kaf_gamma", "ridge_coefficients"]
 
 
 def kaf_dictionary(dictionary_size, boundary):
@@ -159,3 +159,25 @@ class KAF(keras.layers.Layer):
             dictionary_size=self.dictionary_size, boundary=self.boundary, init=self.init,
             random_stddev=self.random_stddev, trainable_dictionary=self.trainable_dictionary)
         return config
+
+
+@keras.saving.register_keras_serializable(package="kaflib")
+class DirectKAF(KAF):
+    """A `KAF` evaluated with the direct formula (`kaf_ops.kaf_reference`) in
+    the layer's compute dtype, coefficients included, as the thesis' TF 2.3
+    code did.
+
+    The reference implementation: the benchmark measures `KAF` against it,
+    and the thesis importer uses it because the published models' outputs
+    depend on their float16 KAF arithmetic (`KAF` computes in float32; up to
+    10% of their predictions change). It keeps the `(..., C, D)` kernel
+    values for the backward pass: use `KAF` for training.
+    """
+
+    def call(self, inputs):
+        dtype = inputs.dtype
+        if self.trainable_dictionary:
+            dictionary, gamma = ops.cast(self.dictionary, dtype), ops.cast(self.gamma, dtype)
+        else:
+            dictionary, gamma = ops.cast(self._fixed_dictionary, dtype), self._fixed_gamma
+        return kaf_reference(inputs, ops.cast(self.alpha, dtype), dictionary, gamma)

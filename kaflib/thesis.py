@@ -14,18 +14,15 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-import keras
 import numpy as np
-from keras import ops
 
 from kaflib.activations import get_activation
 from kaflib.batchnorm import FusedOrderBatchNormalization
-from kaflib.kaf import KAF, kaf_dictionary
-from kaflib.kaf_ops import kaf_reference
+from kaflib.kaf import KAF, DirectKAF, kaf_dictionary
 from kaflib.models import dtype_policy as _dtype_policy
 from kaflib.models import resnet
 
-__all__ = ["ComputeDtypeKAF", "load_checkpoint", "saved_model_predict", "saved_model_dir", "read_layer_weights", "detect_activation"]
+__all__ = ["load_checkpoint", "saved_model_predict", "saved_model_dir", "read_layer_weights", "detect_activation"]
 
 _VAR = re.compile(r"^layer_with_weights-(\d+)/(\w+)/\.ATTRIBUTES/VARIABLE_VALUE$")
 # Graph op type -> activation, in the order they are checked.
@@ -113,28 +110,9 @@ def detect_activation(directory, layer_weights, name=""):
         f"{[op for op, _ in _GRAPH_ACTIVATIONS]} in the graph. Pass activation=.")
 
 
-@keras.saving.register_keras_serializable(package="kaflib")
-class ComputeDtypeKAF(KAF):
-    """A `KAF` evaluated as the thesis' TF 2.3 code did: the direct formula in
-    the layer's compute dtype (float16 under ``mixed_float16``), coefficients
-    included. `KAF` computes in float32; the published models' outputs depend
-    on float16 rounding (up to 10% of predictions change), so the importer
-    uses this layer to reproduce them. Slower than `KAF`, and keeps the
-    `(..., C, D)` kernel values for the backward pass.
-    """
-
-    def call(self, inputs):
-        dtype = inputs.dtype
-        if self.trainable_dictionary:
-            dictionary, gamma = ops.cast(self.dictionary, dtype), ops.cast(self.gamma, dtype)
-        else:
-            dictionary, gamma = ops.cast(self._fixed_dictionary, dtype), self._fixed_gamma
-        return kaf_reference(inputs, ops.cast(self.alpha, dtype), dictionary, gamma)
-
-
 def _thesis_activation(act):
     layer = get_activation(act)
-    return ComputeDtypeKAF.from_config(layer.get_config()) if isinstance(layer, KAF) else layer
+    return DirectKAF.from_config(layer.get_config()) if isinstance(layer, KAF) else layer
 
 
 def _kaf_weights(layer, src):
