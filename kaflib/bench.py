@@ -7,8 +7,9 @@
 `kaf`: ResNet20 train-step seconds (standard and FGSM-RS) and peak memory of
 one FGSM-RS step for relu, swish, kaf, kaf_free, and the direct-formula KAF
 (`DirectKAF`, the straightforward implementation) for comparison; a KAF layer
-forward+backward alone on `(128, 32, 32, 16)`. Configurations are timed
-round-robin (median of `--steps` rounds) so drifts of the machine hit all alike. Ratios to ReLU and speed-ups
+forward+backward alone on `(128, 32, 32, 16)`. Configurations are timed in
+`--steps` round-robin rounds of 3 consecutive calls (the last 2 timed), so
+drifts of the machine hit all alike; medians are reported. Ratios to ReLU and speed-ups
 over the direct formula. Peak memory is TensorFlow's allocator peak during
 the step minus what was allocated before it (weights, inputs): the
 activations kept for the backward pass plus temporaries.
@@ -120,9 +121,11 @@ def _parse(kind):
     return kind.removesuffix(" (direct)"), kind.endswith("(direct)")
 
 
-def _interleaved_seconds(fns, rounds, progress, desc):
-    """{name: median seconds} of zero-argument `fns`, run round-robin so that every
-    configuration sees the same machine state (this machine's speed drifts by 2x)."""
+def _interleaved_seconds(fns, rounds, progress, desc, block=3):
+    """{name: median seconds} of zero-argument `fns`. Rounds run every configuration in
+    turn (this machine's speed drifts by up to 2x over minutes, and every configuration
+    should see the same drift); within a round each runs `block` times in a row and only
+    the last `block - 1` calls are timed (the steady state a training loop sees)."""
     from tqdm.auto import tqdm
 
     for fn in fns.values():  # warm-up: tracing and XLA compilation
@@ -130,9 +133,11 @@ def _interleaved_seconds(fns, rounds, progress, desc):
     times = {name: [] for name in fns}
     for _ in tqdm(range(rounds), desc=desc, disable=not progress, leave=False):
         for name, fn in fns.items():
-            tic = time.perf_counter()
             fn()
-            times[name].append(time.perf_counter() - tic)
+            for _ in range(block - 1):
+                tic = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - tic)
     return {name: float(np.median(t)) for name, t in times.items()}
 
 
@@ -150,7 +155,7 @@ def _peak_step_memory(fn):
 KAF_BENCH_ACTIVATIONS = ("relu", "swish", "kaf", "kaf_free", "kaf (direct)", "kaf_free (direct)")
 
 
-def kaf_costs(batch_size=128, steps=10, activations=KAF_BENCH_ACTIVATIONS, progress=True):
+def kaf_costs(batch_size=128, steps=5, activations=KAF_BENCH_ACTIVATIONS, progress=True):
     """The `kaf` benchmark as a dict (see the module docstring)."""
     import tensorflow as tf
 
@@ -191,7 +196,7 @@ def attack_speed(model_path, steps=20, eps=8 / 255, step=2 / 255, test_size=None
     from kaflib.evaluate import pgd_robust
 
     model = _load_model(model_path)
-    _, (x, y) = load_cifar10(train_size=0, test_size=test_size)
+    _, (x, y) = load_cifar10(train_size=10, test_size=test_size)
 
     @tf.function
     def correct(xb, yb, seed):
@@ -276,13 +281,13 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--steps", type=int, default=None,
-                        help="kaf: timed train steps per configuration (default 10); attack: PGD iterations (20)")
+                        help="kaf: round-robin rounds (default 5); attack: PGD iterations (default 20)")
     parser.add_argument("--train-size", type=int, default=None)
     parser.add_argument("--test-size", type=int, default=None)
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
     if args.what == "kaf":
-        report = kaf_costs(args.batch_size, args.steps or 10)
+        report = kaf_costs(args.batch_size, args.steps or 5)
         _print_kaf(report)
     elif args.what == "attack":
         if not args.model_path:
