@@ -2,10 +2,10 @@
 
 import keras
 
-from kaflib.kaf import KAF
+from kaflib.kaf import KAF, DirectKAF
 from kaflib.kwta import KWTA
 
-__all__ = ["ACTIVATIONS", "FIXED_ACTIVATIONS", "get_activation"]
+__all__ = ["ACTIVATIONS", "FIXED_ACTIVATIONS", "get_activation", "get_direct_activation"]
 
 #: Fixed (non-trainable) activations, used as `keras.layers.Activation(name)`.
 FIXED_ACTIVATIONS = ("relu", "elu", "swish", "gelu", "softplus", "tanh")
@@ -47,3 +47,10 @@ def get_activation(name, **kwargs):
         return KWTA(**kwargs)
     raise ValueError(
         f"Unknown activation {name!r}; valid names are: {', '.join(ACTIVATIONS)}.")
+
+
+def get_direct_activation(name, **kwargs):
+    """`get_activation(name)`, with KAFs as `DirectKAF` (the direct formula in the
+    compute dtype: the benchmark's reference and the thesis checkpoints' arithmetic)."""
+    layer = get_activation(name, **kwargs)
+    return DirectKAF.from_config(layer.get_config()) if isinstance(layer, KAF) else layer

@@ -71,23 +71,19 @@ def training_epoch_times(model="resnet20", act="relu", batch_size=128, repeats=2
                 fgsm_rs_over_pgd7=seconds["fgsm_rs"] / seconds["pgd"])
 
 
-def _train_step_fn(act, method, batch_size, direct):
-    """A compiled ResNet20 train step (x, y, seed) for `act`; `direct` swaps KAFs for `DirectKAF`."""
+def _train_step_fn(kind, method, batch_size):
+    """A compiled ResNet20 train step (x, y, seed) for `kind` ("kaf", "kaf (direct)", ...)."""
     import keras
     import tensorflow as tf
 
-    from kaflib.activations import get_activation
-    from kaflib.kaf import KAF, DirectKAF
+    from kaflib.activations import get_activation, get_direct_activation
     from kaflib.models import resnet
     from kaflib.train import TrainConfig, _optimizer, _train_step
 
-    def activation(name):
-        layer = get_activation(name)
-        return DirectKAF.from_config(layer.get_config()) if direct and isinstance(layer, KAF) else layer
-
+    act, direct = _parse(kind)
     keras.utils.set_random_seed(0)
     config = TrainConfig(method=method, batch_size=batch_size, guard_size=0)
-    net = resnet(20, act, activation=activation)
+    net = resnet(20, act, activation=get_direct_activation if direct else get_activation)
     optimizer = _optimizer(config, 0.01)
     optimizer.build(net.trainable_variables)
     return _train_step(net, optimizer, config, tf.distribute.get_strategy(), batch_size)
@@ -97,13 +93,10 @@ def _layer_fn(kind, shape):
     """Forward+backward (w.r.t. input and weights) of one activation layer on `shape`."""
     import tensorflow as tf
 
-    from kaflib.activations import get_activation
-    from kaflib.kaf import DirectKAF
+    from kaflib.activations import get_activation, get_direct_activation
 
     name, direct = _parse(kind)
-    layer = get_activation(name)
-    if direct:
-        layer = DirectKAF.from_config(layer.get_config())
+    layer = (get_direct_activation if direct else get_activation)(name)
     upstream = tf.random.stateless_normal(shape, (0, 1))
     layer.build(shape)
 
@@ -165,8 +158,7 @@ def kaf_costs(batch_size=128, steps=5, activations=KAF_BENCH_ACTIVATIONS, progre
     x = tf.constant(rng.uniform(size=(batch_size, 32, 32, 3)).astype("float32"))
     y = tf.constant(rng.integers(0, 10, batch_size))
     seed = tf.constant([0, 1], tf.int64)
-    fns = {(kind, method): (lambda step=_train_step_fn(*_parse(kind)[:1], method, batch_size, _parse(kind)[1]):
-                            float(step(x, y, seed)[0]))
+    fns = {(kind, method): (lambda step=_train_step_fn(kind, method, batch_size): float(step(x, y, seed)[0]))
            for kind in activations for method in ("standard", "fgsm_rs")}
     memory = {kind: _peak_step_memory(fns[kind, "fgsm_rs"]) for kind in activations}
     seconds = _interleaved_seconds(fns, steps, progress, "ResNet20 train steps")

@@ -90,28 +90,30 @@ def _horner_coefficients(alpha, m, s):
     return alpha * ops.cast(np.exp(-s * j * j), alpha.dtype)
 
 
+def _horner(y, positive, beta, offset=None):
+    """`sum_t b_t y^t`, or `sum_t b_t (offset + t) y^t` given `offset` `(..., C)`, where
+    `b_t` is `beta[:, D-1-t]` for `x >= 0` and `beta[:, t]` for `x < 0`."""
+    D = beta.shape[-1]
+    acc = ops.zeros_like(y)
+    for t in reversed(range(D)):
+        b = ops.where(positive, beta[:, D - 1 - t], beta[:, t])
+        acc = acc * y + (b if offset is None else b * (offset + t))
+    return acc
+
+
 def _grid_forward(x, alpha, geometry):
     step, m, s = geometry
-    D = alpha.shape[-1]
     _, y, scale, positive = _grid_terms(x, step, m, s)
-    beta = _horner_coefficients(alpha, m, s)
-    acc = ops.zeros_like(x)
-    for t in reversed(range(D)):
-        acc = acc * y + ops.where(positive, beta[:, D - 1 - t], beta[:, t])
-    return scale * acc
+    return scale * _horner(y, positive, _horner_coefficients(alpha, m, s))
 
 
 def _grid_grad_x(x, alpha, geometry, upstream):
     """dL/dx `(..., C)` from the upstream gradient `(..., C)`."""
     step, m, s = geometry
-    D = alpha.shape[-1]
     a, y, scale, positive = _grid_terms(x, step, m, s)
-    beta = _horner_coefficients(alpha, m, s)
     # f'(x) = -2 s / step * sign(v) * scale * sum_t b_t (a - m + t) y^t
-    acc = ops.zeros_like(x)
-    for t in reversed(range(D)):
-        acc = acc * y + ops.where(positive, beta[:, D - 1 - t], beta[:, t]) * (a - m + t)
-    return upstream * ((-2.0 * s / step) * ops.where(positive, scale, -scale) * acc)
+    slope = _horner(y, positive, _horner_coefficients(alpha, m, s), offset=a - m)
+    return upstream * ((-2.0 * s / step) * ops.where(positive, scale, -scale) * slope)
 
 
 def _grid_grad_alpha(x, alpha, geometry, upstream):
@@ -168,10 +170,6 @@ def kaf_grid(x, alpha, boundary):
 # ---------------------------------------------------------------- kaf_free
 
 
-def _free_forward(x, alpha, dictionary, gamma):
-    return kaf_reference(x, alpha, dictionary, gamma)
-
-
 def _free_backward(x, alpha, dictionary, gamma, upstream):
     """Gradients w.r.t. x, alpha, dictionary `(C, D)` and gamma `(C,)`."""
     C = alpha.shape[0]
@@ -188,7 +186,7 @@ def _free_backward(x, alpha, dictionary, gamma, upstream):
 
 @functools.cache
 def _free_kernels(backend):
-    return _xla(_free_forward), _xla(_free_backward)
+    return _xla(kaf_reference), _xla(_free_backward)
 
 
 def kaf_free(x, alpha, dictionary, gamma):

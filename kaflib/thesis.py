@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from kaflib.activations import get_activation
+from kaflib.activations import get_direct_activation
 from kaflib.batchnorm import FusedOrderBatchNormalization
-from kaflib.kaf import KAF, DirectKAF, kaf_dictionary
+from kaflib.kaf import KAF, kaf_dictionary
 from kaflib.models import dtype_policy as _dtype_policy
 from kaflib.models import resnet
 
@@ -110,11 +110,6 @@ def detect_activation(directory, layer_weights, name=""):
         f"{[op for op, _ in _GRAPH_ACTIVATIONS]} in the graph. Pass activation=.")
 
 
-def _thesis_activation(act):
-    layer = get_activation(act)
-    return DirectKAF.from_config(layer.get_config()) if isinstance(layer, KAF) else layer
-
-
 def _kaf_weights(layer, src):
     channels, D = layer.alpha.shape
     weights = [src["mix_coeffs"].reshape(channels, D)]
@@ -175,7 +170,7 @@ def load_checkpoint(path, activation=None, dtype_policy="mixed_float16"):
         detected = detect_activation(directory, layer_weights, name=Path(path).name)
     act = activation or detected
     with _dtype_policy(dtype_policy):
-        model = resnet(20, act, batch_norm=FusedOrderBatchNormalization, activation=_thesis_activation)
+        model = resnet(20, act, batch_norm=FusedOrderBatchNormalization, activation=get_direct_activation)
     _assign(model, layer_weights)
     model.activation_name = act
     return model
