@@ -2,7 +2,11 @@
 
 import numpy as np
 
-__all__ = ["plot_schedule", "plot_history", "plot_lr_range"]
+__all__ = ["plot_schedule", "plot_history", "plot_lr_range", "plot_robustness_vs_accuracy", "kaf_curve",
+           "plot_kaf_inits", "kaf_layers", "plot_trained_kafs", "kwta_response", "plot_activation_derivatives",
+           "activation_layers", "activation_values", "activation_distances", "plot_activation_histograms",
+           "plot_activation_distances", "plot_pgd_iterations", "plot_gradient_norms", "show_adversarial_example",
+           "plot_histories", "plot_accuracy_under_attack"]
 
 
 def plot_schedule(schedule, steps, steps_per_epoch, ax=None):
@@ -49,6 +53,367 @@ def plot_lr_range(table, ax=None):
     ax.plot(table["lr"], table["loss"], alpha=0.3, label="loss")
     ax.plot(table["lr"], table["smoothed_loss"], label="smoothed loss")
     ax.set(xscale="log", xlabel="learning rate", ylabel="training loss", title="learning-rate range test")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return ax
+
+
+# --- Robustness vs accuracy -------------------------------------------------
+
+def _act_marker(act):
+    """KAFs as filled crosses, fixed activations as thin diamonds (the thesis' convention)."""
+    from kaflib.results import KAF_ACTIVATIONS
+
+    if act in KAF_ACTIVATIONS:
+        return dict(marker="X", s=90)
+    return dict(marker="d", s=70, facecolors="none", linewidths=0.8)
+
+
+def plot_robustness_vs_accuracy(comparison, title=None):
+    """Robust against clean accuracy, this project's runs beside the thesis' numbers.
+
+    Args:
+        comparison: `kaflib.results.compare_with_thesis` table (percent).
+
+    Returns:
+        The figure: left panel measured here, right panel reported by the thesis;
+        one colour per activation, KAFs as filled crosses, fixed activations as
+        thin diamonds.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, who in zip(axes, ("ours", "thesis")):
+        for i, (act, row) in enumerate(comparison.iterrows()):
+            x, y = row[f"clean ({who})"], row[f"robust ({who})"]
+            if np.isfinite(x) and np.isfinite(y):
+                marker = _act_marker(act)
+                colour = {"edgecolors" if "facecolors" in marker else "color": colours[i % len(colours)]}
+                ax.scatter(x, y, label=act, **marker, **colour)
+        ax.set(xlabel="clean accuracy (%)", ylabel="robust accuracy (%)",
+               title="this project" if who == "ours" else "thesis (reported)")
+        ax.grid(alpha=0.3)
+    handles = {h.get_label(): h for ax in axes for h in ax.collections}
+    fig.legend(handles.values(), handles.keys(), loc="center right", fontsize="small")
+    fig.tight_layout(rect=(0, 0, 0.87, 0.95 if title else 1))
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+# --- Kernel activation functions ---------------------------------------------
+
+def kaf_curve(layer, x, channel=0):
+    """Values `(len(x),)` of one channel of a built KAF layer at the points `x` (1-D)."""
+    from keras import ops
+
+    x = np.asarray(x, "float32")
+    inputs = np.zeros((len(x), layer.alpha.shape[0]), "float32")
+    inputs[:, channel] = x
+    return ops.convert_to_numpy(layer(inputs))[:, channel]
+
+
+def plot_kaf_inits(inits=("random", "relu", "elu", "swish"), channels=3, span=5.0, seed=0):
+    """KAF shapes at initialisation: random coefficients vs ridge regression to an activation.
+
+    One panel per init; `channels` channels of a fresh layer each; the ridge
+    target dashed; the dictionary points as ticks on the x-axis.
+    """
+    import keras
+    import matplotlib.pyplot as plt
+
+    from kaflib.kaf import KAF
+
+    keras.utils.set_random_seed(seed)
+    x = np.linspace(-span, span, 401)
+    fig, axes = plt.subplots(1, len(inits), figsize=(3.2 * len(inits), 3), sharex=True)
+    for ax, init in zip(np.atleast_1d(axes), inits):
+        layer = KAF(init=init)
+        layer.build((None, channels))
+        for c in range(channels):
+            ax.plot(x, kaf_curve(layer, x, c), label=f"channel {c}" if init == "random" else None)
+        if init != "random":
+            target = keras.ops.convert_to_numpy(keras.activations.get(init)(x.astype("float32")))
+            ax.plot(x, target, "k--", lw=1, label=f"{init} (target)")
+        ax.plot(layer._fixed_dictionary, np.zeros(layer.dictionary_size), "|", color="grey", ms=8)
+        ax.set(title=f"init = {init}", xlabel="x")
+        ax.legend(fontsize="x-small")
+        ax.grid(alpha=0.3)
+    np.atleast_1d(axes)[0].set_ylabel("KAF(x)")
+    fig.tight_layout()
+    return fig
+
+
+def kaf_layers(model):
+    """The KAF layers of a model, in order."""
+    from kaflib.kaf import KAF
+
+    return [layer for layer in model.layers if isinstance(layer, KAF)]
+
+
+def plot_trained_kafs(model, layers=4, channels=4, span=5.0, reference=None):
+    """Learned KAF shapes: `channels` channels of `layers` KAF layers spread over the depth.
+
+    `reference` (an activation name, e.g. the ridge init ``"elu"``) is drawn dashed.
+    """
+    import keras
+    import matplotlib.pyplot as plt
+
+    found = kaf_layers(model)
+    if not found:
+        raise ValueError(f"model {model.name!r} has no KAF layers.")
+    picked = [found[i] for i in np.unique(np.linspace(0, len(found) - 1, min(layers, len(found))).round().astype(int))]
+    x = np.linspace(-span, span, 401)
+    fig, axes = plt.subplots(1, len(picked), figsize=(3.2 * len(picked), 3), sharex=True)
+    for ax, layer in zip(np.atleast_1d(axes), picked):
+        for c in range(min(channels, layer.alpha.shape[0])):
+            ax.plot(x, kaf_curve(layer, x, c))
+        if reference:
+            ax.plot(x, keras.ops.convert_to_numpy(keras.activations.get(reference)(x.astype("float32"))),
+                    "k--", lw=1, label=reference)
+            ax.legend(fontsize="x-small")
+        ax.set(title=f"{layer.name} (depth {found.index(layer) + 1}/{len(found)})", xlabel="x")
+        ax.grid(alpha=0.3)
+    np.atleast_1d(axes)[0].set_ylabel("KAF(x)")
+    fig.tight_layout()
+    return fig
+
+
+# --- Related work: k-WTA and smooth activations -------------------------------
+
+def kwta_response(layer, base, index, t):
+    """Outputs `(len(t), N)` of a k-WTA layer as input coordinate `index` of `base` (shape `(N,)`) sweeps `t`."""
+    from keras import ops
+
+    inputs = np.repeat(np.asarray(base, "float32")[None], len(t), axis=0)
+    inputs[:, index] = t
+    return ops.convert_to_numpy(layer(inputs))
+
+
+def plot_activation_derivatives(names=("relu", "softplus", "swish", "gelu", "elu"), span=4.0):
+    """Each activation and its derivative (by automatic differentiation) on [-span, span]."""
+    import keras
+    import matplotlib.pyplot as plt
+    import tensorflow as tf
+
+    x = tf.constant(np.linspace(-span, span, 801, dtype="float32"))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
+    for name in names:
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = keras.activations.get(name)(x)
+        left.plot(x.numpy(), keras.ops.convert_to_numpy(y), label=name)
+        right.plot(x.numpy(), tape.gradient(y, x).numpy(), label=name)
+    left.set(title="activation f(x)", xlabel="x")
+    right.set(title="derivative f'(x)", xlabel="x")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+# --- Activation distributions, clean vs adversarial --------------------------
+
+def activation_layers(model):
+    """The activation layers of a model (KAF, k-WTA, `keras.layers.Activation`), in order."""
+    import keras
+
+    from kaflib.kaf import KAF
+    from kaflib.kwta import KWTA
+
+    return [layer for layer in model.layers
+            if isinstance(layer, (KAF, KWTA, keras.layers.Activation))]
+
+
+def activation_values(model, images, batch_size=256):
+    """Outputs of every activation layer: dict name -> array `(N, ..., C)`."""
+    import keras
+
+    picked = activation_layers(model)
+    probe = keras.Model(model.inputs, [layer.output for layer in picked])
+    outputs = probe.predict(images, batch_size=batch_size, verbose=0)
+    return {layer.name: np.asarray(out) for layer, out in zip(picked, outputs)}
+
+
+def activation_distances(clean, adversarial):
+    """Per-sample L2 distance between clean and adversarial activations: dict name -> `(N,)`."""
+    return {name: np.linalg.norm((adversarial[name] - clean[name]).reshape(len(clean[name]), -1), axis=1)
+            for name in clean}
+
+
+def plot_activation_histograms(values, statistic="neuron", bins=50):
+    """Histograms per activation layer of clean vs adversarial activation values.
+
+    Args:
+        values: dict label -> (clean dict, adversarial dict), from
+            `activation_values`; one row of panels per label (e.g. per model).
+        statistic: ``"neuron"``: the first unit of each layer (first channel at
+            the centre pixel for conv layers); ``"channel_mean"``: the mean of
+            the first channel over the spatial positions.
+    """
+    import matplotlib.pyplot as plt
+
+    if statistic not in ("neuron", "channel_mean"):
+        raise ValueError(f"statistic={statistic!r} is invalid: 'neuron' or 'channel_mean'.")
+
+    def pick(a):
+        if a.ndim == 2:
+            return a[:, 0]
+        if statistic == "neuron":
+            return a[:, a.shape[1] // 2, a.shape[2] // 2, 0]
+        return a[..., 0].mean(axis=(1, 2))
+
+    rows = len(values)
+    cols = max(len(clean) for clean, _ in values.values())
+    fig, axes = plt.subplots(rows, cols, figsize=(2.3 * cols, 2.0 * rows), squeeze=False)
+    for r, (label, (clean, adversarial)) in enumerate(values.items()):
+        for c, name in enumerate(clean):
+            ax = axes[r, c]
+            a, b = pick(clean[name]), pick(adversarial[name])
+            edges = np.histogram_bin_edges(np.concatenate([a, b]), bins=bins)
+            ax.hist(a, edges, alpha=0.6, label="clean")
+            ax.hist(b, edges, alpha=0.6, label="adversarial")
+            ax.set_title(f"{label}: {name}", fontsize="small")
+            ax.tick_params(labelsize="x-small")
+        for c in range(len(clean), cols):
+            axes[r, c].axis("off")
+    axes[0, 0].legend(fontsize="x-small")
+    fig.tight_layout()
+    return fig
+
+
+def plot_activation_distances(distances):
+    """Per-layer box plots of clean-vs-adversarial L2 distances; one line of boxes per model.
+
+    Args:
+        distances: dict label -> `activation_distances` dict.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 3.5))
+    width = 0.8 / len(distances)
+    for i, (label, per_layer) in enumerate(distances.items()):
+        positions = np.arange(len(per_layer)) + i * width
+        box = ax.boxplot(list(per_layer.values()), positions=positions, widths=width * 0.9,
+                         patch_artist=True, showfliers=False)
+        colour = plt.rcParams["axes.prop_cycle"].by_key()["color"][i]
+        for patch in box["boxes"]:
+            patch.set_facecolor(colour)
+        ax.plot([], [], "s", color=colour, label=label)
+    ax.set_xticks(np.arange(max(len(d) for d in distances.values())) + 0.4 - width / 2)
+    ax.set_xticklabels([f"act {j + 1}" for j in range(max(len(d) for d in distances.values()))])
+    ax.set(ylabel="L2 distance, clean vs adversarial", xlabel="activation layer (input -> output)")
+    ax.legend(fontsize="small")
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    return fig
+
+
+# --- Evaluation ---------------------------------------------------------------
+
+def plot_pgd_iterations(sweeps, ax=None):
+    """Robust accuracy (%) against PGD iterations; `sweeps` maps label -> DataFrame(iterations, robust_acc)."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(5.5, 3.5))[1]
+    for label, table in sweeps.items():
+        ax.plot(table["iterations"], 100 * table["robust_acc"], marker="o", label=label)
+    ax.set(xlabel="PGD iterations", ylabel="robust accuracy (%)", xscale="log")
+    ax.legend(fontsize="small")
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def plot_gradient_norms(traces, layers=6):
+    """Per-layer gradient norms over training steps, one panel per run.
+
+    Args:
+        traces: dict label -> DataFrame(step, layer, depth, norm) from
+            `kaflib.gradients.gradient_norm_trace`; `layers` layers spread over
+            the depth are drawn (log scale; non-finite norms as red crosses at
+            the top).
+    """
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(traces), figsize=(4.2 * len(traces), 3.5), sharey=True, squeeze=False)
+    for ax, (label, table) in zip(axes[0], traces.items()):
+        depths = sorted(set(table["depth"]))
+        picked = [depths[i] for i in np.unique(np.linspace(0, len(depths) - 1, min(layers, len(depths))).round().astype(int))]
+        for depth in picked:
+            rows = table[table["depth"] == depth]
+            finite = np.isfinite(rows["norm"])
+            ax.plot(rows["step"][finite], rows["norm"][finite], label=f"{rows['layer'].iloc[0]} (#{depth})")
+            if (~finite).any():
+                ax.plot(rows["step"][~finite], np.full((~finite).sum(), 1e6), "rx")
+        ax.set(yscale="log", xlabel="training step", title=label)
+        ax.legend(fontsize="xx-small")
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("gradient norm (L2, per layer)")
+    fig.tight_layout()
+    return fig
+
+
+def show_adversarial_example(model, image, adversarial, label, class_names, magnify=None):
+    """Clean image, perturbation (magnified), adversarial image, with predictions and confidences.
+
+    `image` and `adversarial` are `(H, W, 3)` in [0, 1]; `label` the true class.
+    """
+    import matplotlib.pyplot as plt
+    from keras import ops
+
+    probs = ops.convert_to_numpy(ops.softmax(model(np.stack([image, adversarial]).astype("float32"))))
+    delta = adversarial - image
+    eps = np.abs(delta).max()
+    magnify = magnify or (0.5 / max(eps, 1e-12))
+    fig, axes = plt.subplots(1, 3, figsize=(9, 3.4))
+    panels = [(image, f"clean: {class_names[probs[0].argmax()]} ({100 * probs[0].max():.1f}%)"),
+              (np.clip(0.5 + magnify * delta, 0, 1), f"perturbation x{magnify:.0f}\n(L-inf {255 * eps:.1f}/255)"),
+              (adversarial, f"adversarial: {class_names[probs[1].argmax()]} ({100 * probs[1].max():.1f}%)")]
+    for ax, (picture, title) in zip(axes, panels):
+        ax.imshow(picture, interpolation="nearest")
+        ax.set_title(title, fontsize="small")
+        ax.axis("off")
+    fig.suptitle(f"true class: {class_names[label]}")
+    fig.tight_layout()
+    return fig
+
+
+def plot_histories(histories, columns=("test_clean_acc", "test_pgd_acc")):
+    """Per-epoch curves of several runs side by side: one panel per history column.
+
+    `histories` maps label -> history DataFrame (`kaflib.train.fit`); accuracies in percent.
+    """
+    import matplotlib.pyplot as plt
+
+    titles = {"test_clean_acc": "test accuracy, clean", "test_pgd_acc": "test accuracy, PGD (sample)",
+              "train_loss": "training loss", "train_acc": "training accuracy (adversarial inputs)"}
+    fig, axes = plt.subplots(1, len(columns), figsize=(5 * len(columns), 3.5), squeeze=False)
+    for ax, column in zip(axes[0], columns):
+        scale = 1 if "loss" in column else 100
+        for label, history in histories.items():
+            from kaflib.results import KAF_ACTIVATIONS
+
+            ax.plot(history["epoch"], scale * history[column], label=label,
+                    linestyle="-" if label.split("-")[-1] in KAF_ACTIVATIONS else "--")
+        ax.set(xlabel="epoch", title=titles.get(column, column),
+               ylabel="loss" if scale == 1 else "accuracy (%)")
+        ax.grid(alpha=0.3)
+    axes[0, -1].legend(fontsize="x-small")
+    fig.tight_layout()
+    return fig
+
+
+def plot_accuracy_under_attack(table, ax=None):
+    """Accuracy (%) against eps (in 1/255 units), one line per iteration count (`accuracy_under_attack`)."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(5.5, 3.5))[1]
+    for steps, rows in table.groupby("steps"):
+        ax.plot(255 * rows["eps"], 100 * rows["accuracy"], marker="o",
+                label="FGSM (random start)" if steps == 1 else f"PGD-{steps}")
+    ax.set(xlabel="eps (x 1/255)", ylabel="accuracy under attack (%)")
     ax.legend()
     ax.grid(alpha=0.3)
     return ax

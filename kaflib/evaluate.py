@@ -9,7 +9,7 @@ is classified correctly after every restart.
 
 import numpy as np
 
-__all__ = ["art_classifier", "clean_accuracy", "pgd_robust", "robust_accuracy"]
+__all__ = ["accuracy_under_attack", "art_classifier", "clean_accuracy", "pgd_robust", "robust_accuracy"]
 
 
 def clean_accuracy(model, images, labels, batch_size=256):
@@ -78,3 +78,29 @@ def pgd_robust(model, images, labels, eps=8 / 255, step=2 / 255, steps=50, resta
 def robust_accuracy(model, images, labels, **pgd_kwargs):
     """Fraction of images robust under `pgd_robust` (same arguments)."""
     return float(np.mean(pgd_robust(model, images, labels, **pgd_kwargs)))
+
+
+def accuracy_under_attack(model, images, labels, eps_values, steps=(1, 10), batch_size=256, seed=0):
+    """Accuracy under kaflib's compiled L-inf PGD for each radius and iteration count.
+
+    `steps=1` is FGSM from a random start (one step of 1.25 eps, Wong et al.);
+    `k > 1` is PGD-k with step 2.5 eps / k (Madry et al.'s rule). Returns a
+    DataFrame with columns eps (pixel units), steps, accuracy (fraction).
+    """
+    import pandas as pd
+    import tensorflow as tf
+
+    from kaflib.attacks import pgd_perturb
+
+    rows = []
+    for k in steps:
+        for eps in eps_values:
+            step = 1.25 * eps if k == 1 else 2.5 * eps / k
+            correct = 0
+            for start in range(0, len(labels), batch_size):
+                x = tf.constant(images[start:start + batch_size])
+                y = tf.constant(labels[start:start + batch_size])
+                adversarial = pgd_perturb(model, x, y, float(eps), float(step), int(k), [seed, start])
+                correct += int(np.sum(np.argmax(model.predict_on_batch(adversarial), -1) == labels[start:start + batch_size]))
+            rows.append(dict(eps=float(eps), steps=int(k), accuracy=correct / len(labels)))
+    return pd.DataFrame(rows)

@@ -22,3 +22,76 @@ def test_plots_draw_the_data():
     np.testing.assert_allclose(accuracy_axis.lines[1].get_data()[1], [30, 50])
     table = pd.DataFrame(dict(lr=[1e-3, 1e-2, 1e-1], loss=[2.0, 1.0, 3.0], smoothed_loss=[2.0, 1.5, 2.0]))
     assert plot_lr_range(table).get_xscale() == "log"
+
+
+def test_kaf_curve_is_the_layer_on_one_channel():
+    from kaflib import KAF
+    from kaflib.analysis import kaf_curve, plot_kaf_inits
+
+    layer = KAF(init="relu")
+    layer.build((None, 3))
+    x = np.array([-2.0, 0.0, 2.0])
+    np.testing.assert_allclose(kaf_curve(layer, x, channel=1), [0.0, 0.0, 2.0], atol=0.1)  # ridge fit: smooth at the kink
+    fig = plot_kaf_inits(("random", "elu"), channels=2)
+    assert len(fig.axes) == 2 and len(fig.axes[1].lines) == 2 + 1 + 1  # channels, target, dictionary ticks
+
+
+def test_kwta_response_jumps_when_the_ranking_changes():
+    from kaflib import KWTA
+    from kaflib.analysis import kwta_response
+
+    base = np.linspace(-1, 1, 10)
+    t = np.linspace(-1.5, 1.5, 301)
+    out = kwta_response(KWTA(ratio=0.2), base, index=0, t=t)
+    second = out[:, 8]
+    jumps = np.flatnonzero(np.abs(np.diff(second)) > 0.5)
+    assert len(jumps) == 1 and t[jumps[0]] < base[8] <= t[jumps[0] + 1]
+
+
+def test_activation_distances_and_histograms():
+    import keras
+
+    from kaflib.analysis import (activation_distances, activation_layers, activation_values,
+                                 plot_activation_distances, plot_activation_histograms)
+    from kaflib.models import build_model
+
+    model = build_model("light", "kaf")
+    assert len(activation_layers(model)) == 5
+    x = np.random.default_rng(0).random((8, 32, 32, 3), dtype=np.float32)
+    clean = activation_values(model, x)
+    moved = activation_values(model, np.clip(x + 0.1, 0, 1))
+    assert all(clean[name].shape[0] == 8 for name in clean)
+    same = activation_distances(clean, clean)
+    assert all(np.all(d == 0) for d in same.values())
+    assert any(np.all(d > 0) for d in activation_distances(clean, moved).values())
+    fig = plot_activation_histograms({"kaf": (clean, moved)}, statistic="channel_mean")
+    assert len([ax for ax in fig.axes if ax.patches]) == 5
+    assert plot_activation_distances({"kaf": activation_distances(clean, moved)}).axes
+    import pytest
+
+    with pytest.raises(ValueError, match="statistic='median'"):
+        plot_activation_histograms({"kaf": (clean, moved)}, statistic="median")
+    del keras
+
+
+def test_robustness_scatter_marks_kafs_and_fixed_activations():
+    from kaflib.analysis import plot_robustness_vs_accuracy
+
+    table = pd.DataFrame({"clean (ours)": [40.0, 42.0], "robust (ours)": [10.0, np.nan],
+                          "clean (thesis)": [78.1, 77.9], "robust (thesis)": [45.4, 46.8]},
+                         index=pd.Index(["relu", "kaf"], name="activation"))
+    fig = plot_robustness_vs_accuracy(table)
+    ours, thesis = fig.axes[:2]
+    assert len(ours.collections) == 1 and len(thesis.collections) == 2  # a NaN point is left out
+    np.testing.assert_allclose(thesis.collections[1].get_offsets(), [[77.9, 46.8]])
+    assert thesis.collections[0].get_facecolors().size == 0  # fixed: hollow diamond
+
+
+def test_gradient_norm_plot_marks_non_finite_steps():
+    from kaflib.analysis import plot_gradient_norms
+
+    trace = pd.DataFrame(dict(step=[0, 0, 1, 1], layer=["a", "b", "a", "b"], depth=[1, 2, 1, 2],
+                              norm=[1.0, 2.0, 3.0, np.nan]))
+    ax = plot_gradient_norms({"run": trace}).axes[0]
+    assert ax.get_yscale() == "log"
+    assert [len(line.get_xdata()) for line in ax.lines] == [2, 1, 1]  # a, b finite, b's NaN cross

@@ -1,0 +1,161 @@
+"""Results of runs as tables, next to the numbers the thesis reports.
+
+The book's chapters read everything through this module: `load_grid` collects
+the `metrics.json` of a grid's finished runs, `reported_results` is the thesis'
+own numbers (a copy of its tables, `kaflib/thesis_reported.csv`), and
+`compare_with_thesis` puts the two side by side. Accuracies are in percent.
+"""
+
+import os
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+
+from kaflib.experiment import read_metrics
+
+__all__ = ["KAF_ACTIVATIONS", "results_dir", "load_grid", "load_run", "reported_results",
+           "compare_with_thesis", "scale_caption", "missing_note", "test_images", "load_model"]
+
+#: Activations that are KAFs (plotted as filled crosses; the others as thin diamonds).
+KAF_ACTIVATIONS = ("kaf", "kaf_relu", "kaf_elu", "kaf_swish", "kaf_free")
+
+_GRID_EXPERIMENT = {"thesis-light": "light_standard", "thesis-vgg": "vgg_fast_at",
+                    "thesis-resnet20": "resnet_fast_at"}
+
+_COLUMNS = ["model", "act", "clean_acc", "robust_acc", "preset", "method", "epochs", "train_size",
+            "test_size", "pgd_steps", "pgd_restarts", "eps", "seed", "train_minutes", "run_dir"]
+
+
+def results_dir(path=None):
+    """The results root: `path`, else `$KAFLIB_RESULTS_DIR`, else the repository's `results/`."""
+    if path is not None:
+        return Path(path)
+    if os.environ.get("KAFLIB_RESULTS_DIR"):
+        return Path(os.environ["KAFLIB_RESULTS_DIR"])
+    return Path(__file__).resolve().parents[1] / "results"
+
+
+def _row(folder, metrics):
+    p = metrics["parameters"]
+    return dict(model=p["model"], act=p["act"], clean_acc=100 * metrics["clean_acc"],
+                robust_acc=100 * metrics["robust_acc"], preset=p["preset"], method=p["method"],
+                epochs=metrics.get("epochs_run", p["epochs"]), train_size=metrics["data"]["train"],
+                test_size=metrics["data"]["test"], pgd_steps=p["pgd_steps"],
+                pgd_restarts=p["pgd_restarts"], eps=p["eps"], seed=p["seed"],
+                train_minutes=metrics["seconds"]["train"] / 60, run_dir=str(folder))
+
+
+def load_run(folder):
+    """One finished run as a dict: `metrics.json` plus its `history` (DataFrame) and `run_dir`.
+
+    Raises FileNotFoundError, naming the folder, when the run has not finished.
+    """
+    folder = Path(folder)
+    metrics = read_metrics(folder)
+    if metrics is None:
+        raise FileNotFoundError(f"No finished run in {folder} (no metrics.json).")
+    history = folder / "history.csv"
+    return dict(metrics, history=pd.read_csv(history) if history.is_file() else None, run_dir=folder)
+
+
+def load_grid(grid, path=None):
+    """One row per finished run of `grid` (`<results>/<grid>/<model>-<act>/metrics.json`).
+
+    Columns: model, act, clean_acc and robust_acc (%), preset, method, epochs
+    (run), train_size and test_size (images), pgd_steps, pgd_restarts, eps,
+    seed, train_minutes, run_dir. Empty (with these columns) when nothing ran.
+    """
+    root = results_dir(path) / grid
+    rows = []
+    for folder in sorted(root.glob("*/")) if root.is_dir() else []:
+        metrics = read_metrics(folder)
+        if metrics is not None:
+            rows.append(_row(folder, metrics))
+    return pd.DataFrame(rows, columns=_COLUMNS)
+
+
+def reported_results(experiment=None):
+    """The thesis' reported numbers (one row per model/activation/experiment).
+
+    Args:
+        experiment: None for all rows, or one of ``light_standard``,
+            ``vgg_fast_at``, ``resnet_standard``, ``resnet_fast_at``, or a grid
+            name (``thesis-light``, ``thesis-vgg``, ``thesis-resnet20``).
+    """
+    with resources.files("kaflib").joinpath("thesis_reported.csv").open() as f:
+        table = pd.read_csv(f)
+    if experiment is None:
+        return table
+    experiment = _GRID_EXPERIMENT.get(experiment, experiment)
+    if experiment not in set(table["experiment"]):
+        raise ValueError(f"experiment={experiment!r} is not in the thesis' results; valid: "
+                         f"{', '.join(sorted(set(table['experiment'])))} or a grid name "
+                         f"({', '.join(_GRID_EXPERIMENT)}).")
+    return table[table["experiment"] == experiment].reset_index(drop=True)
+
+
+def compare_with_thesis(measured, grid):
+    """Measured vs reported accuracies per activation, in the thesis' row order.
+
+    Returns a DataFrame indexed by activation with columns `clean (ours)`,
+    `robust (ours)`, `clean (thesis)`, `robust (thesis)`; activations missing
+    on either side have NaN there.
+    """
+    reported = reported_results(grid).set_index("activation")
+    ours = measured.set_index("act")[["clean_acc", "robust_acc"]] if len(measured) else \
+        pd.DataFrame(columns=["clean_acc", "robust_acc"])
+    order = list(reported.index) + [a for a in ours.index if a not in reported.index]
+    table = pd.DataFrame(index=pd.Index(order, name="activation"))
+    table["clean (ours)"] = ours["clean_acc"]
+    table["robust (ours)"] = ours["robust_acc"]
+    table["clean (thesis)"] = reported["clean_acc"]
+    table["robust (thesis)"] = reported["robust_acc"]
+    return table.astype(float)
+
+
+def scale_caption(measured):
+    """A caption fragment stating the data scale and attack of the measured runs."""
+    if not len(measured):
+        return "no runs yet"
+    part = []
+    for column, unit in [("train_size", "training images"), ("epochs", "epochs")]:
+        values = sorted(set(measured[column]))
+        part.append(f"{'/'.join(str(int(v)) for v in values)} {unit}")
+    steps = "/".join(str(int(v)) for v in sorted(set(measured["pgd_steps"])))
+    restarts = "/".join(str(int(v)) for v in sorted(set(measured["pgd_restarts"])))
+    tests = "/".join(str(int(v)) for v in sorted(set(measured["test_size"])))
+    presets = "/".join(sorted(set(measured["preset"])))
+    return (f"this project: {', '.join(part)} ({presets} preset), PGD-{steps} with {restarts} "
+            f"restart(s) on {tests} test images; thesis: full CIFAR-10 (50000/10000)")
+
+
+def missing_note(what, command):
+    """A Markdown note for a chapter whose results are missing: what, and the command that makes them."""
+    from IPython.display import Markdown
+
+    return Markdown(f"> **No results yet for {what}.** They are produced by `{command}`; "
+                    "this page picks them up when the book is rebuilt.")
+
+
+def test_images(size=None, data_dir=None):
+    """`(x, y)`: the first `size` CIFAR-10 test images (stratified), or None when the data
+    is not on this machine (never downloads: chapters must build offline)."""
+    from kaflib.data import load_cifar10
+
+    try:
+        return load_cifar10(data_dir, train_size=1, test_size=size, download=False)[1]
+    except FileNotFoundError:
+        return None
+
+
+def load_model(grid, model, act, path=None):
+    """The trained `model.keras` of a finished run, or None when the run has not finished."""
+    import keras
+
+    from kaflib.experiment import run_dir
+
+    folder = run_dir(results_dir(path), grid, model, act)
+    if read_metrics(folder) is None:
+        return None
+    return keras.models.load_model(folder / "model.keras")

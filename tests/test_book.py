@@ -1,0 +1,93 @@
+"""The book builds offline with warnings as errors, and every page renders in headless Chromium.
+
+Needs Debian's chromium (`.ci/run` installs it); skipped with the reason when it is absent.
+"""
+
+import functools
+import http.server
+import os
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "book"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Flags for a root user on a machine without network (see the chromium notes in .ci/run).
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def toc_pages():
+    """Every document of `_toc.yml`: the root and each chapter, in order."""
+    toc = yaml.safe_load((BOOK / "_toc.yml").read_text())
+    pages = [toc["root"]]
+    for part in toc.get("parts", [{"chapters": toc.get("chapters", [])}]):
+        pages += [chapter["file"] for chapter in part["chapters"]]
+    return pages
+
+
+@pytest.fixture(scope="module")
+def html_dir(tmp_path_factory):
+    if not Path(CHROMIUM).is_file():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    out = tmp_path_factory.mktemp("book")
+    command = [shutil.which("jupyter-book") or "jupyter-book", "build", str(BOOK), "--path-output", str(out),
+               "-W", "--keep-going"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert done.returncode == 0, f"jupyter-book build failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+    return out / "_build" / "html"
+
+
+@pytest.fixture(scope="module")
+def server(html_dir):
+    class QuietHandler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(QuietHandler, directory=str(html_dir))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def test_book_has_one_page_per_toc_entry(html_dir):
+    built = {p.stem for p in html_dir.glob("*.html")} - {"genindex", "search", "index"}
+    assert built == set(toc_pages())
+
+
+@pytest.mark.parametrize("page_name", toc_pages())
+def test_page_renders_without_errors(server, browser, page_name):
+    page = browser.new_page()
+    errors = []
+    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("requestfailed", lambda request: errors.append(f"failed: {request.url}"))
+    response = page.goto(f"{server}/{page_name}.html", wait_until="networkidle")
+    assert response.ok, f"{page_name}: HTTP {response.status}"
+    images = page.eval_on_selector_all("img", "els => els.map(e => [e.getAttribute('src'), e.naturalWidth])")
+    assert not [src for src, width in images if width == 0], f"{page_name}: images that did not load"
+    # The sidebar links every page of the table of contents.
+    linked = set(page.eval_on_selector_all("nav.bd-links a.reference.internal",
+                                           "els => els.map(e => e.getAttribute('href'))"))
+    expected = {f"{name}.html" for name in toc_pages() if name != page_name and name != toc_pages()[0]}
+    assert expected <= {href.split("#")[0] for href in linked}, f"{page_name}: sidebar misses pages"
+    if "$" in (BOOK / f"{page_name}.md").read_text():
+        page.wait_for_selector("mjx-container", timeout=20000)  # the math rendered
+    assert errors == [], f"{page_name}: console errors {errors}"
+    page.close()

@@ -1,0 +1,79 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kaflib import results
+
+
+def _finished_run(root, grid, model, act, clean, robust, train=4829, epochs=12):
+    folder = root / grid / f"{model}-{act}"
+    folder.mkdir(parents=True)
+    metrics = dict(parameters=dict(model=model, act=act, preset="quick", method="fgsm_rs", epochs=epochs,
+                                   pgd_steps=50, pgd_restarts=1, eps=8 / 255, seed=0, test_size=None),
+                   data=dict(train=train, guard=256, test=1017), clean_acc=clean, robust_acc=robust,
+                   epochs_run=epochs, seconds=dict(train=120.0, attack=30.0, total=150.0))
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    pd.DataFrame(dict(epoch=[1, 2], test_clean_acc=[0.2, clean])).to_csv(folder / "history.csv", index=False)
+    return folder
+
+
+def test_load_grid_reads_finished_runs_only(tmp_path):
+    _finished_run(tmp_path, "thesis-resnet20", "resnet20", "relu", 0.45, 0.16)
+    _finished_run(tmp_path, "thesis-resnet20", "resnet20", "kaf", 0.50, 0.20)
+    (tmp_path / "thesis-resnet20" / "resnet20-elu").mkdir()  # started, not finished
+    table = results.load_grid("thesis-resnet20", tmp_path)
+    assert sorted(table["act"]) == ["kaf", "relu"]
+    row = table.set_index("act").loc["kaf"]
+    assert row["clean_acc"] == pytest.approx(50.0) and row["robust_acc"] == pytest.approx(20.0)
+    assert row["train_minutes"] == pytest.approx(2.0)
+    assert results.load_run(row["run_dir"])["history"]["test_clean_acc"].iloc[-1] == 0.50
+    assert results.load_grid("thesis-vgg", tmp_path).empty
+    with pytest.raises(FileNotFoundError, match="resnet20-elu"):
+        results.load_run(tmp_path / "thesis-resnet20" / "resnet20-elu")
+
+
+def test_results_dir_follows_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("KAFLIB_RESULTS_DIR", str(tmp_path))
+    assert results.results_dir() == tmp_path
+    monkeypatch.delenv("KAFLIB_RESULTS_DIR")
+    assert results.results_dir().name == "results"
+
+
+def test_reported_results_are_the_thesis_tables():
+    table = results.reported_results("thesis-resnet20")
+    assert len(table) == 8 and set(table["model"]) == {"resnet20"}
+    assert table.set_index("activation").loc["kaf", "robust_acc"] == pytest.approx(52.23)
+    assert len(results.reported_results()) == 22
+    with pytest.raises(ValueError, match="experiment='nope'"):
+        results.reported_results("nope")
+
+
+def test_compare_puts_ours_next_to_the_thesis(tmp_path):
+    _finished_run(tmp_path, "thesis-vgg", "vgg", "kaf", 0.40, 0.10)
+    _finished_run(tmp_path, "thesis-vgg", "vgg", "gelu", 0.41, 0.11)  # not in the thesis
+    table = results.compare_with_thesis(results.load_grid("thesis-vgg", tmp_path), "thesis-vgg")
+    assert list(table.index[:2]) == ["relu", "elu"] and table.index[-1] == "gelu"
+    assert table.loc["kaf", "clean (ours)"] == pytest.approx(40.0)
+    assert table.loc["kaf", "clean (thesis)"] == pytest.approx(77.93)
+    assert np.isnan(table.loc["relu", "clean (ours)"]) and np.isnan(table.loc["gelu", "robust (thesis)"])
+    empty = results.compare_with_thesis(results.load_grid("thesis-light", tmp_path), "thesis-light")
+    assert empty["robust (ours)"].isna().all() and empty["robust (thesis)"].notna().all()
+
+
+def test_scale_caption_states_data_and_attack(tmp_path):
+    _finished_run(tmp_path, "thesis-vgg", "vgg", "kaf", 0.4, 0.1, train=4829, epochs=10)
+    caption = results.scale_caption(results.load_grid("thesis-vgg", tmp_path))
+    assert "4829 training images" in caption and "10 epochs" in caption and "PGD-50" in caption
+    assert "1017 test images" in caption and "full CIFAR-10" in caption
+    assert results.scale_caption(results.load_grid("none", tmp_path)) == "no runs yet"
+
+
+def test_missing_note_names_the_command():
+    note = results.missing_note("the VGG grid", "python -m kaflib.grid thesis-vgg")
+    assert "`python -m kaflib.grid thesis-vgg`" in note.data and "VGG grid" in note.data
+
+
+def test_test_images_never_download(tmp_path):
+    assert results.test_images(10, data_dir=tmp_path) is None
