@@ -6,7 +6,7 @@ __all__ = ["plot_schedule", "plot_history", "plot_lr_range", "plot_robustness_vs
            "plot_kaf_inits", "kaf_layers", "plot_trained_kafs", "kwta_response", "plot_activation_derivatives",
            "activation_layers", "activation_values", "activation_distances", "plot_activation_histograms",
            "plot_activation_distances", "plot_pgd_iterations", "plot_gradient_norms", "show_adversarial_example",
-           "plot_histories", "plot_accuracy_under_attack"]
+           "plot_histories", "plot_accuracy_under_attack", "plot_checkpoint_audit"]
 
 
 def plot_schedule(schedule, steps, steps_per_epoch, ax=None):
@@ -417,3 +417,31 @@ def plot_accuracy_under_attack(table, ax=None):
     ax.legend()
     ax.grid(alpha=0.3)
     return ax
+
+
+def plot_checkpoint_audit(table):
+    """Robust accuracy per checkpoint and attack with 95% intervals, and the thesis' reported number.
+
+    `table` is `kaflib.results.checkpoint_audit_table()`.
+    """
+    import matplotlib.pyplot as plt
+
+    attacks = [("pgd", "PGD-50"), ("apgd_ce", "APGD-CE"), ("apgd_dlr_t", "APGD-DLR (targeted)"),
+               ("worst", "worst case")]
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(table) + 1.5))
+    rows = np.arange(len(table))
+    for i, (column, label) in enumerate(attacks):
+        y = rows + (i - 1.5) * 0.18
+        values = table[column].to_numpy()
+        errors = np.stack([values - table[f"{column}_low"], table[f"{column}_high"] - values])
+        ax.errorbar(values, y, xerr=errors, fmt="o", ms=4, capsize=2, label=label)
+    ax.scatter(table["thesis robust"], rows, marker="*", s=120, color="black", zorder=3,
+               label="thesis (reported, full test set)")
+    ax.set_yticks(rows)
+    ax.set_yticklabels(table.index, fontsize="small")
+    ax.invert_yaxis()
+    ax.set(xlabel="robust accuracy (%), 95% interval")
+    ax.legend(fontsize="x-small", loc="lower right")
+    ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    return fig

@@ -15,7 +15,8 @@ import pandas as pd
 from kaflib.experiment import read_metrics
 
 __all__ = ["KAF_ACTIVATIONS", "results_dir", "load_grid", "load_run", "reported_results",
-           "compare_with_thesis", "scale_caption", "missing_note", "test_images", "load_model"]
+           "compare_with_thesis", "scale_caption", "missing_note", "test_images", "load_model",
+           "checkpoint_audit_table"]
 
 #: Activations that are KAFs (plotted as filled crosses; the others as thin diamonds).
 KAF_ACTIVATIONS = ("kaf", "kaf_relu", "kaf_elu", "kaf_swish", "kaf_free")
@@ -159,3 +160,35 @@ def load_model(grid, model, act, path=None):
     if read_metrics(folder) is None:
         return None
     return keras.models.load_model(folder / "model.keras")
+
+
+def checkpoint_audit_table(path=None):
+    """`results/thesis-checkpoints.json` as a table, one row per checkpoint, or None if absent.
+
+    Columns (percent): clean, pgd, apgd_ce, apgd_dlr_t, worst, each attack's
+    `<attack>_low` / `<attack>_high` (95% Wilson interval), the thesis' protocol
+    variants (`protocol: ...`), and `thesis clean` / `thesis robust` (the thesis'
+    reported numbers for the checkpoint's activation).
+    """
+    import json
+
+    path = Path(path) if path is not None else results_dir() / "thesis-checkpoints.json"
+    if not path.is_file():
+        return None
+    audit = json.loads(path.read_text())
+    reported = reported_results("resnet_fast_at").set_index("activation")
+    rows = []
+    for name, r in audit["checkpoints"].items():
+        row = dict(checkpoint=name.removesuffix(".zip"), activation=r["activation"], clean=100 * r["clean"])
+        for attack in ("pgd", "apgd_ce", "apgd_dlr_t", "worst"):
+            row[attack] = 100 * r[attack]["accuracy"]
+            row[f"{attack}_low"], row[f"{attack}_high"] = (100 * v for v in r[attack]["ci95"])
+        for variant, accuracy in r.get("protocol", {}).items():
+            row[f"protocol: {variant}"] = 100 * accuracy
+        known = r["activation"] in reported.index
+        row["thesis clean"] = reported.loc[r["activation"], "clean_acc"] if known else float("nan")
+        row["thesis robust"] = reported.loc[r["activation"], "robust_acc"] if known else float("nan")
+        rows.append(row)
+    table = pd.DataFrame(rows).set_index("checkpoint")
+    table.attrs["parameters"] = audit["parameters"]
+    return table

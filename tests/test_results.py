@@ -77,3 +77,21 @@ def test_missing_note_names_the_command():
 
 def test_test_images_never_download(tmp_path):
     assert results.test_images(10, data_dir=tmp_path) is None
+
+
+def test_checkpoint_audit_table_joins_the_thesis_numbers(tmp_path):
+    def attack(accuracy):
+        return dict(accuracy=accuracy, ci95=[accuracy - 0.03, accuracy + 0.03], robust=int(accuracy * 1017))
+
+    audit = dict(parameters=dict(test_size=1017), checkpoints={
+        "resnet20_kaf_ocrob_lrfinder.zip": dict(activation="kaf", clean=0.8, pgd=attack(0.5), apgd_ce=attack(0.45),
+                                                apgd_dlr_t=attack(0.43), worst=attack(0.42),
+                                                protocol={"no labels, probabilities": 0.55})})
+    path = tmp_path / "thesis-checkpoints.json"
+    path.write_text(json.dumps(audit))
+    table = results.checkpoint_audit_table(path)
+    row = table.loc["resnet20_kaf_ocrob_lrfinder"]
+    assert row["worst"] == pytest.approx(42.0) and row["worst_low"] == pytest.approx(39.0)
+    assert row["thesis robust"] == pytest.approx(52.23) and row["protocol: no labels, probabilities"] == pytest.approx(55.0)
+    assert table.attrs["parameters"]["test_size"] == 1017
+    assert results.checkpoint_audit_table(tmp_path / "none.json") is None
