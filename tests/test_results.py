@@ -75,7 +75,15 @@ def test_missing_note_names_the_command():
     assert "`python -m kaflib.grid thesis-vgg`" in note.data and "VGG grid" in note.data
 
 
-def test_test_images_never_download(tmp_path):
+def test_test_images_never_download(tmp_path, monkeypatch):
+    import keras
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("test_images tried to download CIFAR-10")
+
+    monkeypatch.delenv("KAFLIB_DATA_DIR", raising=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
+    monkeypatch.setattr(keras.utils, "get_file", no_download)
     assert results.test_images(10, data_dir=tmp_path) is None
 
 
