@@ -46,6 +46,7 @@ class TrainConfig:
     final_lr: float | None = None  #: default min_lr / 10
     momentum: float = 0.9
     eps: float = 8 / 255           #: L-inf radius of the training attack
+    eps_warmup_epochs: float = 0   #: grow the training eps linearly from 0 over these epochs
     fgsm_step: float | None = None  #: default 1.25 * eps (Wong et al.)
     pgd_steps: int = 7             #: PGD-k training: k
     pgd_step_size: float = 2 / 255
@@ -68,6 +69,8 @@ class TrainConfig:
             ("max_lr", 0 < self.max_lr, "> 0"),
             ("momentum", 0 <= self.momentum < 1, "in [0, 1)"),
             ("eps", 0 <= self.eps <= 1, "in [0, 1] (pixel units, e.g. 8/255)"),
+            ("eps_warmup_epochs", _is_number(self.eps_warmup_epochs) and 0 <= self.eps_warmup_epochs <= self.epochs,
+             "a number in [0, epochs]"),
             ("pgd_steps", _is_int(self.pgd_steps) and self.pgd_steps >= 1, "an integer >= 1"),
             ("pgd_step_size", 0 < self.pgd_step_size <= 1, "in (0, 1]"),
             ("guard_size", _is_int(self.guard_size) and self.guard_size >= 0, "an integer >= 0"),
@@ -98,6 +101,10 @@ def _is_int(value):
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
+def _is_number(value):
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
 class TrainingDiverged(RuntimeError):
     """A gradient (or, under mixed precision, the loss) was not finite."""
 
@@ -124,19 +131,30 @@ def _optimizer(config, learning_rate):
     return keras.optimizers.LossScaleOptimizer(optimizer) if config.mixed_precision else optimizer
 
 
-def _train_step(model, optimizer, config, strategy, global_batch):
-    """A compiled distributed step: (x, y, seed) -> (loss sum, correct, finite, first bad var)."""
-    eps = config.eps
-    fgsm_step = 1.25 * eps if config.fgsm_step is None else config.fgsm_step
+def _train_step(model, optimizer, config, strategy, global_batch, warmup_steps=0):
+    """A compiled distributed step: (x, y, seed) -> (loss sum, correct, finite, first bad var).
+
+    With `warmup_steps`, the attack's eps (and its step sizes) grow linearly
+    from eps / warmup_steps at the first optimizer step to eps at step `warmup_steps`.
+    """
+    fgsm_mult = 1.25 if config.fgsm_step is None else config.fgsm_step / max(config.eps, 1e-12)
+    pgd_mult = config.pgd_step_size / max(config.eps, 1e-12)
     replicas = strategy.num_replicas_in_sync
+
+    def _eps():
+        if warmup_steps <= 0:
+            return tf.constant(config.eps, tf.float32)
+        done = tf.cast(optimizer.iterations + 1, tf.float32) / warmup_steps
+        return config.eps * tf.minimum(1.0, done)
 
     def _replica_step(x, y, seed):
         seed = tf.random.experimental.stateless_fold_in(
             seed, tf.distribute.get_replica_context().replica_id_in_sync_group)
+        eps = _eps()
         if config.method == "fgsm_rs":
-            x = fgsm_rs_perturb(model, x, y, eps, fgsm_step, seed)
+            x = fgsm_rs_perturb(model, x, y, eps, fgsm_mult * eps, seed)
         elif config.method == "pgd":
-            x = pgd_perturb(model, x, y, eps, config.pgd_step_size, config.pgd_steps, seed, training=True)
+            x = pgd_perturb(model, x, y, eps, pgd_mult * eps, config.pgd_steps, seed, training=True)
         with tf.GradientTape() as tape:
             logits = model(x, training=True)
             per_example = cross_entropy(y, logits)
@@ -253,7 +271,8 @@ def fit(build_model, train, test, config=TrainConfig(), checkpoint_dir=None, str
             state.restore(manager.latest_checkpoint).expect_partial()
             history = pd.read_csv(checkpoint_dir / "history.csv").to_dict("records")[: int(epoch_done)]
     resumed_from = int(epoch_done)
-    step_fn = _train_step(model, optimizer, config, strategy, config.batch_size)
+    step_fn = _train_step(model, optimizer, config, strategy, config.batch_size,
+                          warmup_steps=round(config.eps_warmup_epochs * steps_per_epoch))
     clean_count, pgd_count = _accuracy_fns(model, config)
     names = [v.path for v in model.trainable_variables]
     collapsed = next((int(r["epoch"]) for r in history if r.get("collapsed", False)), None)

@@ -19,12 +19,18 @@ def test_presets_and_overrides():
     light = resolve(model="light", act="kwta", preset="quick", epochs=3)
     assert light.method == "standard" and light.epochs == 3 and "overridden: epochs" in light.preset_reason
     assert light.run_dir.as_posix() == "results/adhoc/light-kwta"
+    # the thesis never warms eps up; the quick preset does for fast AT, and the config carries it
+    assert thesis.eps_warmup_epochs == 0
+    quick = resolve(model="resnet20", preset="quick")
+    assert 0 < quick.eps_warmup_epochs < quick.epochs
+    assert experiment.train_config(quick).eps_warmup_epochs == quick.eps_warmup_epochs
 
 
 @pytest.mark.parametrize("kwargs, name", [
     (dict(act="sigmoidal"), "act"), (dict(model="resnet18"), "model"), (dict(preset="fast"), "preset"),
     (dict(epochs=0), "epochs"), (dict(train_size=-5), "train_size"), (dict(eps=8), "eps"),
     (dict(method="fgsm"), "method"), (dict(min_lr=1.0, max_lr=0.1), "min_lr"),
+    (dict(epochs=4, eps_warmup_epochs=5), "eps_warmup_epochs"), (dict(eps_warmup_epochs="2"), "eps_warmup_epochs"),
 ])
 def test_invalid_parameters_name_themselves(kwargs, name):
     with pytest.raises(ValueError, match=f"Parameter {name}="):

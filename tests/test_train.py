@@ -49,7 +49,8 @@ def test_one_cycle_schedule_shape():
 
 @pytest.mark.parametrize("kwargs, name", [(dict(method="fgsm"), "method"), (dict(epochs=0), "epochs"),
                                           (dict(eps=2.0), "eps"), (dict(min_lr=1.0, max_lr=0.1), "min_lr"),
-                                          (dict(batch_size=1.5), "batch_size")])
+                                          (dict(batch_size=1.5), "batch_size"),
+                                          (dict(epochs=2, eps_warmup_epochs=3), "eps_warmup_epochs")])
 def test_config_validation_names_the_parameter(kwargs, name):
     with pytest.raises(ValueError, match=f"TrainConfig {name}="):
         TrainConfig(**kwargs)
@@ -84,6 +85,18 @@ def test_fit_learns_writes_history_and_checkpoints(tmp_path):
     # Running again finds every epoch done: nothing more is trained.
     again = fit(tiny_model, (x, y), tiny_data(64, seed=9), config, checkpoint_dir=tmp_path, progress=False)
     assert again.resumed_from_epoch == 3 and len(again.history) == 3
+
+
+def test_eps_warmup_weakens_the_attack_of_the_first_epochs():
+    x, y = tiny_data()
+    first_epoch = {}
+    for warmup in (0, 2):
+        config = TrainConfig(method="fgsm_rs", epochs=2, batch_size=32, max_lr=0.05, guard_size=32, eval_size=32,
+                             eps=32 / 255, eps_warmup_epochs=warmup, seed=1, stop_on_collapse=False)
+        first_epoch[warmup] = fit(tiny_model, (x, y), tiny_data(64, seed=9), config,
+                                  progress=False).history.iloc[0]
+    # Same seed and weights; the adversarial batches of epoch 1 are easier with a growing eps.
+    assert first_epoch[2]["train_loss"] < first_epoch[0]["train_loss"]
 
 
 WORKER = """
