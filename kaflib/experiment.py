@@ -50,6 +50,12 @@ PRESETS = {
     },
 }
 
+#: The thesis' learning-rate range (min_lr, max_lr) per activation for the VGG
+#: grid, chosen with its LR range test (thesis tab. "vggrob"); the `thesis` and
+#: `quick` presets use them (the ResNet20 grid used one range for all).
+VGG_LEARNING_RATES = {"relu": (1e-4, 0.08), "elu": (1e-4, 0.1), "kaf": (0.01, 1.0), "kaf_elu": (1e-4, 0.1),
+                      "swish": (1e-4, 0.3), "kaf_swish": (1e-4, 0.8), "kaf_free": (0.01, 2.0)}
+
 #: How each model is trained in the thesis.
 METHOD = {"light": "standard", "vgg": "fgsm_rs", "resnet20": "fgsm_rs", "resnet56": "fgsm_rs"}
 
@@ -122,6 +128,8 @@ def resolve(model="resnet20", act="relu", preset="auto", method=None, epochs=Non
         reason = f"{preset!r} preset, chosen explicitly"
     table = PRESETS[preset]
     settings = {**table["*"], **table.get(model, {})}
+    if model == "vgg" and preset in ("thesis", "quick") and act in VGG_LEARNING_RATES:
+        settings["min_lr"], settings["max_lr"] = VGG_LEARNING_RATES[act]
     given = dict(epochs=epochs, batch_size=batch_size, eps=eps, eps_warmup_epochs=eps_warmup_epochs,
                  min_lr=min_lr, max_lr=max_lr,
                  train_size=train_size, test_size=test_size, pgd_steps=pgd_steps, pgd_step=pgd_step,

@@ -56,3 +56,17 @@ def test_grid_skips_finished_runs_and_reports_failures(tmp_path, monkeypatch):
     assert sorted(a for a, _ in calls) == ["kaf", "kwta"] and calls[0][1] == {"preset": "quick"}
     with pytest.raises(ValueError, match="valid grids are"):
         grid.run_grid("thesis-resnet18", tmp_path)
+
+
+def test_vgg_presets_use_the_thesis_learning_rates_per_activation():
+    from kaflib.results import reported_results
+
+    reported = reported_results("vgg_fast_at").set_index("activation")
+    assert set(experiment.VGG_LEARNING_RATES) == set(reported.index)
+    for act, (low, high) in experiment.VGG_LEARNING_RATES.items():
+        assert (low, high) == pytest.approx((reported.loc[act, "min_lr"], reported.loc[act, "max_lr"]))
+        for preset in ("quick", "thesis"):
+            exp = resolve(model="vgg", act=act, preset=preset)
+            assert (exp.min_lr, exp.max_lr) == (low, high)
+    assert resolve(model="vgg", act="kaf", preset="quick", max_lr=0.5).max_lr == 0.5
+    assert resolve(model="vgg", act="kwta", preset="quick").max_lr == 0.1  # not in the thesis' VGG grid
