@@ -104,6 +104,18 @@ def plot_robustness_vs_accuracy(comparison, title=None):
 
 # --- Kernel activation functions ---------------------------------------------
 
+def _spread(count, total):
+    """Indices of `count` items spread evenly over `range(total)` (first and last included)."""
+    return np.unique(np.linspace(0, total - 1, min(count, total)).round().astype(int))
+
+
+def _activation_curve(name, x):
+    """A Keras activation's values at the points `x` (1-D), as a NumPy array."""
+    import keras
+
+    return keras.ops.convert_to_numpy(keras.activations.get(name)(np.asarray(x, "float32")))
+
+
 def kaf_curve(layer, x, channel=0):
     """Values `(len(x),)` of one channel of a built KAF layer at the points `x` (1-D)."""
     from keras import ops
@@ -123,7 +135,7 @@ def plot_kaf_inits(inits=("random", "relu", "elu", "swish"), channels=3, span=5.
     import keras
     import matplotlib.pyplot as plt
 
-    from kaflib.kaf import KAF
+    from kaflib.kaf import KAF, kaf_dictionary
 
     keras.utils.set_random_seed(seed)
     x = np.linspace(-span, span, 401)
@@ -134,9 +146,9 @@ def plot_kaf_inits(inits=("random", "relu", "elu", "swish"), channels=3, span=5.
         for c in range(channels):
             ax.plot(x, kaf_curve(layer, x, c), label=f"channel {c}" if init == "random" else None)
         if init != "random":
-            target = keras.ops.convert_to_numpy(keras.activations.get(init)(x.astype("float32")))
-            ax.plot(x, target, "k--", lw=1, label=f"{init} (target)")
-        ax.plot(layer._fixed_dictionary, np.zeros(layer.dictionary_size), "|", color="grey", ms=8)
+            ax.plot(x, _activation_curve(init, x), "k--", lw=1, label=f"{init} (target)")
+        ax.plot(kaf_dictionary(layer.dictionary_size, layer.boundary), np.zeros(layer.dictionary_size), "|",
+                color="grey", ms=8)
         ax.set(title=f"init = {init}", xlabel="x")
         ax.legend(fontsize="x-small")
         ax.grid(alpha=0.3)
@@ -157,21 +169,19 @@ def plot_trained_kafs(model, layers=4, channels=4, span=5.0, reference=None):
 
     `reference` (an activation name, e.g. the ridge init ``"elu"``) is drawn dashed.
     """
-    import keras
     import matplotlib.pyplot as plt
 
     found = kaf_layers(model)
     if not found:
         raise ValueError(f"model {model.name!r} has no KAF layers.")
-    picked = [found[i] for i in np.unique(np.linspace(0, len(found) - 1, min(layers, len(found))).round().astype(int))]
+    picked = [found[i] for i in _spread(layers, len(found))]
     x = np.linspace(-span, span, 401)
     fig, axes = plt.subplots(1, len(picked), figsize=(3.2 * len(picked), 3), sharex=True)
     for ax, layer in zip(np.atleast_1d(axes), picked):
         for c in range(min(channels, layer.alpha.shape[0])):
             ax.plot(x, kaf_curve(layer, x, c))
         if reference:
-            ax.plot(x, keras.ops.convert_to_numpy(keras.activations.get(reference)(x.astype("float32"))),
-                    "k--", lw=1, label=reference)
+            ax.plot(x, _activation_curve(reference, x), "k--", lw=1, label=reference)
             ax.legend(fontsize="x-small")
         ax.set(title=f"{layer.name} (depth {found.index(layer) + 1}/{len(found)})", xlabel="x")
         ax.grid(alpha=0.3)
@@ -340,7 +350,7 @@ def plot_gradient_norms(traces, layers=6):
     fig, axes = plt.subplots(1, len(traces), figsize=(4.2 * len(traces), 3.5), sharey=True, squeeze=False)
     for ax, (label, table) in zip(axes[0], traces.items()):
         depths = sorted(set(table["depth"]))
-        picked = [depths[i] for i in np.unique(np.linspace(0, len(depths) - 1, min(layers, len(depths))).round().astype(int))]
+        picked = [depths[i] for i in _spread(layers, len(depths))]
         for depth in picked:
             rows = table[table["depth"] == depth]
             finite = np.isfinite(rows["norm"])
@@ -387,14 +397,14 @@ def plot_histories(histories, columns=("test_clean_acc", "test_pgd_acc")):
     """
     import matplotlib.pyplot as plt
 
+    from kaflib.results import KAF_ACTIVATIONS
+
     titles = {"test_clean_acc": "test accuracy, clean", "test_pgd_acc": "test accuracy, PGD (sample)",
               "train_loss": "training loss", "train_acc": "training accuracy (adversarial inputs)"}
     fig, axes = plt.subplots(1, len(columns), figsize=(5 * len(columns), 3.5), squeeze=False)
     for ax, column in zip(axes[0], columns):
         scale = 1 if "loss" in column else 100
         for label, history in histories.items():
-            from kaflib.results import KAF_ACTIVATIONS
-
             ax.plot(history["epoch"], scale * history[column], label=label,
                     linestyle="-" if label.split("-")[-1] in KAF_ACTIVATIONS else "--")
         ax.set(xlabel="epoch", title=titles.get(column, column),

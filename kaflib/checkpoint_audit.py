@@ -85,13 +85,10 @@ class DifferenceLogitsRatio:
         raise ValueError(f"reduction={self.reduction!r} is invalid: 'mean', 'sum' or 'none'.")
 
 
-def _dlr_classifier(model):
-    """ART classifier of the logits of `model` whose loss is `DifferenceLogitsRatio`."""
+def _dlr_classifier(logits):
+    """The ART logits classifier `logits` (same compiled forward pass) with the `DifferenceLogitsRatio` loss."""
     from art.estimators.classification import TensorFlowV2Classifier
 
-    from kaflib.evaluate import art_classifier
-
-    logits = art_classifier(model)
     return TensorFlowV2Classifier(model=logits.model, nb_classes=logits.nb_classes,
                                   input_shape=logits.input_shape, loss_object=DifferenceLogitsRatio(),
                                   clip_values=logits.clip_values)
@@ -143,7 +140,7 @@ def apgd_robust(model, images, labels, loss="cross_entropy", targets=9, eps=8 / 
     if loss == "cross_entropy":
         attack_on, loss_type = classifier, "cross_entropy"
     else:  # ART's own DLR loss gives the same numbers, slowly (see DifferenceLogitsRatio)
-        attack_on, loss_type = _dlr_classifier(model), None
+        attack_on, loss_type = _dlr_classifier(classifier), None
     attack = AutoProjectedGradientDescent(
         attack_on, norm=np.inf, eps=eps, eps_step=2 * eps, max_iter=steps, targeted=loss == "dlr_targeted",
         nb_random_init=1, batch_size=batch_size, verbose=False, loss_type=loss_type)

@@ -14,8 +14,8 @@ import pandas as pd
 
 from kaflib.experiment import read_metrics
 
-__all__ = ["KAF_ACTIVATIONS", "results_dir", "load_grid", "load_run", "reported_results",
-           "compare_with_thesis", "scale_caption", "missing_note", "test_images", "load_model",
+__all__ = ["KAF_ACTIVATIONS", "results_dir", "load_grid", "load_run", "load_histories", "reported_results",
+           "compare_with_thesis", "kaf_versus_fixed", "scale_caption", "missing_note", "test_images", "load_model",
            "checkpoint_audit_table"]
 
 #: Activations that are KAFs (plotted as filled crosses; the others as thin diamonds).
@@ -76,6 +76,12 @@ def load_grid(grid, path=None):
     return pd.DataFrame(rows, columns=_COLUMNS)
 
 
+def load_histories(measured):
+    """Per-epoch histories of the runs of a `load_grid` table: dict act -> DataFrame (runs without one left out)."""
+    runs = {row.act: load_run(row.run_dir)["history"] for row in measured.itertuples()}
+    return {act: history for act, history in runs.items() if history is not None}
+
+
 def reported_results(experiment=None):
     """The thesis' reported numbers (one row per model/activation/experiment).
 
@@ -113,6 +119,27 @@ def compare_with_thesis(measured, grid):
     table["clean (thesis)"] = reported["clean_acc"]
     table["robust (thesis)"] = reported["robust_acc"]
     return table.astype(float)
+
+
+def kaf_versus_fixed(grids=("thesis-vgg", "thesis-resnet20"), path=None):
+    """Mean clean and robust accuracy (%) of the KAF runs vs the fixed-activation runs, per grid.
+
+    One row per grid and source (``ours`` / ``thesis``), with the number of runs
+    that side has; the thesis' claim (KAFs no more robust than fixed smooth
+    activations) is read off this table.
+    """
+    rows = []
+    for grid in grids:
+        table = compare_with_thesis(load_grid(grid, path), grid)
+        is_kaf = table.index.isin(KAF_ACTIVATIONS)
+        for who in ("ours", "thesis"):
+            rows.append({"grid": grid, "source": who,
+                         "KAFs: mean robust (%)": table.loc[is_kaf, f"robust ({who})"].mean(),
+                         "fixed: mean robust (%)": table.loc[~is_kaf, f"robust ({who})"].mean(),
+                         "KAFs: mean clean (%)": table.loc[is_kaf, f"clean ({who})"].mean(),
+                         "fixed: mean clean (%)": table.loc[~is_kaf, f"clean ({who})"].mean(),
+                         "runs": int(table[f"robust ({who})"].notna().sum())})
+    return pd.DataFrame(rows)
 
 
 def scale_caption(measured):

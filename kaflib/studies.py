@@ -69,7 +69,7 @@ def pgd_iterations(run_dir, iterations=(5, 10, 20, 50, 100, 150), test_size=None
     started = time.perf_counter()
     p = metrics["parameters"]
     test_size = test_size if test_size is not None else p["test_size"]
-    _, (x, y) = load_cifar10(data_dir or p["data_dir"], test_size=test_size)
+    _, (x, y) = load_cifar10(data_dir or p["data_dir"], train_size=1, test_size=test_size)
     model = keras.models.load_model(run_dir / "model.keras")
     rows = pd.DataFrame([dict(iterations=k, robust_acc=robust_accuracy(
         model, x, y, eps=p["eps"], step=p["pgd_step"], steps=int(k), restarts=restarts, seed=seed,

@@ -103,3 +103,15 @@ def test_checkpoint_audit_table_joins_the_thesis_numbers(tmp_path):
     assert row["thesis robust"] == pytest.approx(52.23) and row["protocol: no labels, probabilities"] == pytest.approx(55.0)
     assert table.attrs["parameters"]["test_size"] == 1017
     assert results.checkpoint_audit_table(tmp_path / "none.json") is None
+
+
+def test_kaf_versus_fixed_and_histories_of_a_grid(tmp_path):
+    _finished_run(tmp_path, "thesis-resnet20", "resnet20", "relu", 0.40, 0.10)
+    _finished_run(tmp_path, "thesis-resnet20", "resnet20", "elu", 0.50, 0.20)
+    _finished_run(tmp_path, "thesis-resnet20", "resnet20", "kaf", 0.60, 0.30)
+    table = results.kaf_versus_fixed(("thesis-resnet20",), tmp_path).set_index("source")
+    assert table.loc["ours", "KAFs: mean robust (%)"] == pytest.approx(30.0)
+    assert table.loc["ours", "fixed: mean robust (%)"] == pytest.approx(15.0)
+    assert table.loc["ours", "runs"] == 3 and table.loc["thesis", "runs"] == 8
+    histories = results.load_histories(results.load_grid("thesis-resnet20", tmp_path))
+    assert sorted(histories) == ["elu", "kaf", "relu"] and histories["kaf"]["test_clean_acc"].iloc[-1] == 0.60
