@@ -5,7 +5,7 @@ import keras
 from kaflib.kaf import KAF, DirectKAF
 from kaflib.kwta import KWTA
 
-__all__ = ["ACTIVATIONS", "FIXED_ACTIVATIONS", "get_activation", "get_direct_activation"]
+__all__ = ["ACTIVATIONS", "FIXED_ACTIVATIONS", "KAF_ACTIVATIONS", "get_activation", "get_direct_activation"]
 
 #: Fixed (non-trainable) activations, used as `keras.layers.Activation(name)`.
 FIXED_ACTIVATIONS = ("relu", "elu", "swish", "gelu", "softplus", "tanh")
@@ -17,6 +17,9 @@ _TRAINABLE = {
     "kaf_swish": dict(init="swish"),
     "kaf_free": dict(init="random", trainable_dictionary=True),
 }
+
+#: The names that make a `KAF` (they take KAF keyword arguments such as `kernel=`).
+KAF_ACTIVATIONS = tuple(_TRAINABLE)
 
 #: Every name `get_activation` accepts.
 ACTIVATIONS = FIXED_ACTIVATIONS + tuple(_TRAINABLE) + ("kwta",)

@@ -86,15 +86,18 @@ class Experiment:
     data_dir: str | None
     out_dir: str
     grid: str
+    kaf_kernel: str = "gaussian"
 
     @property
     def run_dir(self):
-        return run_dir(self.out_dir, self.grid, self.model, self.act)
+        return run_dir(self.out_dir, self.grid, self.model, self.act, self.kaf_kernel)
 
 
-def run_dir(out_dir, grid, model, act):
-    """`<out_dir>/<grid>/<model>-<act>/`: where one run writes its results."""
-    return Path(out_dir) / grid / f"{model}-{act}"
+def run_dir(out_dir, grid, model, act, kaf_kernel="gaussian"):
+    """`<out_dir>/<grid>/<model>-<act>/` (`<model>-<act>-<kaf_kernel>-kernel/`
+    for a non-Gaussian KAF kernel): where one run writes its results."""
+    suffix = "" if kaf_kernel == "gaussian" else f"-{kaf_kernel}-kernel"
+    return Path(out_dir) / grid / f"{model}-{act}{suffix}"
 
 
 def _gpu_available():
@@ -110,7 +113,7 @@ def _positive_int(value):
 def resolve(model="resnet20", act="relu", preset="auto", method=None, epochs=None, batch_size=None,
             eps=None, eps_warmup_epochs=None, min_lr=None, max_lr=None, train_size=None, test_size=None,
             pgd_steps=None, pgd_step=None, pgd_restarts=None, seed=0, mixed_precision=None, data_dir=None,
-            out_dir="results", grid="adhoc"):
+            out_dir="results", grid="adhoc", kaf_kernel="gaussian"):
     """Validate the notebook's parameters and fill the unset (None) ones from the preset.
 
     `preset="auto"` picks ``thesis`` when TensorFlow sees a GPU and ``quick``
@@ -119,6 +122,9 @@ def resolve(model="resnet20", act="relu", preset="auto", method=None, epochs=Non
     """
     _check("model", model, model in MODELS, f"one of {', '.join(MODELS)}")
     _check("act", act, act in ACTIVATIONS, f"one of {', '.join(ACTIVATIONS)}")
+    from kaflib.models import kaf_activation_factory
+
+    kaf_activation_factory(act, kaf_kernel)  # raises ValueError naming kaf_kernel
     _check("preset", preset, preset == "auto" or preset in PRESETS, f"'auto' or one of {', '.join(PRESETS)}")
     gpu = _gpu_available()
     if preset == "auto":
@@ -162,7 +168,7 @@ def resolve(model="resnet20", act="relu", preset="auto", method=None, epochs=Non
     return Experiment(model=model, act=act, preset=preset, preset_reason=reason, method=method,
                       augment=model.startswith("resnet"), seed=int(seed),
                       mixed_precision=bool(mixed_precision), data_dir=data_dir, out_dir=str(out_dir),
-                      grid=grid, **settings)
+                      grid=grid, kaf_kernel=kaf_kernel, **settings)
 
 
 def _check(name, value, ok, allowed):

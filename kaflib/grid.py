@@ -38,7 +38,7 @@ def grid_runs(grid):
 def _run_one(model, act, grid, out_dir, parameters, notebook):
     import papermill
 
-    folder = run_dir(out_dir, grid, model, act)
+    folder = run_dir(out_dir, grid, model, act, parameters.get("kaf_kernel", "gaussian"))
     folder.mkdir(parents=True, exist_ok=True)
     papermill.execute_notebook(
         str(notebook), str(folder / "train.ipynb"),
@@ -68,9 +68,10 @@ def run_grid(grid, out_dir="results", jobs=1, parameters=None, notebook=NOTEBOOK
         if unknown:
             raise ValueError(f"Grid {grid!r} has no activation(s) {sorted(unknown)}.")
         runs = [r for r in runs if r[1] in acts]
+    kernel = (parameters or {}).get("kaf_kernel", "gaussian")
     status, todo = {}, []
     for model, act in runs:
-        if read_metrics(run_dir(out_dir, grid, model, act)) is not None:
+        if read_metrics(run_dir(out_dir, grid, model, act, kernel)) is not None:
             status[(model, act)] = "skipped"
             print(f"{model}-{act}: finished before, skipped", flush=True)
         else:
@@ -88,7 +89,7 @@ def run_grid(grid, out_dir="results", jobs=1, parameters=None, notebook=NOTEBOOK
             except Exception as err:  # one failed run must not stop the grid
                 status[(model, act)] = f"failed: {type(err).__name__}: {str(err).strip().splitlines()[-1:]}"
                 print(f"{model}-{act}: FAILED ({status[(model, act)]}); see "
-                      f"{run_dir(out_dir, grid, model, act) / 'train.ipynb'}", flush=True)
+                      f"{run_dir(out_dir, grid, model, act, kernel) / 'train.ipynb'}", flush=True)
     return status
 
 

@@ -7,13 +7,15 @@ combination of D Gaussian kernels centred on a fixed dictionary,
 
 with d_1..d_D evenly spaced on [-boundary, boundary] and
 gamma = 1 / (6 * step^2), step = d_2 - d_1 (the bandwidth rule of the thesis).
+The original KAF code also offers the ReLU kernel max(0, x - d_i) and the
+softplus kernel log(1 + exp(x - d_i)) in place of the Gaussian (`kernel=`).
 """
 
 import keras
 import numpy as np
 from keras import ops
 
-from kaflib.kaf_ops import kaf_free, kaf_grid, kaf_reference
+from kaflib.kaf_ops import KERNELS, kaf_free, kaf_grid, kaf_kernel, kaf_reference, kernel_values
 
 __all__ = ["KAF", "DirectKAF", "kaf_dictionary", "kaf_gamma", "ridge_coefficients"]
 
@@ -30,7 +32,7 @@ def kaf_gamma(dictionary_size, boundary):
     return 1.0 / (6.0 * step**2)
 
 
-def ridge_coefficients(activation, dictionary, gamma, regularization=1e-6):
+def ridge_coefficients(activation, dictionary, gamma, regularization=1e-6, kernel="gaussian"):
     """Mixing coefficients that make a KAF approximate a fixed activation.
 
     Solves `alpha = (K + regularization * I)^-1 t` with `K_ij = k(d_i, d_j)`
@@ -40,12 +42,25 @@ def ridge_coefficients(activation, dictionary, gamma, regularization=1e-6):
         activation: a Keras activation name (``"relu"``, ``"elu"``,
             ``"swish"``, ``"tanh"``, ...) or a callable on arrays.
         dictionary: array of shape `(D,)`.
-        gamma: the kernel bandwidth (a positive scalar).
+        gamma: the kernel bandwidth (a positive scalar; Gaussian kernel only).
         regularization: ridge term added to the diagonal of K.
+        kernel: ``gaussian`` or ``softplus``. The ReLU kernel is rejected:
+            its K is singular (k(d_1, d_j) = 0 for every j), so the fit
+            cannot match the activation at the dictionary's left end.
+
+    Raises:
+        ValueError: for the ReLU kernel, and when the coefficients are so
+            large that float32 cannot evaluate the fit (the softplus kernel's
+            K is nearly singular: it fits swish, gelu, sigmoid, softplus but
+            not relu, elu or tanh).
 
     Returns:
         float64 array `alpha` of shape `(D,)`.
     """
+    if kernel == "relu":
+        raise ValueError(
+            "KAF ridge init is ill-posed for kernel='relu': K_ij = max(0, d_i - d_j) is singular "
+            "(its first row is zero). Use init='random' with the ReLU kernel.")
     fn = activation
     if isinstance(activation, str):
         try:
@@ -56,14 +71,22 @@ def ridge_coefficients(activation, dictionary, gamma, regularization=1e-6):
                 f"activation name (e.g. 'relu', 'elu', 'swish', 'tanh')."
             ) from err
     d = np.asarray(dictionary, dtype=np.float64)
-    K = np.exp(-gamma * (d[:, None] - d[None, :]) ** 2)
+    K = np.asarray(ops.convert_to_numpy(kernel_values(d[:, None] - d[None, :], kernel, gamma)), np.float64)
     t = np.asarray(ops.convert_to_numpy(fn(ops.convert_to_tensor(d.astype("float32")))), dtype=np.float64)
-    return np.linalg.solve(K + regularization * np.eye(len(d)), t)
+    alpha = np.linalg.solve(K + regularization * np.eye(len(d)), t)
+    # float32 evaluates sum_i alpha_i k_i(x) with an error of about this much:
+    rounding = np.abs(alpha).sum() * np.abs(K).max() * np.finfo(np.float32).eps
+    if rounding > 1e-3 * max(1.0, np.abs(t).max()):
+        raise ValueError(
+            f"KAF ridge init to {activation!r} is ill-conditioned with kernel={kernel!r}: the fit needs "
+            f"coefficients with sum |alpha| = {np.abs(alpha).sum():.3g}, too large for float32 "
+            f"(rounding error ~{rounding:.2g}). Use init='random', or kernel='gaussian'.")
+    return alpha
 
 
 @keras.saving.register_keras_serializable(package="kaflib")
 class KAF(keras.layers.Layer):
-    """Kernel activation function with a Gaussian kernel, one per channel.
+    """Kernel activation function, one per channel (Gaussian kernel by default).
 
     Every channel (the last axis) has its own mixing coefficients
     `alpha` of shape `(C, D)`; the dictionary and the bandwidth are shared
@@ -80,7 +103,10 @@ class KAF(keras.layers.Layer):
             activation (see `ridge_coefficients`).
         random_stddev: standard deviation of the random init.
         trainable_dictionary: also train the dictionary and the bandwidth,
-            per channel.
+            per channel (Gaussian kernel only).
+        kernel: ``gaussian`` (the thesis'), ``relu`` (max(0, x - d_i)) or
+            ``softplus`` (log(1 + exp(x - d_i))), the kernels of the original
+            KAF code. The ReLU kernel takes only ``init="random"``.
 
     Input shape:
         `(batch, C)` (dense) or `(batch, ..., C)`, e.g. `(batch, H, W, C)`
@@ -91,7 +117,7 @@ class KAF(keras.layers.Layer):
     """
 
     def __init__(self, dictionary_size=20, boundary=3.0, init="random",
-                 random_stddev=0.8, trainable_dictionary=False, **kwargs):
+                 random_stddev=0.8, trainable_dictionary=False, kernel="gaussian", **kwargs):
         super().__init__(**kwargs)
         if not isinstance(dictionary_size, (int, np.integer)) or dictionary_size < 2:
             raise ValueError(
@@ -100,6 +126,13 @@ class KAF(keras.layers.Layer):
             raise ValueError(f"KAF boundary must be > 0, got {boundary!r}.")
         if not random_stddev > 0:
             raise ValueError(f"KAF random_stddev must be > 0, got {random_stddev!r}.")
+        if kernel not in KERNELS:
+            raise ValueError(f"KAF kernel must be one of {', '.join(KERNELS)}, got {kernel!r}.")
+        if trainable_dictionary and kernel != "gaussian":
+            raise ValueError(
+                f"KAF trainable_dictionary=True needs kernel='gaussian' (it trains the bandwidth), "
+                f"got kernel={kernel!r}.")
+        self.kernel = kernel
         self.dictionary_size = int(dictionary_size)
         self.boundary = float(boundary)
         self.init = init
@@ -110,7 +143,7 @@ class KAF(keras.layers.Layer):
         if init == "random":
             self._alpha_init = keras.initializers.RandomNormal(stddev=self.random_stddev)
         else:
-            ridge = ridge_coefficients(init, d, g)
+            ridge = ridge_coefficients(init, d, g, kernel=kernel)
             self._alpha_init = lambda shape, dtype=None: ops.cast(
                 ops.broadcast_to(ridge.astype("float32"), shape), dtype)
         self._fixed_dictionary = d.astype("float32")
@@ -146,6 +179,8 @@ class KAF(keras.layers.Layer):
         x, alpha = ops.cast(inputs, dtype), ops.cast(self.alpha, dtype)
         if self.trainable_dictionary:
             y = kaf_free(x, alpha, ops.cast(self.dictionary, dtype), ops.cast(self.gamma, dtype))
+        elif self.kernel != "gaussian":
+            y = kaf_kernel(x, alpha, ops.cast(self._fixed_dictionary, dtype), self.kernel)
         else:
             y = kaf_grid(x, alpha, self.boundary)
         return ops.cast(y, inputs.dtype)
@@ -157,7 +192,8 @@ class KAF(keras.layers.Layer):
         config = super().get_config()
         config.update(
             dictionary_size=self.dictionary_size, boundary=self.boundary, init=self.init,
-            random_stddev=self.random_stddev, trainable_dictionary=self.trainable_dictionary)
+            random_stddev=self.random_stddev, trainable_dictionary=self.trainable_dictionary,
+            kernel=self.kernel)
         return config
 
 
@@ -180,4 +216,4 @@ class DirectKAF(KAF):
             dictionary, gamma = ops.cast(self.dictionary, dtype), ops.cast(self.gamma, dtype)
         else:
             dictionary, gamma = ops.cast(self._fixed_dictionary, dtype), self._fixed_gamma
-        return kaf_reference(inputs, ops.cast(self.alpha, dtype), dictionary, gamma)
+        return kaf_reference(inputs, ops.cast(self.alpha, dtype), dictionary, gamma, self.kernel)

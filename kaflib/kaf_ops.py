@@ -13,6 +13,8 @@ shape. They use `keras.ops` only, so they run on every Keras backend.
   D Gaussians of one input share one exponential (see below), so the forward
   pass is a Horner recurrence of D multiply-adds; the gradient is computed by
   a custom rule from `x` alone, so nothing of size `(..., C, D)` is stored.
+- `kaf_kernel`: the ReLU and softplus kernels (`KERNELS`) on the fixed
+  dictionary, fused, with a custom gradient that recomputes the kernel values.
 - `kaf_free`: the kernel for a trainable (per-channel, arbitrary) dictionary
   and bandwidth (the thesis' KAF_Free): the direct formula, fused, with a
   custom gradient that recomputes the kernel values instead of storing them.
@@ -43,17 +45,42 @@ import keras
 import numpy as np
 from keras import ops
 
-__all__ = ["kaf_reference", "kaf_grid", "kaf_free"]
+__all__ = ["KERNELS", "kernel_values", "kaf_reference", "kaf_grid", "kaf_free", "kaf_kernel"]
+
+#: Kernels k(x, d) a KAF can expand on, as in the original KAF code:
+#: ``gaussian`` exp(-gamma (x - d)^2), ``relu`` max(0, x - d),
+#: ``softplus`` log(1 + exp(x - d)). Only the Gaussian has a bandwidth.
+KERNELS = ("gaussian", "relu", "softplus")
 
 
-def kaf_reference(x, alpha, dictionary, gamma):
+def kernel_values(u, kernel="gaussian", gamma=None):
+    """k as a function of `u = x - d` (any shape; `gamma` broadcasts against `u`)."""
+    if kernel == "gaussian":
+        return ops.exp(-gamma * ops.square(u))
+    if kernel == "relu":
+        return ops.relu(u)
+    if kernel == "softplus":
+        return ops.softplus(u)
+    raise ValueError(f"Unknown KAF kernel {kernel!r}; valid kernels are: {', '.join(KERNELS)}.")
+
+
+def _kernel_slopes(u, kernel):
+    """dk/du for the kernels without a bandwidth."""
+    if kernel == "relu":
+        return ops.cast(u > 0, u.dtype)
+    return ops.sigmoid(u)
+
+
+def kaf_reference(x, alpha, dictionary, gamma, kernel="gaussian"):
     """The direct formula: `x` `(..., C)`, `alpha` `(C, D)`, `dictionary` `(D,)`
-    or `(C, D)`, `gamma` a scalar or `(C,)` -> `(..., C)`."""
-    gamma = ops.convert_to_tensor(gamma, x.dtype)
-    if len(gamma.shape) == 1:
-        gamma = ops.expand_dims(gamma, -1)
-    kernel = ops.exp(-gamma * ops.square(ops.expand_dims(x, -1) - dictionary))  # (..., C, D)
-    return ops.sum(kernel * alpha, axis=-1)
+    or `(C, D)`, `gamma` a scalar or `(C,)` (ignored unless `kernel` is
+    ``gaussian``) -> `(..., C)`."""
+    if kernel == "gaussian":
+        gamma = ops.convert_to_tensor(gamma, x.dtype)
+        if len(gamma.shape) == 1:
+            gamma = ops.expand_dims(gamma, -1)
+    values = kernel_values(ops.expand_dims(x, -1) - dictionary, kernel, gamma)  # (..., C, D)
+    return ops.sum(values * alpha, axis=-1)
 
 
 def _xla(fn, static_argnums=()):
@@ -209,3 +236,50 @@ def kaf_free(x, alpha, dictionary, gamma):
         return forward(x, alpha, dictionary, gamma), grad
 
     return fn(x, alpha, dictionary, gamma)
+
+
+# ---------------------------------------------------------------- kaf_kernel
+
+
+def _kernel_forward(x, alpha, dictionary, kernel):
+    return kaf_reference(x, alpha, dictionary, None, kernel)
+
+
+def _kernel_backward(x, alpha, dictionary, kernel, upstream):
+    """Gradients w.r.t. x and alpha, recomputing the kernel values."""
+    C = alpha.shape[0]
+    u = ops.reshape(x, (-1, C, 1)) - dictionary                  # (N, C, D): fused, never stored
+    g = ops.reshape(upstream, (-1, C, 1))
+    grad_x = ops.sum(g * alpha * _kernel_slopes(u, kernel), axis=-1)
+    grad_alpha = ops.sum(g * kernel_values(u, kernel), axis=0)
+    return ops.reshape(grad_x, ops.shape(upstream)), grad_alpha
+
+
+@functools.cache
+def _kernel_kernels(backend):
+    return _xla(_kernel_forward, (3,)), _xla(_kernel_backward, (3,))
+
+
+def kaf_kernel(x, alpha, dictionary, kernel):
+    """KAF with the ``relu`` or ``softplus`` kernel on a fixed dictionary `(D,)`:
+    `x` `(..., C)`, `alpha` `(C, D)` -> `(..., C)`.
+
+    The direct formula, fused; its gradient (w.r.t. `x` and `alpha`)
+    recomputes the kernel values instead of storing them. Not twice
+    differentiable.
+    """
+    if kernel not in KERNELS[1:]:
+        raise ValueError(f"kaf_kernel takes kernel 'relu' or 'softplus', got {kernel!r} "
+                         f"(the Gaussian kernel has kaf_grid and kaf_free).")
+    forward, backward = _kernel_kernels(keras.backend.backend())
+
+    @ops.custom_gradient
+    def fn(x, alpha):
+        def grad(*args, upstream=None):
+            if upstream is None:
+                (upstream,) = args
+            return backward(x, alpha, dictionary, kernel, upstream)
+
+        return forward(x, alpha, dictionary, kernel), grad
+
+    return fn(x, alpha)

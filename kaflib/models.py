@@ -12,13 +12,16 @@ test accuracy swing from epoch to epoch.
 """
 
 import contextlib
+import functools
 
 import keras
 from keras import layers
 
-from kaflib.activations import get_activation
+from kaflib.activations import KAF_ACTIVATIONS, get_activation
+from kaflib.kaf_ops import KERNELS
 
-__all__ = ["MODELS", "build_model", "dtype_policy", "light_cnn", "vgg_inspired", "resnet", "resnet20", "resnet56"]
+__all__ = ["MODELS", "build_model", "dtype_policy", "light_cnn", "vgg_inspired", "resnet", "resnet20", "resnet56",
+           "kaf_activation_factory"]
 
 
 @contextlib.contextmanager
@@ -52,11 +55,12 @@ def _logits(x, num_classes, **kwargs):
     return layers.Dense(num_classes, dtype="float32", name="logits", **kwargs)(x)
 
 
-def light_cnn(act="relu", num_classes=10, input_shape=(32, 32, 3), dropout=0.25):
+def light_cnn(act="relu", num_classes=10, input_shape=(32, 32, 3), dropout=0.25, activation=get_activation):
     """The light CNN of thesis ch. 6.1 (trained normally, then attacked).
 
     Two blocks of [conv3x3 -> BN -> act] x 2, 2x2 max-pool and dropout, with
     32 then 64 filters; global average pooling; dense 128 -> act; logits.
+    `activation(act)` makes the activation layers.
     """
     _check_common(act, num_classes, input_shape)
     inputs = keras.Input(input_shape)
@@ -65,20 +69,21 @@ def light_cnn(act="relu", num_classes=10, input_shape=(32, 32, 3), dropout=0.25)
         for _ in range(2):
             x = layers.Conv2D(filters, 3, padding="same")(x)
             x = _batch_norm()(x)
-            x = get_activation(act)(x)
+            x = activation(act)(x)
         x = layers.MaxPooling2D(2)(x)
         x = layers.Dropout(dropout)(x)
     x = layers.GlobalAveragePooling2D()(x)
-    x = get_activation(act)(layers.Dense(128)(x))
+    x = activation(act)(layers.Dense(128)(x))
     return keras.Model(inputs, _logits(x, num_classes), name=f"light_cnn_{act}")
 
 
-def vgg_inspired(act="relu", num_classes=10, input_shape=(32, 32, 3), l2=0.0012):
+def vgg_inspired(act="relu", num_classes=10, input_shape=(32, 32, 3), l2=0.0012, activation=get_activation):
     """The VGG-inspired CNN of thesis ch. 7.1.
 
     Three blocks of [conv3x3 -> BN -> act] x 2 with 32/64/128 filters, each
     followed by 2x2 max-pool and dropout 0.2/0.3/0.4; flatten; dense 128 ->
     act -> dropout 0.5; logits. He-uniform init; L2 `l2` on the dense layers.
+    `activation(act)` makes the activation layers.
     """
     _check_common(act, num_classes, input_shape)
     inputs = keras.Input(input_shape)
@@ -87,13 +92,13 @@ def vgg_inspired(act="relu", num_classes=10, input_shape=(32, 32, 3), l2=0.0012)
         for _ in range(2):
             x = layers.Conv2D(filters, 3, padding="same", kernel_initializer="he_uniform")(x)
             x = _batch_norm()(x)
-            x = get_activation(act)(x)
+            x = activation(act)(x)
         x = layers.MaxPooling2D(2)(x)
         x = layers.Dropout(rate)(x)
     x = layers.Flatten()(x)
     reg = keras.regularizers.L2(l2)
     x = layers.Dense(128, kernel_initializer="he_uniform", kernel_regularizer=reg)(x)
-    x = layers.Dropout(0.5)(get_activation(act)(x))
+    x = layers.Dropout(0.5)(activation(act)(x))
     logits = _logits(x, num_classes, kernel_initializer="he_uniform", kernel_regularizer=reg)
     return keras.Model(inputs, logits, name=f"vgg_inspired_{act}")
 
@@ -140,22 +145,43 @@ def resnet(depth=20, act="relu", num_classes=10, input_shape=(32, 32, 3), batch_
     return keras.Model(inputs, _logits(x, num_classes), name=f"resnet{depth}_{act}")
 
 
-def resnet20(act="relu", num_classes=10, input_shape=(32, 32, 3)):
+def resnet20(act="relu", num_classes=10, input_shape=(32, 32, 3), activation=get_activation):
     """ResNet20 of thesis ch. 7.2 (see `resnet`)."""
-    return resnet(20, act, num_classes, input_shape)
+    return resnet(20, act, num_classes, input_shape, activation=activation)
 
 
-def resnet56(act="relu", num_classes=10, input_shape=(32, 32, 3)):
+def resnet56(act="relu", num_classes=10, input_shape=(32, 32, 3), activation=get_activation):
     """ResNet56 of thesis ch. 7.2 (see `resnet`)."""
-    return resnet(56, act, num_classes, input_shape)
+    return resnet(56, act, num_classes, input_shape, activation=activation)
 
 
 #: Model names accepted by `build_model`.
 MODELS = {"light": light_cnn, "vgg": vgg_inspired, "resnet20": resnet20, "resnet56": resnet56}
 
 
-def build_model(model, act="relu", num_classes=10, input_shape=(32, 32, 3)):
-    """Build a thesis model by name (`light`, `vgg`, `resnet20`, `resnet56`); returns logits."""
+def build_model(model, act="relu", num_classes=10, input_shape=(32, 32, 3), kaf_kernel="gaussian"):
+    """Build a thesis model by name (`light`, `vgg`, `resnet20`, `resnet56`); returns logits.
+
+    `kaf_kernel` (``gaussian``, ``relu``, ``softplus``) is the kernel of every
+    KAF when `act` is a KAF (``kaf``, ``kaf_elu``, ...).
+    """
     if model not in MODELS:
         raise ValueError(f"Unknown model {model!r}; valid names are: {', '.join(MODELS)}.")
-    return MODELS[model](act, num_classes, input_shape)
+    return MODELS[model](act, num_classes, input_shape, activation=kaf_activation_factory(act, kaf_kernel))
+
+
+def kaf_activation_factory(act, kaf_kernel="gaussian"):
+    """`get_activation`, with KAFs on `kaf_kernel`; raises ValueError naming
+    `kaf_kernel` when it is unknown or does not fit `act`."""
+    if kaf_kernel not in KERNELS:
+        raise ValueError(f"Parameter kaf_kernel={kaf_kernel!r} is invalid: must be one of {', '.join(KERNELS)}.")
+    if kaf_kernel == "gaussian":
+        return get_activation
+    if act not in KAF_ACTIVATIONS:
+        raise ValueError(f"Parameter kaf_kernel={kaf_kernel!r} needs a KAF activation ({', '.join(KAF_ACTIVATIONS)}), "
+                         f"got act={act!r}.")
+    try:
+        get_activation(act, kernel=kaf_kernel)
+    except ValueError as err:
+        raise ValueError(f"Parameter kaf_kernel={kaf_kernel!r} does not work with act={act!r}: {err}") from None
+    return functools.partial(get_activation, kernel=kaf_kernel)

@@ -31,10 +31,24 @@ def test_presets_and_overrides():
     (dict(epochs=0), "epochs"), (dict(train_size=-5), "train_size"), (dict(eps=8), "eps"),
     (dict(method="fgsm"), "method"), (dict(min_lr=1.0, max_lr=0.1), "min_lr"),
     (dict(epochs=4, eps_warmup_epochs=5), "eps_warmup_epochs"), (dict(eps_warmup_epochs="2"), "eps_warmup_epochs"),
+    (dict(act="kaf", kaf_kernel="cosine"), "kaf_kernel"), (dict(act="relu", kaf_kernel="softplus"), "kaf_kernel"),
+    (dict(act="kaf_elu", kaf_kernel="relu"), "kaf_kernel"), (dict(act="kaf_free", kaf_kernel="relu"), "kaf_kernel"),
 ])
 def test_invalid_parameters_name_themselves(kwargs, name):
     with pytest.raises(ValueError, match=f"Parameter {name}="):
         resolve(**kwargs)
+
+
+def test_kaf_kernel_reaches_the_layers_and_the_run_folder():
+    exp = resolve(model="light", act="kaf_swish", kaf_kernel="softplus", out_dir="out", grid="g")
+    assert exp.run_dir.name == "light-kaf_swish-softplus-kernel"
+    assert resolve(model="light", act="kaf").run_dir.name == "light-kaf"
+    from kaflib.kaf import KAF
+    from kaflib.models import build_model
+
+    kafs = [layer for layer in build_model("light", "kaf_swish", kaf_kernel="softplus").layers
+            if isinstance(layer, KAF)]
+    assert len(kafs) == 5 and {layer.kernel for layer in kafs} == {"softplus"}
 
 
 def test_grid_skips_finished_runs_and_reports_failures(tmp_path, monkeypatch):

@@ -142,3 +142,38 @@ def test_get_config_round_trip():
     assert clone.get_config() == layer.get_config()
     x = np.linspace(-2, 2, 12, dtype="float32").reshape(4, 3)
     np.testing.assert_allclose(numpy(layer(x)), numpy(clone(x)), rtol=1e-6)
+
+
+def test_softplus_kernel_ridge_init_reproduces_swish():
+    layer = KAF(init="swish", kernel="softplus")
+    x = np.linspace(-2.5, 2.5, 501, dtype="float32")[:, None].repeat(2, axis=1)
+    error = np.abs(numpy(layer(x)) - numpy(keras.activations.swish(x)))
+    assert error.max() < 1e-3
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(kernel="cosine"), "kernel must be one of gaussian, relu, softplus"),
+    (dict(kernel="relu", init="elu"), "ill-posed for kernel='relu'"),
+    (dict(kernel="softplus", init="elu"), "ill-conditioned with kernel='softplus'"),
+    (dict(kernel="softplus", trainable_dictionary=True), "needs kernel='gaussian'"),
+])
+def test_kernel_parameters_raise_clear_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        KAF(**kwargs)
+
+
+@pytest.mark.parametrize("kernel", ["relu", "softplus"])
+def test_kernel_layers_match_direct_layer_and_round_trip(kernel, tmp_path):
+    from kaflib.kaf import DirectKAF
+
+    inputs = keras.Input((5,))
+    model = keras.Model(inputs, KAF(kernel=kernel, name="act")(inputs))
+    x = np.random.default_rng(0).normal(scale=3, size=(64, 5)).astype("float32")
+    direct = DirectKAF.from_config(model.get_layer("act").get_config())
+    direct.build((None, 5))
+    direct.alpha.assign(model.get_layer("act").alpha)
+    np.testing.assert_allclose(numpy(model(x)), numpy(direct(x)), rtol=1e-5, atol=1e-5)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert loaded.get_layer("act").kernel == kernel
+    np.testing.assert_allclose(numpy(loaded(x)), numpy(model(x)), rtol=1e-6)

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from kaflib.kaf import KAF, kaf_dictionary, kaf_gamma
-from kaflib.kaf_ops import kaf_free, kaf_grid, kaf_reference
+from kaflib.kaf_ops import kaf_free, kaf_grid, kaf_kernel, kaf_reference
 
 FAR = [-1e30, -1e3, -40.0, -10.0, -4.0, -3.2, 3.2, 4.0, 10.0, 40.0, 1e3, 1e30]
 
@@ -73,6 +73,43 @@ def test_grid_gradients_match_formula():
                  np.abs(g[..., 0]) * np.abs(slope_terms).sum(-1), rtol=1e-4, floor=1e-34)
     kernel = np.exp(-gamma * diff**2)
     assert_close(grad_alpha.numpy(), (g * kernel).sum(0), np.abs(g * kernel).sum(0), rtol=1e-4, floor=1e-34)
+
+
+KERNELS64 = {  # k(u) and dk/du, u = x - d, float64
+    "relu": (lambda u: np.maximum(u, 0.0), lambda u: (u > 0).astype(np.float64)),
+    "softplus": (lambda u: np.logaddexp(0.0, u), lambda u: np.exp(-np.logaddexp(0.0, -u))),
+}
+
+
+@pytest.mark.parametrize("kernel", sorted(KERNELS64))
+def test_relu_and_softplus_kernels_match_formula_with_gradients(kernel):
+    D, boundary = 20, 3.0
+    rng = np.random.default_rng(3)
+    alpha = rng.normal(scale=0.8, size=(3, D)).astype("float32")
+    dictionary = kaf_dictionary(D, boundary).astype("float32")
+    x = inputs(3)
+    upstream = rng.normal(size=x.shape).astype("float32")
+    xt, at = tf.constant(x), tf.Variable(alpha)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        y = kaf_kernel(xt, at, dictionary, kernel)
+        loss = tf.reduce_sum(y * upstream)
+    grad_x, grad_alpha = tape.gradient(loss, [xt, at])
+    k, slope = KERNELS64[kernel]
+    u = x.astype(np.float64)[..., None] - dictionary.astype(np.float64)
+    terms = alpha * k(u)
+    assert_output_close(y.numpy(), terms.sum(-1), np.abs(terms).sum(-1))
+    g = upstream.astype(np.float64)[..., None]
+    slope_terms = g * alpha * slope(u)
+    assert_close(grad_x.numpy(), slope_terms.sum(-1), np.abs(slope_terms).sum(-1), rtol=1e-4, floor=1e-34)
+    assert_close(grad_alpha.numpy(), (g * k(u)).sum(0), np.abs(g * k(u)).sum(0), rtol=1e-4, floor=1e-34)
+    direct = kaf_reference(xt, at, dictionary, None, kernel)
+    assert_output_close(direct.numpy(), terms.sum(-1), np.abs(terms).sum(-1))
+
+
+def test_kaf_kernel_rejects_the_gaussian():
+    with pytest.raises(ValueError, match="kernel 'relu' or 'softplus'"):
+        kaf_kernel(tf.zeros((2, 3)), tf.zeros((3, 4)), np.zeros(4, "float32"), "gaussian")
 
 
 def test_free_forward_and_gradients_match_formula():
