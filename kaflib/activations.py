@@ -16,6 +16,7 @@ _TRAINABLE = {
     "kaf_elu": dict(init="elu"),
     "kaf_swish": dict(init="swish"),
     "kaf_free": dict(init="random", trainable_dictionary=True),
+    "kaf_smooth": dict(init="smooth"),
 }
 
 #: The names that make a `KAF` (they take KAF keyword arguments such as `kernel=`).
@@ -32,7 +33,8 @@ def get_activation(name, **kwargs):
         name: one of `ACTIVATIONS`: ``relu, elu, swish, gelu, softplus, tanh``
             (fixed); ``kaf`` (random init), ``kaf_relu``, ``kaf_elu``,
             ``kaf_swish`` (ridge init to that activation), ``kaf_free``
-            (random init, trainable dictionary and bandwidth); ``kwta``.
+            (random init, trainable dictionary and bandwidth), ``kaf_smooth``
+            (random smooth init: trains in deep ResNets); ``kwta``.
         **kwargs: passed to the layer (e.g. `name=`, `dictionary_size=` for
             KAFs, `ratio=` for k-WTA).
 

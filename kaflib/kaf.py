@@ -17,7 +17,7 @@ from keras import ops
 
 from kaflib.kaf_ops import KERNELS, kaf_free, kaf_grid, kaf_kernel, kaf_reference, kernel_values
 
-__all__ = ["KAF", "DirectKAF", "kaf_dictionary", "kaf_gamma", "ridge_coefficients"]
+__all__ = ["KAF", "DirectKAF", "kaf_dictionary", "kaf_gamma", "ridge_coefficients", "smooth_init_matrix"]
 
 
 def kaf_dictionary(dictionary_size, boundary):
@@ -67,7 +67,7 @@ def ridge_coefficients(activation, dictionary, gamma, regularization=1e-6, kerne
             fn = keras.activations.get(activation)
         except ValueError as err:
             raise ValueError(
-                f"KAF init={activation!r} is neither 'random' nor a Keras "
+                f"KAF init={activation!r} is neither 'random', 'smooth' nor a Keras "
                 f"activation name (e.g. 'relu', 'elu', 'swish', 'tanh')."
             ) from err
     d = np.asarray(dictionary, dtype=np.float64)
@@ -84,6 +84,29 @@ def ridge_coefficients(activation, dictionary, gamma, regularization=1e-6, kerne
     return alpha
 
 
+def smooth_init_matrix(dictionary, gamma, length_scale, regularization=1e-6, kernel="gaussian"):
+    """`(D, D)` matrix A such that `z @ A.T`, `z ~ N(0, I)` of shape `(C, D)`, gives
+    coefficients whose KAFs are independent random smooth functions.
+
+    Each channel's KAF is the ridge fit (see `ridge_coefficients`) of a draw from
+    a Gaussian process on the dictionary with unit variance and squared-exponential
+    covariance `exp(-(d_i - d_j)^2 / (2 length_scale^2))`: random like the
+    thesis' N(0, 0.8^2) coefficients, but without their wiggles, whose slopes
+    (about 5x the amplitude) compound through deep networks (issue 7's diagnosis).
+    """
+    if not length_scale > 0:
+        raise ValueError(f"KAF smooth_length must be > 0, got {length_scale!r}.")
+    if kernel != "gaussian":
+        raise ValueError(f"KAF init='smooth' needs kernel='gaussian' (the ridge fit is ill-posed or "
+                         f"ill-conditioned for the other kernels), got kernel={kernel!r}.")
+    d = np.asarray(dictionary, dtype=np.float64)
+    D = len(d)
+    covariance = np.exp(-(d[:, None] - d[None, :]) ** 2 / (2.0 * length_scale**2))
+    cholesky = np.linalg.cholesky(covariance + 1e-6 * np.eye(D))
+    K = np.asarray(ops.convert_to_numpy(kernel_values(d[:, None] - d[None, :], kernel, gamma)), np.float64)
+    return np.linalg.solve(K + regularization * np.eye(D), cholesky)
+
+
 @keras.saving.register_keras_serializable(package="kaflib")
 class KAF(keras.layers.Layer):
     """Kernel activation function, one per channel (Gaussian kernel by default).
@@ -97,11 +120,16 @@ class KAF(keras.layers.Layer):
     Args:
         dictionary_size: D, the number of kernels per channel (at least 2).
         boundary: the dictionary spans `[-boundary, boundary]` (> 0).
-        init: ``"random"`` draws `alpha ~ N(0, random_stddev^2)`; a Keras
+        init: ``"random"`` draws `alpha ~ N(0, random_stddev^2)` (the
+            thesis'); ``"smooth"`` makes each channel a random smooth function
+            (a Gaussian-process draw with length scale `smooth_length`, see
+            `smooth_init_matrix`), which keeps deep KAF ResNets trainable; a Keras
             activation name (``"relu"``, ``"elu"``, ``"swish"``, ...) sets
             `alpha` by ridge regression so that the KAF starts as that
             activation (see `ridge_coefficients`).
         random_stddev: standard deviation of the random init.
+        smooth_length: length scale of the smooth init, in input units (the
+            dictionary spans `2 * boundary`).
         trainable_dictionary: also train the dictionary and the bandwidth,
             per channel (Gaussian kernel only).
         kernel: ``gaussian`` (the thesis'), ``relu`` (max(0, x - d_i)) or
@@ -117,7 +145,8 @@ class KAF(keras.layers.Layer):
     """
 
     def __init__(self, dictionary_size=20, boundary=3.0, init="random",
-                 random_stddev=0.8, trainable_dictionary=False, kernel="gaussian", **kwargs):
+                 random_stddev=0.8, trainable_dictionary=False, kernel="gaussian", smooth_length=2.0,
+                 **kwargs):
         super().__init__(**kwargs)
         if not isinstance(dictionary_size, (int, np.integer)) or dictionary_size < 2:
             raise ValueError(
@@ -137,11 +166,17 @@ class KAF(keras.layers.Layer):
         self.boundary = float(boundary)
         self.init = init
         self.random_stddev = float(random_stddev)
+        self.smooth_length = float(smooth_length)
         self.trainable_dictionary = bool(trainable_dictionary)
         d = kaf_dictionary(self.dictionary_size, self.boundary)
         g = kaf_gamma(self.dictionary_size, self.boundary)
         if init == "random":
             self._alpha_init = keras.initializers.RandomNormal(stddev=self.random_stddev)
+        elif init == "smooth":
+            mixing = smooth_init_matrix(d, g, self.smooth_length, kernel=kernel).T.astype("float32")
+            normal = keras.initializers.RandomNormal(stddev=1.0)
+            self._alpha_init = lambda shape, dtype=None: ops.cast(
+                ops.matmul(normal(shape, "float32"), mixing), dtype)
         else:
             ridge = ridge_coefficients(init, d, g, kernel=kernel)
             self._alpha_init = lambda shape, dtype=None: ops.cast(
@@ -193,7 +228,7 @@ class KAF(keras.layers.Layer):
         config.update(
             dictionary_size=self.dictionary_size, boundary=self.boundary, init=self.init,
             random_stddev=self.random_stddev, trainable_dictionary=self.trainable_dictionary,
-            kernel=self.kernel)
+            kernel=self.kernel, smooth_length=self.smooth_length)
         return config
 
 

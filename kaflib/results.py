@@ -19,7 +19,7 @@ __all__ = ["KAF_ACTIVATIONS", "results_dir", "load_grid", "load_run", "load_hist
            "checkpoint_audit_table"]
 
 #: Activations that are KAFs (plotted as filled crosses; the others as thin diamonds).
-KAF_ACTIVATIONS = ("kaf", "kaf_relu", "kaf_elu", "kaf_swish", "kaf_free")
+KAF_ACTIVATIONS = ("kaf", "kaf_relu", "kaf_elu", "kaf_swish", "kaf_free", "kaf_smooth")
 
 _GRID_EXPERIMENT = {"thesis-light": "light_standard", "thesis-vgg": "vgg_fast_at",
                     "thesis-resnet20": "resnet_fast_at"}

@@ -3,6 +3,7 @@
     python -m kaflib.studies pgd-iterations results/thesis-vgg/vgg-relu
     python -m kaflib.studies lr-range --model resnet20 --act relu
     python -m kaflib.studies grad-norms --model resnet56 --act kaf --steps 150
+    python -m kaflib.studies deep-kaf --model resnet56 --act kaf_smooth --epochs 10
 
 * ``pgd-iterations``: ART PGD robust accuracy of a finished run's model for
   several iteration counts (thesis "pgditers"); writes `pgd_iterations.json`
@@ -12,6 +13,11 @@
 * ``grad-norms``: per-layer gradient norms over the first steps of standard
   training (thesis "explgrad", "15grad"); writes
   `results/exploding-gradients/<model>-<act>.json`.
+* ``deep-kaf``: can a deep KAF ResNet be trained? At initialisation, each
+  layer's gradient norm on one batch and each KAF's slope statistics; then
+  standard training with per-epoch clean accuracy (checkpointed per epoch,
+  resumable); a divergence (non-finite gradient) is recorded, not raised.
+  Writes `results/deep-kaf/<model>-<act>.json`.
 
 Each file holds the parameters, data sizes, seed, library versions, wall time
 and the rows; it is written atomically, and a study whose file exists is
@@ -28,14 +34,14 @@ import pandas as pd
 
 from kaflib.files import write_atomic
 
-__all__ = ["pgd_iterations", "lr_range", "grad_norms", "read_study"]
+__all__ = ["pgd_iterations", "lr_range", "grad_norms", "deep_kaf", "kaf_slopes", "read_study"]
 
 
-def _write(path, parameters, data, rows, started):
+def _write(path, parameters, data, rows, started, **extra):
     from kaflib.experiment import _json_default, environment
 
     payload = dict(parameters=parameters, data=data, seconds=time.perf_counter() - started,
-                   environment=environment(), rows=rows.to_dict(orient="records"))
+                   environment=environment(), **extra, rows=rows.to_dict(orient="records"))
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, lambda p: p.write_text(json.dumps(payload, indent=1, default=_json_default) + "\n"))
     return payload
@@ -129,6 +135,83 @@ def grad_norms(model="resnet56", act="kaf", steps=150, batch_size=128, learning_
     return read_study(out)
 
 
+def kaf_slopes(model, lo=-4.0, hi=4.0, points=801):
+    """Slope statistics of every KAF layer of `model` on `[lo, hi]` (finite
+    differences on `points` inputs): DataFrame with layer, depth (1 = nearest
+    the input), channels, max_slope (max over channels of max |f'|),
+    median_slope (median over channels of max |f'|), amplitude (median over
+    channels of the std of f on [-2, 2])."""
+    import numpy as np
+    from keras import ops
+
+    from kaflib.kaf import KAF
+
+    x = np.linspace(lo, hi, points, dtype="float32")
+    rows = []
+    for depth, layer in enumerate((layer for layer in model.layers if isinstance(layer, KAF)), start=1):
+        channels = layer.alpha.shape[0]
+        f = ops.convert_to_numpy(layer(np.repeat(x[:, None], channels, axis=1)))
+        slope = np.abs(np.diff(f, axis=0) / np.diff(x)[:, None]).max(axis=0)
+        inner = np.abs(x) <= 2
+        rows.append(dict(layer=layer.name, depth=depth, channels=channels, max_slope=float(slope.max()),
+                         median_slope=float(np.median(slope)), amplitude=float(np.median(f[inner].std(axis=0)))))
+    return pd.DataFrame(rows)
+
+
+def _init_gradient_norms(model, images, labels):
+    """Per-layer gradient norm (all of a layer's weights) of the cross-entropy on one batch."""
+    import tensorflow as tf
+
+    from kaflib.attacks import cross_entropy
+
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(cross_entropy(labels, model(images, training=True)))
+    grads = dict(zip((id(v) for v in model.trainable_variables), tape.gradient(loss, model.trainable_variables)))
+    weighted = [layer for layer in model.layers if layer.trainable_weights]
+    return pd.DataFrame([dict(layer=layer.name, depth=d + 1,
+                              norm=float(tf.linalg.global_norm([grads[id(v)] for v in layer.trainable_weights])))
+                         for d, layer in enumerate(weighted)])
+
+
+def deep_kaf(model="resnet56", act="kaf_smooth", epochs=10, max_lr=0.1, train_size=None, test_size=None,
+             seed=0, data_dir=None, out_dir="results", force=False, progress=True):
+    """Initialisation diagnostics and standard training of one model/activation (issue 7)."""
+    import keras
+    import tensorflow as tf
+
+    from kaflib.data import load_cifar10
+    from kaflib.models import build_model
+    from kaflib.train import TrainConfig, TrainingDiverged, fit
+
+    out = Path(out_dir) / "deep-kaf" / f"{model}-{act}.json"
+    if out.exists() and not force:
+        return read_study(out)
+    started = time.perf_counter()
+    (x, y), test = load_cifar10(data_dir, train_size=train_size, test_size=test_size)
+    config = TrainConfig(method="standard", epochs=epochs, max_lr=max_lr, augment=model.startswith("resnet"),
+                         seed=seed, eval_size=32, stop_on_collapse=False)
+    keras.utils.set_random_seed(seed)  # as `fit` does: the same initial weights
+    net = build_model(model, act)
+    batch = slice(0, config.batch_size)
+    norms = _init_gradient_norms(net, tf.constant(x[batch]), tf.constant(y[batch]))
+    slopes = kaf_slopes(net)
+    checkpoint = out.parent / "checkpoint" / f"{model}-{act}"
+    diverged = None
+    try:
+        history = fit(lambda: build_model(model, act), (x, y), test, config, checkpoint_dir=checkpoint,
+                      progress=progress).history
+    except TrainingDiverged as err:
+        diverged = str(err)
+        csv = checkpoint / "history.csv"
+        history = pd.read_csv(csv) if csv.exists() else pd.DataFrame(columns=["epoch", "test_clean_acc"])
+    parameters = dict(model=model, act=act, method="standard", epochs=epochs, max_lr=max_lr,
+                      batch_size=config.batch_size, augment=config.augment, seed=seed)
+    _write(out, parameters, dict(train=len(y), test=len(test[1])), history, started,
+           diverged=diverged, init_gradient_norms=norms.to_dict(orient="records"),
+           init_kaf_slopes=slopes.to_dict(orient="records"))
+    return read_study(out)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m kaflib.studies", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -138,11 +221,16 @@ def main(argv=None):
     p.add_argument("--iterations", type=int, nargs="+", default=[5, 10, 20, 50, 100, 150])
     p.add_argument("--test-size", type=int)
     p.add_argument("--restarts", type=int, default=1)
-    for name in ("lr-range", "grad-norms"):
+    for name in ("lr-range", "grad-norms", "deep-kaf"):
         q = sub.add_parser(name)
         q.add_argument("--model", default="resnet20" if name == "lr-range" else "resnet56")
-        q.add_argument("--act", default="relu" if name == "lr-range" else "kaf")
-        q.add_argument("--steps", type=int, default=100 if name == "lr-range" else 150)
+        q.add_argument("--act", default={"lr-range": "relu", "grad-norms": "kaf", "deep-kaf": "kaf_smooth"}[name])
+        if name == "deep-kaf":
+            q.add_argument("--epochs", type=int, default=10)
+            q.add_argument("--max-lr", type=float, default=0.1)
+            q.add_argument("--test-size", type=int)
+        else:
+            q.add_argument("--steps", type=int, default=100 if name == "lr-range" else 150)
         q.add_argument("--train-size", type=int)
         q.add_argument("--out-dir", default="results")
     for q in sub.choices.values():
@@ -151,7 +239,8 @@ def main(argv=None):
         q.add_argument("--force", action="store_true", help="redo a study whose file exists")
     args = vars(parser.parse_args(argv))
     study = args.pop("study")
-    function = {"pgd-iterations": pgd_iterations, "lr-range": lr_range, "grad-norms": grad_norms}[study]
+    function = {"pgd-iterations": pgd_iterations, "lr-range": lr_range, "grad-norms": grad_norms,
+                "deep-kaf": deep_kaf}[study]
     try:
         meta, rows = function(**args)
     except (ValueError, FileNotFoundError) as err:
