@@ -28,3 +28,39 @@ def test_grad_norms_writes_a_complete_file_and_skips_it_next_time(tmp_path):
     assert list(rows["step"].unique()) == [0, 1]
     path.write_text(path.read_text().replace('"steps": 2', '"steps": 99'))  # skipped: not recomputed
     assert studies.grad_norms("light", "kaf", steps=2, out_dir=tmp_path)[0]["parameters"]["steps"] == 99
+
+
+def test_deep_kaf_records_init_diagnostics_training_and_divergence(tmp_path, monkeypatch):
+    if mini_data_dir() is None:
+        pytest.skip("CIFAR-10 mini set not found")
+    common = dict(model="light", epochs=1, train_size=400, test_size=40, data_dir=mini_data_dir(),
+                  out_dir=tmp_path, progress=False)
+    meta, rows = studies.deep_kaf(act="kaf_smooth", **common)
+    assert meta["diverged"] is None and list(rows["epoch"]) == [1]
+    assert meta["data"] == {"train": 400, "test": 40} and meta["parameters"]["method"] == "standard"
+    slopes = meta["init_kaf_slopes"]
+    assert [s["depth"] for s in slopes] == [1, 2, 3, 4, 5] and all(s["max_slope"] > 0 for s in slopes)
+    assert len(meta["init_gradient_norms"]) > 5
+    assert (tmp_path / "deep-kaf" / "checkpoint" / "light-kaf_smooth" / "history.csv").exists()
+    from kaflib import train
+
+    def diverging_fit(*args, **kwargs):
+        raise train.TrainingDiverged(1, 3, "conv2d", None)
+
+    monkeypatch.setattr(train, "fit", diverging_fit)
+    meta, rows = studies.deep_kaf(act="relu", **common)  # recorded, not raised
+    assert meta["diverged"].startswith("Training diverged at epoch 1, step 3") and rows.empty
+    assert meta["init_kaf_slopes"] == []
+
+
+def test_kaf_slopes_of_a_ridge_relu_kaf_are_about_one_inside_the_dictionary():
+    import keras
+
+    from kaflib.activations import get_activation
+
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, get_activation("kaf_relu")(keras.layers.Dense(3)(inputs)))
+    row = studies.kaf_slopes(model, lo=-2.5, hi=2.5).iloc[0]
+    assert row["channels"] == 3 and 0.95 < row["median_slope"] < 1.2
+    # past the dictionary's end (3) the Gaussian KAF falls from about 3 to 0: a cliff
+    assert studies.kaf_slopes(model).iloc[0]["max_slope"] > 2.5
