@@ -6,7 +6,7 @@ __all__ = ["plot_schedule", "plot_history", "plot_lr_range", "plot_robustness_vs
            "plot_kaf_inits", "kaf_layers", "plot_trained_kafs", "kwta_response", "plot_activation_derivatives",
            "activation_layers", "activation_values", "activation_distances", "plot_activation_histograms",
            "plot_activation_distances", "plot_pgd_iterations", "plot_gradient_norms", "show_adversarial_example",
-           "plot_histories", "plot_accuracy_under_attack", "plot_checkpoint_audit"]
+           "plot_histories", "plot_accuracy_under_attack", "plot_checkpoint_audit", "plot_deep_kaf"]
 
 
 def plot_schedule(schedule, steps, steps_per_epoch, ax=None):
@@ -361,6 +361,33 @@ def plot_gradient_norms(traces, layers=6):
         ax.legend(fontsize="xx-small")
         ax.grid(alpha=0.3)
     axes[0, 0].set_ylabel("gradient norm (L2, per layer)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_deep_kaf(studies):
+    """Two panels for `kaflib.results.load_deep_kaf` studies: the gradient norm of
+    every layer at initialisation against its depth (log scale), and the clean
+    test accuracy per epoch of standard training (a cross marks a divergence)."""
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for label, study in studies.items():
+        norms = study["init_gradient_norms"]
+        line, = left.plot(norms["depth"], norms["norm"], label=label, linewidth=1)
+        history = study["rows"]
+        if len(history):
+            right.plot(history["epoch"], 100 * history["test_clean_acc"], marker=".", color=line.get_color(),
+                       label=label)
+        if study["diverged"]:
+            right.plot(len(history) + 1, 10, "x", color=line.get_color(), markersize=9)
+    left.set(yscale="log", xlabel="layer depth (1 = input side)", ylabel="gradient norm at init",
+             title="gradients at initialisation")
+    right.axhline(10, color="grey", linestyle=":", linewidth=1)
+    right.set(xlabel="epoch", ylabel="clean test accuracy %", title="standard training (x: diverged)")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="x-small")
     fig.tight_layout()
     return fig
 

@@ -16,7 +16,7 @@ from kaflib.experiment import read_metrics
 
 __all__ = ["KAF_ACTIVATIONS", "results_dir", "load_grid", "load_run", "load_histories", "reported_results",
            "compare_with_thesis", "kaf_versus_fixed", "scale_caption", "missing_note", "test_images", "load_model",
-           "checkpoint_audit_table"]
+           "checkpoint_audit_table", "load_deep_kaf", "deep_kaf_table"]
 
 #: Activations that are KAFs (plotted as filled crosses; the others as thin diamonds).
 KAF_ACTIVATIONS = ("kaf", "kaf_relu", "kaf_elu", "kaf_swish", "kaf_free", "kaf_smooth")
@@ -219,3 +219,45 @@ def checkpoint_audit_table(path=None):
     table = pd.DataFrame(rows).set_index("checkpoint")
     table.attrs["parameters"] = audit["parameters"]
     return table
+
+
+def load_deep_kaf(runs=(("resnet56", "relu"), ("resnet56", "kaf"), ("resnet56", "kaf_smooth"),
+                        ("resnet20", "kaf"), ("resnet20", "kaf_smooth")), path=None):
+    """{"<model> / <act>": study dict} of the `deep-kaf` studies that exist, in `runs` order.
+
+    Each study dict is the JSON of `kaflib.studies.deep_kaf` with `rows` (the
+    per-epoch history) as a DataFrame and the init diagnostics as DataFrames.
+    """
+    import json
+
+    found = {}
+    for model, act in runs:
+        file = results_dir(path) / "deep-kaf" / f"{model}-{act}.json"
+        if file.is_file():
+            study = json.loads(file.read_text())
+            for key in ("rows", "init_gradient_norms", "init_kaf_slopes"):
+                study[key] = pd.DataFrame(study[key])
+            found[f"{model} / {act}"] = study
+    return found
+
+
+def deep_kaf_table(studies):
+    """One row per `load_deep_kaf` study: the init gradient ratio (first conv layer's
+    norm over the last conv layer's), the median over KAF layers of their max |f'|,
+    the best and last clean test accuracy (%), epochs trained, divergence, minutes."""
+    rows = []
+    for label, study in studies.items():
+        norms = study["init_gradient_norms"]
+        convs = norms[norms["layer"].str.startswith("conv")]
+        history, slopes = study["rows"], study["init_kaf_slopes"]
+        rows.append({
+            "run": label,
+            "init grad first/last conv": convs["norm"].iloc[0] / convs["norm"].iloc[-1],
+            "KAF max |f'| (median layer)": slopes["max_slope"].median() if len(slopes) else float("nan"),
+            "best clean %": 100 * history["test_clean_acc"].max() if len(history) else float("nan"),
+            "last clean %": 100 * history["test_clean_acc"].iloc[-1] if len(history) else float("nan"),
+            "epochs": len(history),
+            "diverged": "yes" if study["diverged"] else "no",
+            "minutes": study["seconds"] / 60,
+        })
+    return pd.DataFrame(rows).set_index("run")

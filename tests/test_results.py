@@ -115,3 +115,35 @@ def test_kaf_versus_fixed_and_histories_of_a_grid(tmp_path):
     assert table.loc["ours", "runs"] == 3 and table.loc["thesis", "runs"] == 8
     histories = results.load_histories(results.load_grid("thesis-resnet20", tmp_path))
     assert sorted(histories) == ["elu", "kaf", "relu"] and histories["kaf"]["test_clean_acc"].iloc[-1] == 0.60
+
+
+def _deep_kaf_study(folder, model, act, conv_norms, accuracies, diverged=None):
+    norms = [dict(layer=f"conv2d_{i}" if i else "conv2d", depth=i + 1, norm=n) for i, n in enumerate(conv_norms)]
+    norms.append(dict(layer="logits", depth=len(norms) + 1, norm=0.5))
+    study = dict(parameters=dict(model=model, act=act), data={}, seconds=120.0, environment={},
+                 diverged=diverged, init_gradient_norms=norms,
+                 init_kaf_slopes=[dict(layer="kaf", depth=1, channels=16, max_slope=2.0, median_slope=1.0,
+                                       amplitude=0.3)] if "kaf" in act else [],
+                 rows=[dict(epoch=e + 1, test_clean_acc=a) for e, a in enumerate(accuracies)])
+    (folder / "deep-kaf").mkdir(parents=True, exist_ok=True)
+    (folder / "deep-kaf" / f"{model}-{act}.json").write_text(json.dumps(study))
+
+
+def test_deep_kaf_table_and_figure(tmp_path):
+    _deep_kaf_study(tmp_path, "resnet56", "relu", [1.0, 0.5, 2.0], [0.2, 0.4, 0.35])
+    _deep_kaf_study(tmp_path, "resnet56", "kaf", [1e11, 1.0, 0.5], [], diverged="Training diverged at epoch 1")
+    studies = results.load_deep_kaf(path=tmp_path)
+    assert list(studies) == ["resnet56 / relu", "resnet56 / kaf"]  # runs order; missing ones left out
+    table = results.deep_kaf_table(studies)
+    assert table.loc["resnet56 / relu", "init grad first/last conv"] == pytest.approx(0.5)
+    assert table.loc["resnet56 / kaf", "init grad first/last conv"] == pytest.approx(2e11)
+    assert table.loc["resnet56 / relu", "best clean %"] == pytest.approx(40.0)
+    assert table.loc["resnet56 / relu", "last clean %"] == pytest.approx(35.0)
+    assert table.loc["resnet56 / kaf", "diverged"] == "yes" and table.loc["resnet56 / kaf", "epochs"] == 0
+    assert np.isnan(table.loc["resnet56 / relu", "KAF max |f'| (median layer)"])
+    from kaflib.analysis import plot_deep_kaf
+
+    fig = plot_deep_kaf(studies)
+    left, right = fig.axes
+    assert left.get_yscale() == "log" and len(left.lines) == 2
+    assert len(right.get_legend().get_texts()) == 1  # the diverged run has no accuracy curve
