@@ -4,6 +4,7 @@
     python -m kaflib.studies lr-range --model resnet20 --act relu
     python -m kaflib.studies grad-norms --model resnet56 --act kaf --steps 150
     python -m kaflib.studies deep-kaf --model resnet56 --act kaf_smooth --epochs 10
+    python -m kaflib.studies lipschitz thesis-resnet20
 
 * ``pgd-iterations``: ART PGD robust accuracy of a finished run's model for
   several iteration counts (thesis "pgditers"); writes `pgd_iterations.json`
@@ -18,6 +19,11 @@
   standard training with per-epoch clean accuracy (checkpointed per epoch,
   resumable); a divergence (non-finite gradient) is recorded, not raised.
   Writes `results/deep-kaf/<model>-<act>.json`.
+* ``lipschitz``: for every finished run of a grid, the Lipschitz constant of
+  each activation layer (KAFs: numeric and analytic, see `kaflib.lipschitz`)
+  and the network's product bound, next to its clean and robust accuracy.
+  Writes `results/lipschitz/<grid>.json` (rows: one per run; `layers`: one
+  per activation layer).
 
 Each file holds the parameters, data sizes, seed, library versions, wall time
 and the rows; it is written atomically, and a study whose file exists is
@@ -34,7 +40,7 @@ import pandas as pd
 
 from kaflib.files import write_atomic
 
-__all__ = ["pgd_iterations", "lr_range", "grad_norms", "deep_kaf", "kaf_slopes", "read_study"]
+__all__ = ["pgd_iterations", "lr_range", "grad_norms", "deep_kaf", "kaf_slopes", "lipschitz", "read_study"]
 
 
 def _write(path, parameters, data, rows, started, **extra):
@@ -212,6 +218,50 @@ def deep_kaf(model="resnet56", act="kaf_smooth", epochs=10, max_lr=0.1, train_si
     return read_study(out)
 
 
+def lipschitz(grid, results=None, force=False, progress=True):
+    """Lipschitz constants of every finished run of `grid` (thesis ch. 4.1, 6.1)."""
+    import keras
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    from kaflib.experiment import run_dir
+    from kaflib.grid import grid_runs
+    from kaflib.kaf import KAF
+    from kaflib.lipschitz import kaf_lipschitz, network_lipschitz
+    from kaflib.results import load_run, results_dir
+
+    root = results_dir(results)
+    out = root / "lipschitz" / f"{grid}.json"
+    if out.exists() and not force:
+        return read_study(out)
+    started = time.perf_counter()
+    runs, layers = [], []
+    finished = [(m, a) for m, a in grid_runs(grid) if (run_dir(root, grid, m, a) / "metrics.json").is_file()]
+    if not finished:
+        raise FileNotFoundError(f"No finished run of grid {grid!r} under {root}.")
+    for model_name, act in tqdm(finished, desc="Lipschitz", disable=not progress):
+        run = load_run(run_dir(root, grid, model_name, act))
+        model = keras.models.load_model(run["run_dir"] / "model.keras")
+        bound, table = network_lipschitz(model)
+        activations = table[table["kind"] == "activation"]
+        for depth, row in enumerate(activations.itertuples(), start=1):
+            layer = model.get_layer(row.layer)
+            entry = dict(model=model_name, act=act, layer=row.layer, depth=depth, numeric=row.constant)
+            if isinstance(layer, KAF):
+                numeric = kaf_lipschitz(layer)
+                entry.update(numeric_median=float(np.median(numeric)),
+                             analytic=float(kaf_lipschitz(layer, "analytic").max()))
+            layers.append(entry)
+        runs.append(dict(model=model_name, act=act, clean_acc=run["clean_acc"], robust_acc=run["robust_acc"],
+                         network_bound=bound, log10_bound=float(np.log10(bound)),
+                         max_activation=float(activations["constant"].max()),
+                         epochs=run["epochs_run"], train_size=run["data"]["train"]))
+    _write(out, dict(grid=grid, kaf="numeric (max |f'| on a grid) and analytic (sum |alpha| sqrt(2 gamma / e))",
+                     norm="L2, inference mode"), dict(runs=len(runs)), pd.DataFrame(runs), started,
+           layers=layers)
+    return read_study(out)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m kaflib.studies", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -233,14 +283,19 @@ def main(argv=None):
             q.add_argument("--steps", type=int, default=100 if name == "lr-range" else 150)
         q.add_argument("--train-size", type=int)
         q.add_argument("--out-dir", default="results")
+    q = sub.add_parser("lipschitz", help="Lipschitz constants of a grid's finished runs")
+    q.add_argument("grid")
     for q in sub.choices.values():
+        if q.prog.endswith("lipschitz"):
+            q.add_argument("--force", action="store_true", help="redo a study whose file exists")
+            continue
         q.add_argument("--seed", type=int, default=0)
         q.add_argument("--data-dir")
         q.add_argument("--force", action="store_true", help="redo a study whose file exists")
     args = vars(parser.parse_args(argv))
     study = args.pop("study")
     function = {"pgd-iterations": pgd_iterations, "lr-range": lr_range, "grad-norms": grad_norms,
-                "deep-kaf": deep_kaf}[study]
+                "deep-kaf": deep_kaf, "lipschitz": lipschitz}[study]
     try:
         meta, rows = function(**args)
     except (ValueError, FileNotFoundError) as err:

@@ -64,3 +64,21 @@ def test_kaf_slopes_of_a_ridge_relu_kaf_are_about_one_inside_the_dictionary():
     assert row["channels"] == 3 and 0.95 < row["median_slope"] < 1.2
     # past the dictionary's end (3) the Gaussian KAF falls from about 3 to 0: a cliff
     assert studies.kaf_slopes(model).iloc[0]["max_slope"] > 2.5
+
+
+def test_lipschitz_of_a_grid_reads_every_finished_run(tmp_path):
+    from kaflib.models import build_model
+    from tests.test_results import _finished_run
+
+    for act, robust in (("relu", 0.01), ("kaf", 0.0)):
+        folder = _finished_run(tmp_path, "thesis-light", "light", act, 0.5, robust)
+        build_model("light", act).save(folder / "model.keras")
+    meta, rows = studies.lipschitz("thesis-light", results=tmp_path, progress=False)
+    assert list(rows["act"]) == ["relu", "kaf"] and meta["data"] == {"runs": 2}
+    assert (rows["network_bound"] > 1).all() and list(rows["max_activation"])[0] == 1.0
+    layers = [entry for entry in meta["layers"] if entry["act"] == "kaf"]
+    assert [entry["depth"] for entry in layers] == [1, 2, 3, 4, 5]
+    assert all(entry["numeric"] <= entry["analytic"] for entry in layers)
+    assert (tmp_path / "lipschitz" / "thesis-light.json").is_file()
+    with pytest.raises(FileNotFoundError, match="No finished run of grid 'thesis-vgg'"):
+        studies.lipschitz("thesis-vgg", results=tmp_path)
