@@ -6,7 +6,8 @@ __all__ = ["plot_schedule", "plot_history", "plot_lr_range", "plot_robustness_vs
            "plot_kaf_inits", "kaf_layers", "plot_trained_kafs", "kwta_response", "plot_activation_derivatives",
            "activation_layers", "activation_values", "activation_distances", "plot_activation_histograms",
            "plot_activation_distances", "plot_pgd_iterations", "plot_gradient_norms", "show_adversarial_example",
-           "plot_histories", "plot_accuracy_under_attack", "plot_checkpoint_audit", "plot_deep_kaf"]
+           "plot_histories", "plot_accuracy_under_attack", "plot_checkpoint_audit", "plot_deep_kaf",
+           "plot_kaf_lipschitz", "plot_bound_vs_robustness"]
 
 
 def plot_schedule(schedule, steps, steps_per_epoch, ax=None):
@@ -388,6 +389,48 @@ def plot_deep_kaf(studies):
     for ax in (left, right):
         ax.grid(alpha=0.3)
         ax.legend(fontsize="x-small")
+    fig.tight_layout()
+    return fig
+
+
+def plot_kaf_lipschitz(layers):
+    """Lipschitz constant of every activation layer against its depth, one panel per
+    model, one colour per run: KAFs' numeric constant (solid) and analytic bound
+    (dashed), fixed activations' constant (dotted). `layers`: the `layers` list of a
+    `lipschitz` study (or several, concatenated), as a DataFrame."""
+    import matplotlib.pyplot as plt
+
+    models = list(dict.fromkeys(layers["model"]))
+    fig, axes = plt.subplots(1, len(models), figsize=(4.8 * len(models), 3.6), squeeze=False)
+    for ax, model in zip(axes[0], models):
+        for act, rows in layers[layers["model"] == model].groupby("act", sort=False):
+            kaf = "analytic" in rows and rows["analytic"].notna().any()
+            line, = ax.plot(rows["depth"], rows["numeric"], linestyle="-" if kaf else ":", label=act)
+            if kaf:
+                ax.plot(rows["depth"], rows["analytic"], linestyle="--", color=line.get_color(), linewidth=0.8)
+        ax.set(yscale="log", xlabel="activation layer (1 = input side)", ylabel="Lipschitz constant",
+               title=f"{model} (dashed: analytic bound)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="x-small")
+    fig.tight_layout()
+    return fig
+
+
+def plot_bound_vs_robustness(runs):
+    """Robust accuracy (%) against the network's Lipschitz bound (log scale), one
+    point per run, KAFs as filled crosses. `runs`: the rows of `lipschitz` studies."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    finite = runs[np.isfinite(runs["network_bound"])]
+    for i, ((model, act), row) in enumerate(finite.set_index(["model", "act"]).iterrows()):
+        marker = _act_marker(act)
+        colour = {"edgecolors" if "facecolors" in marker else "color": colours[i % len(colours)]}
+        ax.scatter(row["network_bound"], 100 * row["robust_acc"], label=f"{model} / {act}", **marker, **colour)
+    ax.set(xscale="log", xlabel="Lipschitz upper bound of the network (L2)", ylabel="robust accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="xx-small", ncol=2)
     fig.tight_layout()
     return fig
 

@@ -95,3 +95,24 @@ def test_gradient_norm_plot_marks_non_finite_steps():
     ax = plot_gradient_norms({"run": trace}).axes[0]
     assert ax.get_yscale() == "log"
     assert [len(line.get_xdata()) for line in ax.lines] == [2, 1, 1]  # a, b finite, b's NaN cross
+
+
+def test_lipschitz_plots():
+    import pandas as pd
+
+    from kaflib.analysis import plot_bound_vs_robustness, plot_kaf_lipschitz
+
+    layers = pd.DataFrame([
+        dict(model="vgg", act="relu", depth=1, numeric=1.0), dict(model="vgg", act="relu", depth=2, numeric=1.0),
+        dict(model="vgg", act="kaf", depth=1, numeric=3.0, analytic=12.0),
+        dict(model="vgg", act="kaf", depth=2, numeric=5.0, analytic=20.0),
+        dict(model="resnet20", act="elu", depth=1, numeric=1.0)])
+    fig = plot_kaf_lipschitz(layers)
+    vgg, resnet = fig.axes
+    assert len(vgg.lines) == 3 and len(resnet.lines) == 1  # relu; kaf numeric + analytic; elu
+    assert list(vgg.lines[2].get_ydata()) == [12.0, 20.0] and vgg.get_yscale() == "log"
+    runs = pd.DataFrame([dict(model="vgg", act="relu", network_bound=1e5, robust_acc=0.2),
+                         dict(model="vgg", act="kaf", network_bound=1e12, robust_acc=0.1),
+                         dict(model="light", act="kwta", network_bound=float("inf"), robust_acc=0.0)])
+    ax = plot_bound_vs_robustness(runs).axes[0]
+    assert len(ax.collections) == 2 and ax.get_xscale() == "log"  # the infinite bound is left out
