@@ -5,6 +5,7 @@
     python -m kaflib.studies grad-norms --model resnet56 --act kaf --steps 150
     python -m kaflib.studies deep-kaf --model resnet56 --act kaf_smooth --epochs 10
     python -m kaflib.studies lipschitz thesis-resnet20
+    python -m kaflib.studies masking-checks thesis-resnet20 --test-size 256
 
 * ``pgd-iterations``: ART PGD robust accuracy of a finished run's model for
   several iteration counts (thesis "pgditers"); writes `pgd_iterations.json`
@@ -24,6 +25,10 @@
   and the network's product bound, next to its clean and robust accuracy.
   Writes `results/lipschitz/<grid>.json` (rows: one per run; `layers`: one
   per activation layer).
+* ``masking-checks``: gradient-masking checks on every finished run of a grid
+  (`kaflib.masking`: PGD accuracy vs eps, black-box Square vs white-box PGD,
+  transfer from and to the grid's ReLU model); writes
+  `results/masking/<grid>.json` (rows: one per model; `sweep`: the eps sweep).
 
 Each file holds the parameters, data sizes, seed, library versions, wall time
 and the rows; it is written atomically, and a study whose file exists is
@@ -40,7 +45,7 @@ import pandas as pd
 
 from kaflib.files import write_atomic
 
-__all__ = ["pgd_iterations", "lr_range", "grad_norms", "deep_kaf", "kaf_slopes", "lipschitz", "read_study"]
+__all__ = ["pgd_iterations", "lr_range", "grad_norms", "deep_kaf", "kaf_slopes", "lipschitz", "masking", "read_study"]
 
 
 def _write(path, parameters, data, rows, started, **extra):
@@ -262,6 +267,38 @@ def lipschitz(grid, results=None, force=False, progress=True):
     return read_study(out)
 
 
+def masking(grid, test_size=256, square_iter=1000, results=None, seed=0, data_dir=None, force=False,
+            progress=True):
+    """`kaflib.masking.masking_checks` on every finished run of `grid` (issue 8)."""
+    import keras
+
+    from kaflib.data import load_cifar10
+    from kaflib.experiment import run_dir
+    from kaflib.grid import grid_runs
+    from kaflib.masking import EPS_SWEEP, masking_checks
+    from kaflib.results import results_dir
+
+    root = results_dir(results)
+    out = root / "masking" / f"{grid}.json"
+    if out.exists() and not force:
+        return read_study(out)
+    started = time.perf_counter()
+    folders = {act: run_dir(root, grid, m, act) for m, act in grid_runs(grid)}
+    models = {act: keras.models.load_model(f / "model.keras") for act, f in folders.items()
+              if (f / "metrics.json").is_file()}
+    if not models:
+        raise FileNotFoundError(f"No finished run of grid {grid!r} under {root}.")
+    _, (x, y) = load_cifar10(data_dir, train_size=1, test_size=test_size)
+    summary, sweep = masking_checks(models, x, y, square_iter=square_iter, seed=seed, progress=progress)
+    parameters = dict(grid=grid, eps=8 / 255, pgd="ART PGD-50, step 2/255, 1 restart, true labels, logits",
+                      square=f"ART SquareAttack L-inf, {square_iter} queries, 1 restart",
+                      eps_sweep=list(EPS_SWEEP), sweep_attack="kaflib PGD-20, step 2.5 eps / 20",
+                      transfer="ART PGD-50 images crafted on the relu run", seed=seed)
+    _write(out, parameters, dict(test=len(y)), summary.reset_index(), started,
+           sweep=sweep.to_dict(orient="records"))
+    return read_study(out)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m kaflib.studies", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -285,8 +322,15 @@ def main(argv=None):
         q.add_argument("--out-dir", default="results")
     q = sub.add_parser("lipschitz", help="Lipschitz constants of a grid's finished runs")
     q.add_argument("grid")
+    q = sub.add_parser("masking-checks", help="gradient-masking checks of a grid's finished runs")
+    q.add_argument("grid")
+    q.add_argument("--test-size", type=int, default=256)
+    q.add_argument("--square-iter", type=int, default=1000)
     for q in sub.choices.values():
-        if q.prog.endswith("lipschitz"):
+        if q.prog.endswith("masking-checks"):
+            q.add_argument("--seed", type=int, default=0)
+            q.add_argument("--data-dir")
+        if q.prog.endswith(("lipschitz", "masking-checks")):
             q.add_argument("--force", action="store_true", help="redo a study whose file exists")
             continue
         q.add_argument("--seed", type=int, default=0)
@@ -295,7 +339,7 @@ def main(argv=None):
     args = vars(parser.parse_args(argv))
     study = args.pop("study")
     function = {"pgd-iterations": pgd_iterations, "lr-range": lr_range, "grad-norms": grad_norms,
-                "deep-kaf": deep_kaf, "lipschitz": lipschitz}[study]
+                "deep-kaf": deep_kaf, "lipschitz": lipschitz, "masking-checks": masking}[study]
     try:
         meta, rows = function(**args)
     except (ValueError, FileNotFoundError) as err:

@@ -1,0 +1,111 @@
+"""Gradient-masking checks (Carlini et al. 2019's checklist) for a set of models.
+
+A defence that only hides its gradients shows tell-tale signs:
+
+* accuracy under PGD does not fall to 0 as eps grows large (an image can be
+  turned into any other at eps = 0.5, so accuracy must reach 0);
+* a black-box attack, which needs no gradient (Square, Andriushchenko et al.
+  2020, queries only the model's outputs), beats the white-box PGD;
+* adversarial images crafted on another model (transfer) beat the model's own
+  white-box PGD.
+
+`masking_checks` runs the three on every model and flags each sign. All
+attacks are L-inf, on the logits, with the true labels, on the same images;
+an image counts as robust only if it survives.
+"""
+
+import numpy as np
+import pandas as pd
+
+from kaflib.evaluate import art_classifier, pgd_robust
+
+__all__ = ["EPS_SWEEP", "square_robust", "transfer_robust", "masking_checks"]
+
+#: Radii of the eps sweep, in pixel units (2/255 .. 128/255).
+EPS_SWEEP = tuple(k / 255 for k in (2, 4, 8, 16, 32, 64, 128))
+
+
+def square_robust(model, images, labels, eps=8 / 255, max_iter=1000, restarts=1, batch_size=256, seed=0):
+    """Per-image robustness `(N,)` bool under ART's black-box `SquareAttack`
+    (L-inf, `max_iter` queries per image and restart, margin loss)."""
+    from art.attacks.evasion import SquareAttack
+
+    if not 0 <= eps <= 1:
+        raise ValueError(f"Square eps={eps!r} is invalid: must be in [0, 1] (pixel units).")
+    labels = np.asarray(labels)
+    classifier = art_classifier(model)
+    robust = np.argmax(classifier.predict(images, batch_size=batch_size), -1) == labels
+    todo = np.flatnonzero(robust)
+    if len(todo) and eps > 0:
+        np.random.seed(seed)  # ART draws the squares from NumPy's global generator
+        attack = SquareAttack(classifier, norm=np.inf, eps=eps, max_iter=max_iter, nb_restarts=restarts,
+                              batch_size=batch_size, verbose=False)
+        one_hot = np.eye(classifier.nb_classes)[labels[todo]]
+        adversarial = attack.generate(images[todo], y=one_hot)
+        robust[todo] = np.argmax(classifier.predict(adversarial, batch_size=batch_size), -1) == labels[todo]
+    return robust
+
+
+def transfer_robust(source, target, images, labels, eps=8 / 255, step=2 / 255, steps=50, seed=0,
+                    batch_size=256):
+    """Per-image robustness of `target` `(N,)` bool against ART PGD images crafted on `source`."""
+    from art.attacks.evasion import ProjectedGradientDescent
+
+    labels = np.asarray(labels)
+    np.random.seed(seed)
+    attack = ProjectedGradientDescent(art_classifier(source), norm=np.inf, eps=eps, eps_step=step,
+                                      max_iter=steps, num_random_init=1, batch_size=batch_size, verbose=False)
+    adversarial = attack.generate(images, y=labels)
+    return np.argmax(art_classifier(target).predict(adversarial, batch_size=batch_size), -1) == labels
+
+
+def masking_checks(models, images, labels, eps=8 / 255, step=2 / 255, steps=50, eps_sweep=EPS_SWEEP,
+                   sweep_steps=20, square_iter=1000, reference="relu", seed=0, progress=True):
+    """The three checks on every model.
+
+    Args:
+        models: dict name -> Keras logits model (e.g. one grid's activations).
+        images, labels: the test images `(N, H, W, C)` in [0, 1] and labels `(N,)`.
+        eps, step, steps: the white-box ART PGD and the transfer attack.
+        eps_sweep, sweep_steps: kaflib's compiled PGD-`sweep_steps` at each radius.
+        square_iter: queries per image of the Square attack.
+        reference: the model whose adversarial images are transferred to every
+            other model, and which receives every other model's (None: no transfer).
+
+    Returns:
+        `(summary, sweep)`: summary has one row per model with clean, pgd,
+        square, worst (robust to both), transfer_in (accuracy on images crafted
+        on `reference`), transfer_out (the reference's accuracy on images crafted
+        on this model), acc_at_max_eps and the flags `not_to_zero` (accuracy at
+        the largest eps > 1%), `black_box_wins` (Square accuracy below PGD's by
+        more than 1 image in 100), `transfer_wins` (transfer accuracy below
+        PGD's, same margin); sweep has model, eps, steps, accuracy. Accuracies
+        are fractions.
+    """
+    from tqdm.auto import tqdm
+
+    from kaflib.evaluate import accuracy_under_attack
+
+    labels = np.asarray(labels)
+    rows, sweeps = [], []
+    for name, model in tqdm(models.items(), desc="masking checks", disable=not progress):
+        clean = np.argmax(art_classifier(model).predict(images), -1) == labels
+        pgd = pgd_robust(model, images, labels, eps=eps, step=step, steps=steps, seed=seed, progress=False)
+        square = square_robust(model, images, labels, eps=eps, max_iter=square_iter, seed=seed)
+        sweep = accuracy_under_attack(model, images, labels, eps_sweep, steps=(sweep_steps,), seed=seed)
+        sweeps.append(sweep.assign(model=name))
+        row = dict(model=name, clean=clean.mean(), pgd=pgd.mean(), square=square.mean(),
+                   worst=(pgd & square).mean(), acc_at_max_eps=float(sweep["accuracy"].iloc[-1]))
+        if reference is not None and reference in models and name != reference:
+            row["transfer_in"] = transfer_robust(models[reference], model, images, labels, eps, step, steps,
+                                                 seed).mean()
+            row["transfer_out"] = transfer_robust(model, models[reference], images, labels, eps, step, steps,
+                                                  seed).mean()
+        rows.append(row)
+    summary = pd.DataFrame(rows).set_index("model")
+    margin = 0.01
+    summary["not_to_zero"] = summary["acc_at_max_eps"] > 0.01
+    summary["black_box_wins"] = summary["square"] < summary["pgd"] - margin
+    transfer = summary["transfer_in"] if "transfer_in" in summary else pd.Series(np.nan, summary.index)
+    summary["transfer_wins"] = transfer < summary["pgd"] - margin
+    return summary, pd.concat(sweeps, ignore_index=True)[["model", "eps", "steps", "accuracy"]]

@@ -1,0 +1,59 @@
+import keras
+import numpy as np
+import pytest
+
+from kaflib.masking import masking_checks, square_robust, transfer_robust
+
+
+def tiny_model(seed, masked=False):
+    """A small dense classifier on 16x16x1 images. `masked` quantises the input to 8
+    levels first, whose gradient is 0 almost everywhere: gradient masking."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((16, 16, 1))
+    x = inputs
+    if masked:
+        x = keras.layers.Lambda(lambda t: keras.ops.round(t * 8.0) / 8.0 + 0.0 * t)(x)
+    x = keras.layers.Dense(2)(keras.layers.Flatten()(x))
+    return keras.Model(inputs, x)
+
+
+def trained(model, images, labels):
+    model.compile(optimizer=keras.optimizers.Adam(0.05),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(images, labels, epochs=30, verbose=0)
+    assert np.mean(np.argmax(model.predict(images, verbose=0), -1) == labels) > 0.8
+    return model
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 64)
+    images = np.clip(0.5 + (labels[:, None, None, None] - 0.5) * 0.2 + rng.normal(0, 0.05, (64, 16, 16, 1)),
+                     0, 1).astype("float32")
+    return images, labels
+
+
+def test_square_and_transfer_break_an_undefended_model_at_large_eps(data):
+    images, labels = data
+    model = tiny_model(0)
+    model.compile()
+    assert square_robust(model, images, labels, eps=0.5, max_iter=50).mean() < 0.05
+    assert transfer_robust(model, model, images, labels, eps=0.5, step=0.1, steps=10).mean() < 0.05
+    assert square_robust(model, images, labels, eps=0.0, max_iter=5).mean() == pytest.approx(
+        np.mean(np.argmax(model.predict(images, verbose=0), -1) == labels))
+
+
+def test_masking_checks_flag_a_model_whose_gradient_is_zero(data):
+    images, labels = data
+    models = {"relu": trained(tiny_model(0), images, labels),
+              "masked": trained(tiny_model(1, masked=True), images, labels)}
+    summary, sweep = masking_checks(models, images, labels, eps=0.25, step=0.05, steps=10,
+                                    eps_sweep=(0.1, 0.5), sweep_steps=5, square_iter=100, progress=False)
+    assert set(sweep["model"]) == {"relu", "masked"} and len(sweep) == 4
+    # the rounding layer's gradient is 0 almost everywhere: white-box PGD stalls, Square does not
+    masked = summary.loc["masked"]
+    assert masked["pgd"] > masked["square"] + 0.01 and masked["black_box_wins"]
+    assert not summary.loc["relu", "not_to_zero"]
+    assert {"transfer_in", "transfer_out"} <= set(summary.columns)
+    assert np.isnan(summary.loc["relu", "transfer_in"])  # the reference gets no transfer from itself
