@@ -9,6 +9,10 @@ A defence that only hides its gradients shows tell-tale signs:
 * adversarial images crafted on another model (transfer) beat the model's own
   white-box PGD.
 
+For KAF networks it adds an adaptive attack (`surrogate_robust`): PGD whose
+gradients come from a twin with every KAF smoothed by Gaussian input noise
+(`smoothed_twin`, exact for Gaussian kernels), evaluated on the real model.
+
 `masking_checks` runs the three on every model and flags each sign. All
 attacks are L-inf, on the logits, with the true labels, on the same images;
 an image counts as robust only if it survives.
@@ -19,7 +23,7 @@ import pandas as pd
 
 from kaflib.evaluate import art_classifier, pgd_robust
 
-__all__ = ["EPS_SWEEP", "square_robust", "transfer_robust", "masking_checks"]
+__all__ = ["EPS_SWEEP", "square_robust", "transfer_robust", "masking_checks", "smoothed_twin", "surrogate_robust"]
 
 #: Radii of the eps sweep, in pixel units (2/255 .. 128/255).
 EPS_SWEEP = tuple(k / 255 for k in (2, 4, 8, 16, 32, 64, 128))
@@ -60,7 +64,8 @@ def transfer_robust(source, target, images, labels, eps=8 / 255, step=2 / 255, s
 
 
 def masking_checks(models, images, labels, eps=8 / 255, step=2 / 255, steps=50, eps_sweep=EPS_SWEEP,
-                   sweep_steps=20, square_iter=1000, reference="relu", seed=0, progress=True):
+                   sweep_steps=20, square_iter=1000, reference="relu", surrogate_sigma=0.3, seed=0,
+                   progress=True):
     """The three checks on every model.
 
     Args:
@@ -71,10 +76,13 @@ def masking_checks(models, images, labels, eps=8 / 255, step=2 / 255, steps=50, 
         square_iter: queries per image of the Square attack.
         reference: the model whose adversarial images are transferred to every
             other model, and which receives every other model's (None: no transfer).
+        surrogate_sigma: noise level of the adaptive attack on models with
+            Gaussian KAFs (`surrogate_robust`; 0 or None: not run).
 
     Returns:
         `(summary, sweep)`: summary has one row per model with clean, pgd,
-        square, worst (robust to both), transfer_in (accuracy on images crafted
+        square, surrogate (the adaptive attack; KAF models only), worst (robust
+        to all of them), transfer_in (accuracy on images crafted
         on `reference`), transfer_out (the reference's accuracy on images crafted
         on this model), acc_at_max_eps and the flags `not_to_zero` (accuracy at
         the largest eps > 1%), `black_box_wins` (Square accuracy below PGD's by
@@ -94,8 +102,13 @@ def masking_checks(models, images, labels, eps=8 / 255, step=2 / 255, steps=50, 
         square = square_robust(model, images, labels, eps=eps, max_iter=square_iter, seed=seed)
         sweep = accuracy_under_attack(model, images, labels, eps_sweep, steps=(sweep_steps,), seed=seed)
         sweeps.append(sweep.assign(model=name))
-        row = dict(model=name, clean=clean.mean(), pgd=pgd.mean(), square=square.mean(),
-                   worst=(pgd & square).mean(), acc_at_max_eps=float(sweep["accuracy"].iloc[-1]))
+        worst = pgd & square
+        row = dict(model=name, clean=clean.mean(), pgd=pgd.mean(), square=square.mean())
+        if surrogate_sigma and _has_gaussian_kafs(model):
+            surrogate = surrogate_robust(model, images, labels, surrogate_sigma, eps, step, steps, seed)
+            row["surrogate"] = surrogate.mean()
+            worst &= surrogate
+        row.update(worst=worst.mean(), acc_at_max_eps=float(sweep["accuracy"].iloc[-1]))
         if reference is not None and reference in models and name != reference:
             row["transfer_in"] = transfer_robust(models[reference], model, images, labels, eps, step, steps,
                                                  seed).mean()
@@ -108,4 +121,63 @@ def masking_checks(models, images, labels, eps=8 / 255, step=2 / 255, steps=50, 
     summary["black_box_wins"] = summary["square"] < summary["pgd"] - margin
     transfer = summary["transfer_in"] if "transfer_in" in summary else pd.Series(np.nan, summary.index)
     summary["transfer_wins"] = transfer < summary["pgd"] - margin
+    if "surrogate" in summary:
+        summary["surrogate_wins"] = summary["surrogate"] < summary["pgd"] - margin
     return summary, pd.concat(sweeps, ignore_index=True)[["model", "eps", "steps", "accuracy"]]
+
+
+def _has_gaussian_kafs(model):
+    from kaflib.kaf import KAF
+
+    kafs = [layer for layer in model.layers if isinstance(layer, KAF)]
+    return bool(kafs) and all(layer.kernel == "gaussian" for layer in kafs)
+
+
+def smoothed_twin(model, sigma=0.3):
+    """A copy of `model` whose Gaussian KAFs are smoothed by Gaussian input noise of
+    standard deviation `sigma`: the adaptive attack's surrogate.
+
+    Averaging a kernel exp(-gamma (x - d)^2) over x + N(0, sigma^2) gives, exactly,
+    exp(-gamma' (x - d)^2) / sqrt(1 + 2 gamma sigma^2) with gamma' = gamma / (1 +
+    2 gamma sigma^2); each KAF becomes a KAF with that bandwidth and scaled
+    coefficients (a `KAF(trainable_dictionary=True)` holding the fixed dictionary).
+    Its gradients see through the KAFs' wiggles, which a steep trained KAF could
+    otherwise use to hide the direction of a real adversarial example. Other layers
+    are shared with `model` (same weights).
+    """
+    import keras
+
+    from kaflib.kaf import KAF
+    from kaflib.lipschitz import _kaf_geometry
+
+    if not sigma >= 0:
+        raise ValueError(f"sigma must be >= 0, got {sigma!r}.")
+
+    def smooth(layer):
+        if not isinstance(layer, KAF):
+            return layer
+        if layer.kernel != "gaussian":
+            raise ValueError(f"smoothed_twin needs Gaussian KAFs; {layer.name} has kernel={layer.kernel!r}.")
+        dictionary, gamma = _kaf_geometry(layer)
+        widening = 1.0 + 2.0 * gamma * sigma**2
+        twin = KAF(dictionary_size=layer.dictionary_size, boundary=layer.boundary, trainable_dictionary=True,
+                   name=f"{layer.name}_smoothed")
+        twin.build((None, len(gamma)))
+        alpha = np.asarray(keras.ops.convert_to_numpy(layer.alpha), np.float64)
+        twin.alpha.assign((alpha / np.sqrt(widening)[:, None]).astype("float32"))
+        twin.dictionary.assign(dictionary.astype("float32"))
+        twin.gamma.assign((gamma / widening).astype("float32"))
+        return twin
+
+    return keras.models.clone_model(model, clone_function=smooth)
+
+
+def surrogate_robust(model, images, labels, sigma=0.3, eps=8 / 255, step=2 / 255, steps=50, seed=0,
+                     batch_size=256):
+    """Per-image robustness `(N,)` bool of `model` against ART PGD run on
+    `smoothed_twin(model, sigma)` (the adaptive attack; evaluated on `model`)."""
+    twin = smoothed_twin(model, sigma)
+    for original, copy in zip(model.layers, twin.layers):  # clone_model re-initialises: copy the weights
+        if not copy.name.endswith("_smoothed"):
+            copy.set_weights(original.get_weights())
+    return transfer_robust(twin, model, images, labels, eps, step, steps, seed, batch_size)

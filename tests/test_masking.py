@@ -57,3 +57,28 @@ def test_masking_checks_flag_a_model_whose_gradient_is_zero(data):
     assert not summary.loc["relu", "not_to_zero"]
     assert {"transfer_in", "transfer_out"} <= set(summary.columns)
     assert np.isnan(summary.loc["relu", "transfer_in"])  # the reference gets no transfer from itself
+
+
+def test_smoothed_twin_is_the_model_at_sigma_zero_and_the_noise_average_otherwise():
+    from kaflib.kaf import KAF
+    from kaflib.masking import smoothed_twin, surrogate_robust
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.Dense(2)(KAF(name="k")(keras.layers.Dense(3)(inputs))))
+    x = np.random.default_rng(0).normal(size=(16, 3)).astype("float32")
+    exact = smoothed_twin(model, 0.0)
+    for original, copy in zip(model.layers, exact.layers):
+        if not copy.name.endswith("_smoothed"):
+            copy.set_weights(original.get_weights())
+    np.testing.assert_allclose(np.asarray(exact(x)), np.asarray(model(x)), rtol=1e-5, atol=1e-5)
+    layer, smoothed = model.get_layer("k"), smoothed_twin(model, 0.5).get_layer("k_smoothed")
+    points = np.linspace(-3, 3, 7, dtype="float32")[:, None].repeat(3, axis=1)
+    noisy = points + np.random.default_rng(1).normal(0, 0.5, size=(40000, 1, 1)).astype("float32")
+    average = np.asarray(layer(noisy.reshape(-1, 3))).reshape(noisy.shape).mean(axis=0)
+    np.testing.assert_allclose(np.asarray(smoothed(points)), average, atol=0.03)
+    with pytest.raises(ValueError, match="sigma must be >= 0"):
+        smoothed_twin(model, -1.0)
+    images = np.random.default_rng(2).uniform(size=(8, 3)).astype("float32")
+    robust = surrogate_robust(model, images, np.zeros(8, int), sigma=0.3, eps=0.1, step=0.05, steps=3)
+    assert robust.shape == (8,) and robust.dtype == bool
