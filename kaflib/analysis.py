@@ -7,7 +7,7 @@ __all__ = ["plot_schedule", "plot_history", "plot_lr_range", "plot_robustness_vs
            "activation_layers", "activation_values", "activation_distances", "plot_activation_histograms",
            "plot_activation_distances", "plot_pgd_iterations", "plot_gradient_norms", "show_adversarial_example",
            "plot_histories", "plot_accuracy_under_attack", "plot_checkpoint_audit", "plot_deep_kaf",
-           "plot_kaf_lipschitz", "plot_bound_vs_robustness"]
+           "plot_kaf_lipschitz", "plot_bound_vs_robustness", "plot_eps_sweep"]
 
 
 def plot_schedule(schedule, steps, steps_per_epoch, ax=None):
@@ -433,6 +433,24 @@ def plot_bound_vs_robustness(runs):
     ax.legend(fontsize="xx-small", ncol=2)
     fig.tight_layout()
     return fig
+
+
+def plot_eps_sweep(sweep, ax=None):
+    """Accuracy (%) under PGD against the attack radius (in /255), one line per
+    model; it must reach 0 at large radii unless gradients are masked. `sweep`:
+    DataFrame(model, eps, accuracy) (a `masking` study's `sweep`)."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        ax = plt.subplots(figsize=(5.5, 3.6))[1]
+    for model, rows in sweep.groupby("model", sort=False):
+        ax.plot(255 * rows["eps"], 100 * rows["accuracy"], marker=".", linestyle="-" if "kaf" in model else "--",
+                label=model)
+    ax.set(xscale="log", xlabel="eps (x/255, log scale)", ylabel="accuracy under PGD (%)")
+    ax.axhline(0, color="grey", linewidth=0.8)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="x-small")
+    return ax.figure
 
 
 def show_adversarial_example(model, image, adversarial, label, class_names, magnify=None):

@@ -1,3 +1,4 @@
+import pytest
 import matplotlib
 
 matplotlib.use("Agg")
@@ -116,3 +117,16 @@ def test_lipschitz_plots():
                          dict(model="light", act="kwta", network_bound=float("inf"), robust_acc=0.0)])
     ax = plot_bound_vs_robustness(runs).axes[0]
     assert len(ax.collections) == 2 and ax.get_xscale() == "log"  # the infinite bound is left out
+
+
+def test_eps_sweep_plot():
+    import pandas as pd
+
+    from kaflib.analysis import plot_eps_sweep
+
+    sweep = pd.DataFrame(dict(model=["relu"] * 3 + ["kaf"] * 3, eps=[2 / 255, 8 / 255, 128 / 255] * 2,
+                              accuracy=[0.5, 0.3, 0.0, 0.4, 0.2, 0.1]))
+    ax = plot_eps_sweep(sweep).axes[0]
+    relu, kaf = ax.lines[:2]
+    assert list(relu.get_xdata()) == pytest.approx([2, 8, 128]) and list(kaf.get_ydata()) == pytest.approx([40, 20, 10])
+    assert relu.get_linestyle() == "--" and kaf.get_linestyle() == "-"
