@@ -368,21 +368,23 @@ def plot_gradient_norms(traces, layers=6):
 
 def plot_deep_kaf(studies):
     """Two panels for `kaflib.results.load_deep_kaf` studies: the gradient norm of
-    every layer at initialisation against its depth (log scale), and the clean
-    test accuracy per epoch of standard training (a cross marks a divergence)."""
+    every convolution's kernel and bias at initialisation, in the order from
+    input to output (log scale), and the clean test accuracy per epoch of
+    standard training (a cross marks a divergence)."""
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
     for label, study in studies.items():
         norms = study["init_gradient_norms"]
-        line, = left.plot(norms["depth"], norms["norm"], label=label, linewidth=1)
+        convs = norms[norms["layer"].str.startswith("conv")]
+        line, = left.plot(np.arange(1, len(convs) + 1), convs["norm"], label=label, linewidth=1)
         history = study["rows"]
         if len(history):
             right.plot(history["epoch"], 100 * history["test_clean_acc"], marker=".", color=line.get_color(),
                        label=label)
         if study["diverged"]:
             right.plot(len(history) + 1, 10, "x", color=line.get_color(), markersize=9)
-    left.set(yscale="log", xlabel="layer depth (1 = input side)", ylabel="gradient norm at init",
+    left.set(yscale="log", xlabel="convolution (1 = input side)", ylabel="gradient norm at init",
              title="gradients at initialisation")
     right.axhline(10, color="grey", linestyle=":", linewidth=1)
     right.set(xlabel="epoch", ylabel="clean test accuracy %", title="standard training (x: diverged)")
