@@ -6,7 +6,7 @@ from keras import ops
 from kaflib import ACTIVATIONS, KAF, KWTA, get_activation
 
 EXPECTED = ["relu", "elu", "swish", "gelu", "softplus", "tanh",
-            "kaf", "kaf_relu", "kaf_elu", "kaf_swish", "kaf_free", "kwta"]
+            "kaf", "kaf_relu", "kaf_elu", "kaf_swish", "kaf_free", "kaf_smooth", "kwta"]
 
 
 def test_registry_has_every_thesis_activation():
@@ -25,6 +25,7 @@ def test_kaf_variants():
     assert isinstance(get_activation("kaf"), KAF) and get_activation("kaf").init == "random"
     assert get_activation("kaf_elu").init == "elu"
     assert get_activation("kaf_free").trainable_dictionary
+    assert get_activation("kaf_smooth").init == "smooth" and not get_activation("kaf_smooth").trainable_dictionary
     assert isinstance(get_activation("kwta"), KWTA)
     x = np.linspace(-2, 2, 9, dtype="float32")[:, None]
     np.testing.assert_allclose(ops.convert_to_numpy(get_activation("kaf_swish")(x)),
