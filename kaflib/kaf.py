@@ -17,7 +17,8 @@ from keras import ops
 
 from kaflib.kaf_ops import KERNELS, kaf_free, kaf_grid, kaf_kernel, kaf_reference, kernel_values
 
-__all__ = ["KAF", "DirectKAF", "kaf_dictionary", "kaf_gamma", "ridge_coefficients", "smooth_init_matrix"]
+__all__ = ["KAF", "DirectKAF", "kaf_dictionary", "kaf_gamma", "ridge_coefficients", "smooth_init_matrix",
+           "kaf_geometry"]
 
 
 def kaf_dictionary(dictionary_size, boundary):
@@ -30,6 +31,17 @@ def kaf_gamma(dictionary_size, boundary):
     """Kernel bandwidth `gamma = 1 / (6 * step^2)` for the evenly spaced dictionary."""
     step = 2.0 * boundary / (dictionary_size - 1)
     return 1.0 / (6.0 * step**2)
+
+
+def kaf_geometry(layer):
+    """The dictionary `(C, D)` and bandwidth `(C,)` of every channel of a built
+    `KAF`, as float64 NumPy arrays (the trained ones for a trainable dictionary)."""
+    channels = layer.alpha.shape[0]
+    if layer.trainable_dictionary:
+        return (np.asarray(ops.convert_to_numpy(layer.dictionary), np.float64),
+                np.asarray(ops.convert_to_numpy(layer.gamma), np.float64))
+    d = kaf_dictionary(layer.dictionary_size, layer.boundary)
+    return np.tile(d, (channels, 1)), np.full(channels, kaf_gamma(layer.dictionary_size, layer.boundary))
 
 
 def ridge_coefficients(activation, dictionary, gamma, regularization=1e-6, kernel="gaussian"):

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from keras import ops
 
-from kaflib.kaf import KAF, kaf_dictionary, kaf_gamma
+from kaflib.kaf import KAF, kaf_geometry
 from kaflib.kwta import KWTA
 
 __all__ = ["FIXED_LIPSCHITZ", "kaf_lipschitz", "conv_spectral_norm", "network_lipschitz"]
@@ -38,17 +38,6 @@ __all__ = ["FIXED_LIPSCHITZ", "kaf_lipschitz", "conv_spectral_norm", "network_li
 #: Lipschitz constants of the fixed activations (max |f'| on the real line).
 FIXED_LIPSCHITZ = {"relu": 1.0, "elu": 1.0, "tanh": 1.0, "softplus": 1.0, "linear": 1.0,
                    "swish": 1.0998, "silu": 1.0998, "gelu": 1.1289}
-
-
-def _kaf_geometry(layer):
-    """(dictionary (C, D), gamma (C,)) in float64."""
-    channels = layer.alpha.shape[0]
-    if layer.trainable_dictionary:
-        return (np.asarray(ops.convert_to_numpy(layer.dictionary), np.float64),
-                np.asarray(ops.convert_to_numpy(layer.gamma), np.float64))
-    d = kaf_dictionary(layer.dictionary_size, layer.boundary)
-    g = kaf_gamma(layer.dictionary_size, layer.boundary)
-    return np.tile(d, (channels, 1)), np.full(channels, g)
 
 
 def kaf_lipschitz(layer, method="numeric", points=4001):
@@ -67,7 +56,7 @@ def kaf_lipschitz(layer, method="numeric", points=4001):
     if method not in ("numeric", "analytic"):
         raise ValueError(f"method must be 'numeric' or 'analytic', got {method!r}.")
     alpha = np.abs(np.asarray(ops.convert_to_numpy(layer.alpha), np.float64))
-    dictionary, gamma = _kaf_geometry(layer)
+    dictionary, gamma = kaf_geometry(layer)
     if method == "analytic":
         if layer.kernel != "gaussian":
             return alpha.sum(axis=1)

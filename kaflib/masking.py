@@ -142,13 +142,13 @@ def smoothed_twin(model, sigma=0.3):
     2 gamma sigma^2); each KAF becomes a KAF with that bandwidth and scaled
     coefficients (a `KAF(trainable_dictionary=True)` holding the fixed dictionary).
     Its gradients see through the KAFs' wiggles, which a steep trained KAF could
-    otherwise use to hide the direction of a real adversarial example. Other layers
-    are shared with `model` (same weights).
+    otherwise use to hide the direction of a real adversarial example. Every other
+    layer is the same layer object as in `model` (`clone_model` keeps what its
+    `clone_function` returns), so it shares the weights.
     """
     import keras
 
-    from kaflib.kaf import KAF
-    from kaflib.lipschitz import _kaf_geometry
+    from kaflib.kaf import KAF, kaf_geometry
 
     if not sigma >= 0:
         raise ValueError(f"sigma must be >= 0, got {sigma!r}.")
@@ -158,7 +158,7 @@ def smoothed_twin(model, sigma=0.3):
             return layer
         if layer.kernel != "gaussian":
             raise ValueError(f"smoothed_twin needs Gaussian KAFs; {layer.name} has kernel={layer.kernel!r}.")
-        dictionary, gamma = _kaf_geometry(layer)
+        dictionary, gamma = kaf_geometry(layer)
         widening = 1.0 + 2.0 * gamma * sigma**2
         twin = KAF(dictionary_size=layer.dictionary_size, boundary=layer.boundary, trainable_dictionary=True,
                    name=f"{layer.name}_smoothed")
@@ -176,8 +176,4 @@ def surrogate_robust(model, images, labels, sigma=0.3, eps=8 / 255, step=2 / 255
                      batch_size=256):
     """Per-image robustness `(N,)` bool of `model` against ART PGD run on
     `smoothed_twin(model, sigma)` (the adaptive attack; evaluated on `model`)."""
-    twin = smoothed_twin(model, sigma)
-    for original, copy in zip(model.layers, twin.layers):  # clone_model re-initialises: copy the weights
-        if not copy.name.endswith("_smoothed"):
-            copy.set_weights(original.get_weights())
-    return transfer_robust(twin, model, images, labels, eps, step, steps, seed, batch_size)
+    return transfer_robust(smoothed_twin(model, sigma), model, images, labels, eps, step, steps, seed, batch_size)

@@ -223,14 +223,24 @@ def deep_kaf(model="resnet56", act="kaf_smooth", epochs=10, max_lr=0.1, train_si
     return read_study(out)
 
 
+def _finished_runs(root, grid):
+    """[(model, act, folder)] of the finished runs of `grid` under `root`, in grid order."""
+    from kaflib.experiment import run_dir
+    from kaflib.grid import grid_runs
+
+    runs = [(m, a, run_dir(root, grid, m, a)) for m, a in grid_runs(grid)]
+    finished = [(m, a, folder) for m, a, folder in runs if (folder / "metrics.json").is_file()]
+    if not finished:
+        raise FileNotFoundError(f"No finished run of grid {grid!r} under {root}.")
+    return finished
+
+
 def lipschitz(grid, results=None, force=False, progress=True):
     """Lipschitz constants of every finished run of `grid` (thesis ch. 4.1, 6.1)."""
     import keras
     import numpy as np
     from tqdm.auto import tqdm
 
-    from kaflib.experiment import run_dir
-    from kaflib.grid import grid_runs
     from kaflib.kaf import KAF
     from kaflib.lipschitz import kaf_lipschitz, network_lipschitz
     from kaflib.results import load_run, results_dir
@@ -241,12 +251,9 @@ def lipschitz(grid, results=None, force=False, progress=True):
         return read_study(out)
     started = time.perf_counter()
     runs, layers = [], []
-    finished = [(m, a) for m, a in grid_runs(grid) if (run_dir(root, grid, m, a) / "metrics.json").is_file()]
-    if not finished:
-        raise FileNotFoundError(f"No finished run of grid {grid!r} under {root}.")
-    for model_name, act in tqdm(finished, desc="Lipschitz", disable=not progress):
-        run = load_run(run_dir(root, grid, model_name, act))
-        model = keras.models.load_model(run["run_dir"] / "model.keras")
+    for model_name, act, folder in tqdm(_finished_runs(root, grid), desc="Lipschitz", disable=not progress):
+        run = load_run(folder)
+        model = keras.models.load_model(folder / "model.keras")
         bound, table = network_lipschitz(model)
         activations = table[table["kind"] == "activation"]
         for depth, row in enumerate(activations.itertuples(), start=1):
@@ -273,8 +280,6 @@ def masking(grid, test_size=256, square_iter=1000, results=None, seed=0, data_di
     import keras
 
     from kaflib.data import load_cifar10
-    from kaflib.experiment import run_dir
-    from kaflib.grid import grid_runs
     from kaflib.masking import EPS_SWEEP, masking_checks
     from kaflib.results import results_dir
 
@@ -283,11 +288,7 @@ def masking(grid, test_size=256, square_iter=1000, results=None, seed=0, data_di
     if out.exists() and not force:
         return read_study(out)
     started = time.perf_counter()
-    folders = {act: run_dir(root, grid, m, act) for m, act in grid_runs(grid)}
-    models = {act: keras.models.load_model(f / "model.keras") for act, f in folders.items()
-              if (f / "metrics.json").is_file()}
-    if not models:
-        raise FileNotFoundError(f"No finished run of grid {grid!r} under {root}.")
+    models = {act: keras.models.load_model(folder / "model.keras") for _, act, folder in _finished_runs(root, grid)}
     _, (x, y) = load_cifar10(data_dir, train_size=1, test_size=test_size)
     summary, sweep = masking_checks(models, x, y, square_iter=square_iter, seed=seed, progress=progress)
     parameters = dict(grid=grid, eps=8 / 255, pgd="ART PGD-50, step 2/255, 1 restart, true labels, logits",
