@@ -4,23 +4,31 @@
 
 For each checkpoint, on the CIFAR-10 test images (robust = correct after every attack):
 
+* the attacks take their input gradients from the checkpoint's float32 twin
+  (same weights, `load_checkpoint(..., dtype_policy="float32")`) and every
+  adversarial image is scored on the published model (mixed float16, the
+  arithmetic it was trained and saved with). Float16 gradients of a confident
+  model underflow to zero, which hides adversarial examples: the float16
+  gradient is itself a form of gradient masking;
 * ``pgd``: ART `ProjectedGradientDescent`, L-inf, eps 8/255, step 2/255, 50
   iterations, on the logits with the true labels (`kaflib.evaluate.pgd_robust`);
 * ``apgd_ce``: ART `AutoProjectedGradientDescent` with the cross-entropy loss,
-  100 iterations (AutoAttack's APGD-CE);
+  100 iterations (AutoAttack's APGD-CE), on every correctly classified image;
 * ``apgd_dlr_t``: targeted APGD with ART's difference-of-logits-ratio loss, 100
   iterations per target, the targets being the 2nd..(1 + targets)-th most likely
-  classes on the clean image (AutoAttack's APGD-T uses 9). ART's DLR with the
+  classes on the clean image (AutoAttack's APGD-T uses 9), run as AutoAttack
+  does on the images that survived the attacks before it (PGD and APGD-CE), so
+  it equals ``worst``, the accuracy under all three. ART's DLR with the
   target as label is -(z_t - z_i) / (z_1 - z_3), z_i the largest other logit;
   AutoAttack's own targeted DLR uses (z_3 + z_4) / 2 instead of z_3 and the
   true class instead of z_i (the same while the image is still classified
   correctly). ART's `AutoAttack` class runs a different default list, so the
   list here is explicit;
-* ``worst``: robust against all three;
-* the thesis' own protocol, PGD-50 on every image (not only the correct ones),
-  with the true labels or with none (ART then attacks the model's own
-  predictions), on the logits or on the softmax probabilities with a
-  cross-entropy-on-probabilities loss.
+* with ``--protocol ZIP...``, the thesis' own protocol (`PROTOCOL`): PGD-50 on
+  every image in one `generate` call, with float16 gradients, on the softmax
+  probabilities (cross-entropy-on-probabilities loss) and without labels (ART
+  then attacks the model's own predictions), and the same with one of those
+  choices changed at a time.
 
 Accuracies come with 95% Wilson intervals. Results go to one JSON file that is
 rewritten atomically after each checkpoint; finished checkpoints are skipped.
@@ -38,7 +46,7 @@ import numpy as np
 from kaflib.files import write_atomic
 
 __all__ = ["wilson_interval", "DifferenceLogitsRatio", "probability_classifier", "apgd_robust", "pgd_protocol_accuracy",
-           "audit_checkpoint", "audit_checkpoints"]
+           "PROTOCOL", "thesis_protocol", "audit_checkpoint", "audit_checkpoints"]
 
 
 def wilson_interval(successes, n, z=1.96):
@@ -107,12 +115,15 @@ def probability_classifier(model):
                                   clip_values=(0.0, 1.0))
 
 
-def _predict(classifier, images, batch_size):
-    return np.argmax(classifier.predict(images, batch_size=batch_size), -1)
+def _predict(model, images, batch_size=256):
+    """Predicted classes `(N,)` of an ART classifier or a Keras model."""
+    if hasattr(model, "nb_classes"):
+        return np.argmax(model.predict(images, batch_size=batch_size), -1)
+    return np.argmax(model.predict(images, batch_size=batch_size, verbose=0), -1)
 
 
 def apgd_robust(model, images, labels, loss="cross_entropy", targets=9, eps=8 / 255, steps=100,
-                batch_size=256, seed=0, robust=None):
+                batch_size=256, seed=0, robust=None, judge=None):
     """Per-image robustness `(N,)` under ART's APGD on the logits.
 
     Args:
@@ -122,6 +133,8 @@ def apgd_robust(model, images, labels, loss="cross_entropy", targets=9, eps=8 / 
             classes (on the clean image) to target, in order.
         robust: bool `(N,)` of images still to attack (default: the correctly
             classified ones); the others stay as given.
+        judge: model whose predictions decide correctness (default `model`),
+            as in `kaflib.evaluate.pgd_robust`.
     """
     from art.attacks.evasion import AutoProjectedGradientDescent
 
@@ -134,8 +147,9 @@ def apgd_robust(model, images, labels, loss="cross_entropy", targets=9, eps=8 / 
     if not 0 < eps <= 1:
         raise ValueError(f"eps={eps!r} is invalid: in (0, 1] (pixel units, e.g. 8/255).")
     classifier = art_classifier(model)
+    judged = classifier if judge is None else art_classifier(judge)
     labels = np.asarray(labels)
-    logits = classifier.predict(images, batch_size=batch_size)
+    logits = judged.predict(images, batch_size=batch_size)
     robust = (np.argmax(logits, -1) == labels) if robust is None else robust.copy()
     if loss == "cross_entropy":
         attack_on, loss_type = classifier, "cross_entropy"
@@ -152,17 +166,18 @@ def apgd_robust(model, images, labels, loss="cross_entropy", targets=9, eps=8 / 
             break
         goal = labels[todo] if loss == "cross_entropy" else ranked[todo, rank]
         adversarial = attack.generate(images[todo], y=np.eye(logits.shape[1])[goal])
-        robust[todo] &= _predict(classifier, adversarial, batch_size) == labels[todo]
+        robust[todo] &= _predict(judged, adversarial, batch_size) == labels[todo]
     return robust
 
 
 def pgd_protocol_accuracy(model, images, labels, use_labels=True, output="logits", eps=8 / 255,
-                          step=2 / 255, steps=50, restarts=1, batch_size=256, seed=0):
+                          step=2 / 255, steps=50, restarts=1, batch_size=256, seed=0, judge=None):
     """Accuracy under PGD run the thesis' way: every image attacked, one `generate` call.
 
     `use_labels=False` calls `generate(x)` without labels (ART then attacks the
     model's own predictions); `output="probabilities"` attacks the softmax
-    output with a cross-entropy-on-probabilities loss.
+    output with a cross-entropy-on-probabilities loss. `judge` (default
+    `model`) is the model whose predictions on the result are scored.
     """
     from art.attacks.evasion import ProjectedGradientDescent
 
@@ -175,7 +190,19 @@ def pgd_protocol_accuracy(model, images, labels, use_labels=True, output="logits
                                       num_random_init=restarts, batch_size=batch_size, verbose=False)
     np.random.seed(seed)
     adversarial = attack.generate(images, y=np.asarray(labels) if use_labels else None)
-    return float(np.mean(_predict(classifier, adversarial, batch_size) == labels))
+    judged = classifier if judge is None else art_classifier(judge)
+    return float(np.mean(_predict(judged, adversarial, batch_size) == labels))
+
+
+# The thesis' protocol, then one of its choices changed at a time:
+# (name, attack gradients in float16?, labels given?, output attacked)
+PROTOCOL = (
+    ("thesis: float16 gradients, probabilities, no labels", True, False, "probabilities"),
+    ("true labels instead", True, True, "probabilities"),
+    ("logits instead", True, False, "logits"),
+    ("float32 gradients instead", False, False, "probabilities"),
+    ("all three changed", False, True, "logits"),
+)
 
 
 def _with_interval(robust):
@@ -184,33 +211,54 @@ def _with_interval(robust):
     return dict(accuracy=float(robust.mean()), ci95=[low, high], robust=int(robust.sum()))
 
 
-def audit_checkpoint(path, images, labels, pgd_restarts=1, targets=9, protocol=True, seed=0):
-    """Every measurement of the module docstring for one checkpoint: a JSON-ready dict."""
-    from kaflib.evaluate import clean_accuracy, pgd_robust
+def thesis_protocol(published, twin, images, labels, restarts=1, seed=0):
+    """PGD-50 accuracy of `published` under each row of `PROTOCOL`: `{row name: fraction}`.
+
+    Float16 rows take the attack's gradients from `published` itself (as the
+    thesis did); float32 rows from `twin`. Every row is scored on `published`.
+    """
+    return {name: pgd_protocol_accuracy(published if float16 else twin, images, labels, use_labels=use_labels,
+                                        output=output, restarts=restarts, seed=seed, judge=published)
+            for name, float16, use_labels, output in PROTOCOL}
+
+
+def audit_checkpoint(path, images, labels, pgd_restarts=1, targets=9, protocol=False, seed=0):
+    """Clean, PGD-50, APGD-CE, APGD-T and worst-case accuracy of one checkpoint: a JSON-ready dict.
+
+    The published model (mixed float16, `kaflib.thesis.load_checkpoint`)
+    classifies; the attacks take their gradients from its float32 twin (same
+    weights), because float16 input gradients of a confident model can
+    underflow to zero and hide adversarial examples. APGD-T attacks only the
+    images that survived PGD and APGD-CE (AutoAttack's cascade), so
+    ``apgd_dlr_t`` is also the worst case. `protocol=True` adds
+    `thesis_protocol`. `seconds` holds each part's wall time.
+    """
+    from kaflib.evaluate import pgd_robust
     from kaflib.thesis import load_checkpoint
 
     started = time.perf_counter()
-    model = load_checkpoint(path)
+    published, twin = load_checkpoint(path), load_checkpoint(path, dtype_policy="float32")
+    predicted = _predict(published, images), _predict(twin, images)
     seconds = {}
     tic = time.perf_counter()
-    pgd = pgd_robust(model, images, labels, steps=50, restarts=pgd_restarts, seed=seed, progress=False)
+    pgd = pgd_robust(twin, images, labels, steps=50, restarts=pgd_restarts, seed=seed, progress=False,
+                     judge=published)
     seconds["pgd"] = time.perf_counter() - tic
     tic = time.perf_counter()
-    ce = apgd_robust(model, images, labels, "cross_entropy", seed=seed)
+    ce = apgd_robust(twin, images, labels, "cross_entropy", seed=seed, judge=published)
     seconds["apgd_ce"] = time.perf_counter() - tic
     tic = time.perf_counter()
-    dlr = apgd_robust(model, images, labels, "dlr_targeted", targets=targets, seed=seed)
+    worst = apgd_robust(twin, images, labels, "dlr_targeted", targets=targets, seed=seed, robust=pgd & ce,
+                        judge=published)
     seconds["apgd_dlr_t"] = time.perf_counter() - tic
-    result = dict(checkpoint=Path(path).name, activation=model.activation_name,
-                  clean=clean_accuracy(model, images, labels),
+    result = dict(checkpoint=Path(path).name, activation=published.activation_name,
+                  clean=float(np.mean(predicted[0] == labels)),
+                  float32_agreement=float(np.mean(predicted[0] == predicted[1])),
                   pgd=_with_interval(pgd), apgd_ce=_with_interval(ce),
-                  apgd_dlr_t=_with_interval(dlr),
-                  worst=_with_interval(pgd & ce & dlr))
+                  apgd_dlr_t=_with_interval(worst), worst=_with_interval(worst))
     if protocol:
         tic = time.perf_counter()
-        result["protocol"] = {f"{'true labels' if use else 'no labels'}, {output}": pgd_protocol_accuracy(
-            model, images, labels, use_labels=use, output=output, restarts=pgd_restarts, seed=seed)
-            for use in (True, False) for output in ("logits", "probabilities")}
+        result["protocol"] = thesis_protocol(published, twin, images, labels, pgd_restarts, seed)
         seconds["protocol"] = time.perf_counter() - tic
     seconds["total"] = time.perf_counter() - started
     result["seconds"] = seconds
@@ -218,50 +266,80 @@ def audit_checkpoint(path, images, labels, pgd_restarts=1, targets=9, protocol=T
 
 
 def audit_checkpoints(paths, out, test_size=None, data_dir=None, pgd_restarts=1, targets=9, seed=0,
-                      progress=True):
-    """Audit each checkpoint not yet in `out` (JSON), rewriting `out` after each one."""
+                      protocol=(), progress=True):
+    """Audit each checkpoint not yet in `out` (JSON), rewriting `out` after each one.
+
+    `protocol`: names of checkpoints (zip file names) that also get
+    `thesis_protocol`; it is added to finished checkpoints that lack it.
+    """
     from tqdm.auto import tqdm
 
     from kaflib.data import load_cifar10
     from kaflib.experiment import _json_default, environment
+    from kaflib.thesis import load_checkpoint
 
     out = Path(out)
     done = json.loads(out.read_text()) if out.is_file() else None
     _, (images, labels) = load_cifar10(data_dir, train_size=1, test_size=test_size)
     parameters = dict(test_size=len(labels), eps=8 / 255, pgd=dict(step=2 / 255, steps=50, restarts=pgd_restarts),
                       apgd=dict(steps=100, eps_step="2 eps", restarts=1, targets=targets,
-                                attacks=["APGD-CE (untargeted)", "APGD with ART's DLR loss, targeted"]),
+                                attacks=["APGD-CE (untargeted), on every correctly classified image",
+                                         "APGD with ART's DLR loss, targeted, on the images that survived "
+                                         "PGD and APGD-CE"]),
+                      gradients="float32 twin", scored_on="published model (mixed float16)",
                       seed=seed, labels="true", output="logits")
     if done is None or done.get("parameters") != parameters:
         done = dict(parameters=parameters, checkpoints={})
-    for path in tqdm(paths, desc="checkpoints", disable=not progress):
-        name = Path(path).name
-        if name in done["checkpoints"]:
-            continue
-        done["checkpoints"][name] = audit_checkpoint(path, images, labels, pgd_restarts, targets, seed=seed)
+    unknown = set(protocol) - {Path(p).name for p in paths}
+    if unknown:
+        raise ValueError(f"protocol={sorted(unknown)} names checkpoints that are not among {len(paths)} audited.")
+
+    def save():
         done.update(environment=environment(),
                     updated=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
         out.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(out, lambda p: p.write_text(json.dumps(done, indent=1, default=_json_default) + "\n"))
+
+    for path in tqdm(paths, desc="checkpoints", disable=not progress):
+        name = Path(path).name
+        result = done["checkpoints"].get(name)
+        if result is None:
+            done["checkpoints"][name] = audit_checkpoint(path, images, labels, pgd_restarts, targets,
+                                                         protocol=name in protocol, seed=seed)
+            save()
+        elif name in protocol and "protocol" not in result:
+            tic = time.perf_counter()
+            result["protocol"] = thesis_protocol(load_checkpoint(path),
+                                                 load_checkpoint(path, dtype_policy="float32"),
+                                                 images, labels, pgd_restarts, seed)
+            result["seconds"]["protocol"] = time.perf_counter() - tic
+            result["seconds"]["total"] += result["seconds"]["protocol"]
+            save()
     return done
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m kaflib.checkpoint_audit", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("checkpoints", help="a folder of checkpoint zips, or one zip")
+    parser.add_argument("checkpoints", nargs="+", type=Path,
+                        help="checkpoint zips, audited in the order given, or a folder of them")
     parser.add_argument("--out", default="results/thesis-checkpoints.json")
     parser.add_argument("--test-size", type=int)
     parser.add_argument("--data-dir")
     parser.add_argument("--pgd-restarts", type=int, default=1)
     parser.add_argument("--targets", type=int, default=9)
+    parser.add_argument("--protocol", nargs="*", default=[], metavar="ZIP",
+                        help="checkpoint file names that also get the thesis-protocol comparison")
     args = parser.parse_args(argv)
-    source = Path(args.checkpoints)
-    paths = sorted(source.glob("*.zip")) if source.is_dir() else [source]
-    if not paths:
-        print(f"error: no checkpoint zips in {source}", file=sys.stderr)
+    paths = [zip_path for source in args.checkpoints
+             for zip_path in (sorted(source.glob("*.zip")) if source.is_dir() else [source])]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if not paths or missing:
+        print(f"error: no checkpoint zips in {[str(s) for s in args.checkpoints]}" if not paths
+              else f"error: checkpoints={missing} do not exist", file=sys.stderr)
         return 2
-    done = audit_checkpoints(paths, args.out, args.test_size, args.data_dir, args.pgd_restarts, args.targets)
+    done = audit_checkpoints(paths, args.out, args.test_size, args.data_dir, args.pgd_restarts, args.targets,
+                             protocol=args.protocol)
     for name, r in done["checkpoints"].items():
         print(f"{name:45s} clean {100 * r['clean']:5.1f}  PGD {100 * r['pgd']['accuracy']:5.1f}  "
               f"APGD-CE {100 * r['apgd_ce']['accuracy']:5.1f}  APGD-DLR-T {100 * r['apgd_dlr_t']['accuracy']:5.1f}  "

@@ -39,7 +39,7 @@ def art_classifier(model, num_classes=None, clip_values=(0.0, 1.0)):
 
 
 def pgd_robust(model, images, labels, eps=8 / 255, step=2 / 255, steps=50, restarts=1,
-               batch_size=256, seed=0, progress=True):
+               batch_size=256, seed=0, progress=True, judge=None):
     """Per-image robustness under ART's L-inf PGD: bool array `(N,)`.
 
     Args:
@@ -50,6 +50,10 @@ def pgd_robust(model, images, labels, eps=8 / 255, step=2 / 255, steps=50, resta
         restarts: independent random starts; an image is robust only if it
             survives all of them (the thesis used 10).
         seed: NumPy seed for ART's random starts.
+        judge: Keras model whose predictions decide what counts as correct,
+            clean and adversarial (default `model`). Attacking a float32 twin
+            and judging the float16 original measures the original without
+            float16 gradients (which can underflow to zero and mask it).
     """
     from art.attacks.evasion import ProjectedGradientDescent
     from tqdm.auto import tqdm
@@ -62,16 +66,17 @@ def pgd_robust(model, images, labels, eps=8 / 255, step=2 / 255, steps=50, resta
                              "steps and restarts integers >= 1.")
     labels = np.asarray(labels)
     classifier = art_classifier(model)
+    judged = classifier if judge is None else art_classifier(judge)
     attack = ProjectedGradientDescent(classifier, norm=np.inf, eps=eps, eps_step=step, max_iter=steps,
                                       targeted=False, num_random_init=1, batch_size=batch_size, verbose=False)
-    robust = np.argmax(classifier.predict(images, batch_size=batch_size), -1) == labels
+    robust = np.argmax(judged.predict(images, batch_size=batch_size), -1) == labels
     np.random.seed(seed)  # ART draws its random starts from NumPy's global generator
     for _ in tqdm(range(restarts), desc=f"PGD-{steps} restarts", disable=not progress, leave=False):
         todo = np.flatnonzero(robust)  # only images that survived so far can still fall
         if len(todo) == 0:
             break
         adversarial = attack.generate(images[todo], y=labels[todo])
-        robust[todo] &= np.argmax(classifier.predict(adversarial, batch_size=batch_size), -1) == labels[todo]
+        robust[todo] &= np.argmax(judged.predict(adversarial, batch_size=batch_size), -1) == labels[todo]
     return robust
 
 

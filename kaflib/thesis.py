@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kaflib.activations import get_direct_activation
+from kaflib.activations import get_activation, get_direct_activation
 from kaflib.batchnorm import FusedOrderBatchNormalization
 from kaflib.kaf import KAF, kaf_dictionary
 from kaflib.models import dtype_policy as _dtype_policy
@@ -158,7 +158,9 @@ def load_checkpoint(path, activation=None, dtype_policy="mixed_float16"):
         dtype_policy: Keras dtype policy to build under. The default
             ``"mixed_float16"`` is the one the models were trained and saved
             with, and reproduces the SavedModel's outputs; ``"float32"``
-            gives a full-precision model (slightly different outputs).
+            gives a full-precision model (slightly different outputs) whose
+            KAFs use kaflib's fast kernel; other policies use the direct
+            formula in the compute dtype, as the thesis' code did.
 
     Returns:
         `keras.Model` mapping images `(N, 32, 32, 3)` float32 in [0, 1] to
@@ -170,7 +172,8 @@ def load_checkpoint(path, activation=None, dtype_policy="mixed_float16"):
         detected = detect_activation(directory, layer_weights, name=Path(path).name)
     act = activation or detected
     with _dtype_policy(dtype_policy):
-        model = resnet(20, act, batch_norm=FusedOrderBatchNormalization, activation=get_direct_activation)
+        model = resnet(20, act, batch_norm=FusedOrderBatchNormalization,
+                       activation=get_activation if dtype_policy == "float32" else get_direct_activation)
     _assign(model, layer_weights)
     model.activation_name = act
     return model

@@ -43,6 +43,35 @@ def test_apgd_only_breaks_correct_images_and_a_tiny_eps_breaks_none(tiny):
         audit.apgd_robust(model, x, y, eps=0)
 
 
+def _constant_model(label):
+    """A logits model that predicts `label` whatever the image: no attack can change its answer."""
+    import keras
+
+    inputs = keras.Input((32, 32, 3))
+    dense = keras.layers.Dense(10, kernel_initializer="zeros",
+                               bias_initializer=keras.initializers.Constant(np.eye(10)[label] * 5))
+    return keras.Model(inputs, dense(keras.layers.GlobalAveragePooling2D()(inputs)))
+
+
+def test_the_judge_decides_what_is_robust(tiny):
+    from kaflib.evaluate import pgd_robust
+
+    model, x, y = tiny
+    judge = _constant_model(int(y[5]))
+    expected = y == y[5]
+    np.testing.assert_array_equal(pgd_robust(model, x, y, eps=16 / 255, steps=3, progress=False, judge=judge),
+                                  expected)
+    np.testing.assert_array_equal(audit.apgd_robust(model, x, y, eps=16 / 255, steps=3, judge=judge), expected)
+    assert audit.pgd_protocol_accuracy(model, x, y, eps=16 / 255, steps=3, judge=judge) == pytest.approx(expected.mean())
+    # without a judge the attacked model decides: eps 16/255 breaks images the judge would keep
+    assert not audit.apgd_robust(model, x, y, eps=16 / 255, steps=5)[expected].all()
+
+
+def test_protocol_names_must_be_audited_checkpoints(tmp_path):
+    with pytest.raises(ValueError, match="protocol=\\['nope.zip'\\]"):
+        audit.audit_checkpoints([tmp_path / "a.zip"], tmp_path / "out.json", test_size=20, protocol=["nope.zip"])
+
+
 def test_protocol_without_labels_attacks_the_predictions(tiny):
     model, x, y = tiny
     # eps = 0: every variant returns the clean accuracy.

@@ -50,6 +50,20 @@ def test_float32_import_and_explicit_activation():
 
 
 @needs_checkpoints
+def test_float32_twin_of_a_kaf_checkpoint_uses_the_fast_kaf_and_agrees(mini_test_set):
+    from kaflib.kaf import KAF, DirectKAF
+
+    x, _ = mini_test_set
+    path = next(p for p in CHECKPOINTS if p.stem == "resnet20_kafelu_ocrob_lrf")
+    published, twin = load_checkpoint(path), load_checkpoint(path, dtype_policy="float32")
+    kafs = [type(layer) for layer in twin.layers if isinstance(layer, KAF)]
+    assert kafs and all(kind is KAF for kind in kafs)
+    assert all(isinstance(layer, DirectKAF) for layer in published.layers if isinstance(layer, KAF))
+    agree = np.mean(published.predict(x[:256], verbose=0).argmax(1) == twin.predict(x[:256], verbose=0).argmax(1))
+    assert agree >= 0.95  # 0.965: the float16 KAF sum rounds differently, so audits score on `published`
+
+
+@needs_checkpoints
 def test_wrong_activation_is_refused():
     path = next(p for p in CHECKPOINTS if p.stem == "resnet20_relu_ocrob")
     with pytest.raises(ValueError, match="60 layers with weights|41 layers with weights"):
