@@ -526,12 +526,11 @@ def plot_checkpoint_audit(table):
     """
     import matplotlib.pyplot as plt
 
-    attacks = [("pgd", "PGD-50"), ("apgd_ce", "APGD-CE"), ("apgd_dlr_t", "APGD-DLR (targeted)"),
-               ("worst", "worst case")]
+    attacks = [("pgd", "PGD-50"), ("apgd_ce", "APGD-CE"), ("worst", "worst case (+ APGD-T)")]
     fig, ax = plt.subplots(figsize=(9, 0.45 * len(table) + 1.5))
     rows = np.arange(len(table))
     for i, (column, label) in enumerate(attacks):
-        y = rows + (i - 1.5) * 0.18
+        y = rows + (i - 1) * 0.22
         values = table[column].to_numpy()
         errors = np.stack([values - table[f"{column}_low"], table[f"{column}_high"] - values])
         ax.errorbar(values, y, xerr=errors, fmt="o", ms=4, capsize=2, label=label)

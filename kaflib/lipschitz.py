@@ -33,7 +33,8 @@ from keras import ops
 from kaflib.kaf import KAF, kaf_geometry
 from kaflib.kwta import KWTA
 
-__all__ = ["FIXED_LIPSCHITZ", "kaf_lipschitz", "conv_spectral_norm", "network_lipschitz"]
+__all__ = ["FIXED_LIPSCHITZ", "kaf_lipschitz", "conv_spectral_norm", "network_lipschitz",
+           "lipschitz_epoch_metrics"]
 
 #: Lipschitz constants of the fixed activations (max |f'| on the real line).
 FIXED_LIPSCHITZ = {"relu": 1.0, "elu": 1.0, "tanh": 1.0, "softplus": 1.0, "linear": 1.0,
@@ -163,3 +164,18 @@ def network_lipschitz(model, kaf_method="numeric"):
         rows.append(dict(layer=layer.name, kind=kind, constant=constant, bound=bound))
     output = model.outputs[0]._keras_history.operation.name
     return bounds[output], pd.DataFrame(rows)
+
+
+def lipschitz_epoch_metrics(model, kaf_method="numeric"):
+    """The Lipschitz columns `fit(..., epoch_metrics=lipschitz_epoch_metrics)` adds to each epoch.
+
+    Returns ``{"lipschitz_bound_log10": log10 of network_lipschitz(model)``
+    (the product bound; inf for k-WTA), ``"activation_lipschitz_max":`` the
+    largest activation constant in the network (over every KAF channel and
+    fixed activation)``}``. One `network_lipschitz` walk: a few seconds for a
+    ResNet20 on a CPU.
+    """
+    bound, layers = network_lipschitz(model, kaf_method)
+    activations = layers.loc[layers["kind"] == "activation", "constant"]
+    return {"lipschitz_bound_log10": math.log10(bound) if bound > 0 else -math.inf,
+            "activation_lipschitz_max": float(activations.max()) if len(activations) else math.nan}

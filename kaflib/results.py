@@ -16,10 +16,14 @@ from kaflib.experiment import read_metrics
 
 __all__ = ["KAF_ACTIVATIONS", "results_dir", "load_grid", "load_run", "load_histories", "reported_results",
            "compare_with_thesis", "kaf_versus_fixed", "scale_caption", "missing_note", "test_images", "load_model",
-           "checkpoint_audit_table", "load_deep_kaf", "deep_kaf_table"]
+           "checkpoint_audit_table", "checkpoint_audit_findings", "load_deep_kaf", "deep_kaf_table"]
 
 #: Activations that are KAFs (plotted as filled crosses; the others as thin diamonds).
 KAF_ACTIVATIONS = ("kaf", "kaf_relu", "kaf_elu", "kaf_swish", "kaf_free", "kaf_smooth")
+
+# First and last rows of `kaflib.checkpoint_audit.PROTOCOL`.
+PROTOCOL_THESIS = "thesis: float16 gradients, probabilities, no labels"
+PROTOCOL_FIXED = "all three changed"
 
 _GRID_EXPERIMENT = {"thesis-light": "light_standard", "thesis-vgg": "vgg_fast_at",
                     "thesis-resnet20": "resnet_fast_at"}
@@ -193,9 +197,12 @@ def checkpoint_audit_table(path=None):
     """`results/thesis-checkpoints.json` as a table, one row per checkpoint, or None if absent.
 
     Columns (percent): clean, pgd, apgd_ce, apgd_dlr_t, worst, each attack's
-    `<attack>_low` / `<attack>_high` (95% Wilson interval), the thesis' protocol
-    variants (`protocol: ...`), and `thesis clean` / `thesis robust` (the thesis'
-    reported numbers for the checkpoint's activation).
+    `<attack>_low` / `<attack>_high` (95% Wilson interval), `float32 agreement`
+    (clean predictions of the float32 twin equal to the published model's),
+    the thesis' protocol variants (`protocol: ...`, where run), `thesis clean` /
+    `thesis robust` (the thesis' reported numbers for the checkpoint's
+    activation) and `thesis in PGD interval` (whether the thesis' robust
+    accuracy lies inside our PGD-50 95% interval; None without a thesis number).
     """
     import json
 
@@ -210,15 +217,46 @@ def checkpoint_audit_table(path=None):
         for attack in ("pgd", "apgd_ce", "apgd_dlr_t", "worst"):
             row[attack] = 100 * r[attack]["accuracy"]
             row[f"{attack}_low"], row[f"{attack}_high"] = (100 * v for v in r[attack]["ci95"])
+        if "float32_agreement" in r:
+            row["float32 agreement"] = 100 * r["float32_agreement"]
         for variant, accuracy in r.get("protocol", {}).items():
             row[f"protocol: {variant}"] = 100 * accuracy
         known = r["activation"] in reported.index
         row["thesis clean"] = reported.loc[r["activation"], "clean_acc"] if known else float("nan")
         row["thesis robust"] = reported.loc[r["activation"], "robust_acc"] if known else float("nan")
+        row["thesis in PGD interval"] = (bool(row["pgd_low"] <= row["thesis robust"] <= row["pgd_high"])
+                                         if known else None)
         rows.append(row)
     table = pd.DataFrame(rows).set_index("checkpoint")
     table.attrs["parameters"] = audit["parameters"]
     return table
+
+
+def checkpoint_audit_findings(table):
+    """Plain sentences (Markdown bullet list) comparing `checkpoint_audit_table()` with the thesis.
+
+    One bullet per checkpoint with a thesis number: where the thesis' robust
+    accuracy falls relative to our PGD-50 95% interval, and how much the
+    strongest attacks take off PGD-50; then, for checkpoints with the protocol
+    comparison, what float16 gradients and missing labels do to the number.
+    """
+    from IPython.display import Markdown
+
+    lines = []
+    for name, row in table.iterrows():
+        if row["thesis in PGD interval"] is None:
+            continue
+        where = ("inside" if row["thesis in PGD interval"] else
+                 "above" if row["thesis robust"] > row["pgd_high"] else "below")
+        lines.append(f"- `{name}` ({row['activation']}): the thesis' {row['thesis robust']:.1f}% is **{where}** "
+                     f"our PGD-50 interval [{row['pgd_low']:.1f}, {row['pgd_high']:.1f}]%; the worst case over "
+                     f"all attacks is {row['worst']:.1f}% ({row['pgd'] - row['worst']:.1f} points below PGD-50).")
+    thesis, fixed = "protocol: " + PROTOCOL_THESIS, "protocol: " + PROTOCOL_FIXED
+    if thesis in table:
+        for name, row in table[table[thesis].notna()].iterrows():
+            lines.append(f"- `{name}`: the thesis' protocol gives {row[thesis]:.1f}%; with float32 gradients, "
+                         f"logits and true labels, {row[fixed]:.1f}% ({row[thesis] - row[fixed]:+.1f} points).")
+    return Markdown("\n".join(lines))
 
 
 def load_deep_kaf(runs=(("resnet56", "relu"), ("resnet56", "kaf"), ("resnet56", "kaf_smooth"),

@@ -212,7 +212,8 @@ def _split_guard(x, y, size, seed):
     return (x[train], y[train]), (x[guard], y[guard])
 
 
-def fit(build_model, train, test, config=TrainConfig(), checkpoint_dir=None, strategy=None, progress=True):
+def fit(build_model, train, test, config=TrainConfig(), checkpoint_dir=None, strategy=None, progress=True,
+        epoch_metrics=None):
     """Train a model; resume from `checkpoint_dir` when it holds a checkpoint.
 
     Args:
@@ -227,6 +228,9 @@ def fit(build_model, train, test, config=TrainConfig(), checkpoint_dir=None, str
         strategy: a `tf.distribute.Strategy` (e.g. `MirroredStrategy()` over
             the visible GPUs); default: the current one.
         progress: show a progress bar per epoch.
+        epoch_metrics: optional callable(model) -> `{column: float}`, called
+            after each epoch; its columns are added to the history (e.g.
+            `kaflib.lipschitz.lipschitz_epoch_metrics`).
 
     Returns:
         `TrainResult`. `history` columns: epoch, lr (at the epoch's end),
@@ -303,6 +307,7 @@ def fit(build_model, train, test, config=TrainConfig(), checkpoint_dir=None, str
         history.append(dict(
             epoch=epoch, lr=float(optimizer.learning_rate), train_loss=loss_sum / seen, train_acc=correct / seen,
             guard_acc=guard_acc, test_clean_acc=test_clean, test_pgd_acc=test_pgd, collapsed=is_collapse,
+            **{name: float(value) for name, value in (epoch_metrics(model) if epoch_metrics else {}).items()},
             seconds=time.perf_counter() - tic))
         if progress:
             print(_summary(history[-1]), flush=True)

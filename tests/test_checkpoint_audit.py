@@ -113,3 +113,13 @@ def test_vectorised_dlr_equals_arts_loss_and_gradient():
     np.testing.assert_allclose(gradients[0], gradients[1], rtol=1e-5, atol=1e-7)
     with pytest.raises(ValueError, match="reduction='max'"):
         audit.DifferenceLogitsRatio("max")(onehot, logits)
+
+
+def test_protocol_starts_with_the_thesis_and_ends_with_every_choice_changed():
+    from kaflib import results
+
+    assert audit.PROTOCOL[0] == (results.PROTOCOL_THESIS, True, False, "probabilities")
+    assert audit.PROTOCOL[-1] == (results.PROTOCOL_FIXED, False, True, "logits")
+    # each middle row changes exactly one of the thesis' three choices
+    for _, *choices in audit.PROTOCOL[1:-1]:
+        assert sum(a != b for a, b in zip(choices, audit.PROTOCOL[0][1:])) == 1

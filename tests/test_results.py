@@ -93,16 +93,34 @@ def test_checkpoint_audit_table_joins_the_thesis_numbers(tmp_path):
 
     audit = dict(parameters=dict(test_size=1017), checkpoints={
         "resnet20_kaf_ocrob_lrfinder.zip": dict(activation="kaf", clean=0.8, pgd=attack(0.5), apgd_ce=attack(0.45),
-                                                apgd_dlr_t=attack(0.43), worst=attack(0.42),
-                                                protocol={"no labels, probabilities": 0.55})})
+                                                apgd_dlr_t=attack(0.43), worst=attack(0.42), float32_agreement=0.97,
+                                                protocol={results.PROTOCOL_THESIS: 0.55,
+                                                          results.PROTOCOL_FIXED: 0.49}),
+        "resnet20_relu_ocrob.zip": dict(activation="relu", clean=0.85, pgd=attack(0.0), apgd_ce=attack(0.0),
+                                        apgd_dlr_t=attack(0.0), worst=attack(0.0))})
     path = tmp_path / "thesis-checkpoints.json"
     path.write_text(json.dumps(audit))
     table = results.checkpoint_audit_table(path)
     row = table.loc["resnet20_kaf_ocrob_lrfinder"]
     assert row["worst"] == pytest.approx(42.0) and row["worst_low"] == pytest.approx(39.0)
-    assert row["thesis robust"] == pytest.approx(52.23) and row["protocol: no labels, probabilities"] == pytest.approx(55.0)
+    assert row["thesis robust"] == pytest.approx(52.23) and row["protocol: " + results.PROTOCOL_THESIS] == pytest.approx(55.0)
     assert table.attrs["parameters"]["test_size"] == 1017
+    # 52.23 lies in [47, 53]; the ReLU checkpoint's [-3, 3] excludes the thesis' 50.17
+    assert row["thesis in PGD interval"] and row["float32 agreement"] == pytest.approx(97.0)
+    assert not table.loc["resnet20_relu_ocrob", "thesis in PGD interval"]
     assert results.checkpoint_audit_table(tmp_path / "none.json") is None
+
+    findings = results.checkpoint_audit_findings(table).data.splitlines()
+    assert findings[0].startswith("- `resnet20_kaf_ocrob_lrfinder` (kaf): the thesis' 52.2% is **inside**")
+    assert "the thesis' 50.2% is **above** our PGD-50 interval [-3.0, 3.0]%" in findings[1]
+    assert findings[2].endswith("gives 55.0%; with float32 gradients, logits and true labels, 49.0% (+6.0 points).")
+
+    from kaflib.analysis import plot_checkpoint_audit
+
+    ax = plot_checkpoint_audit(table).axes[0]
+    worst = next(bars for bars in ax.containers if bars.get_label() == "worst case (+ APGD-T)")
+    np.testing.assert_allclose(worst.lines[0].get_xdata(), [42.0, 0.0])
+    assert [t.get_text() for t in ax.get_yticklabels()] == list(table.index)
 
 
 def test_kaf_versus_fixed_and_histories_of_a_grid(tmp_path):

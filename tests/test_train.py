@@ -87,6 +87,26 @@ def test_fit_learns_writes_history_and_checkpoints(tmp_path):
     assert again.resumed_from_epoch == 3 and len(again.history) == 3
 
 
+def test_epoch_metrics_add_a_column_per_epoch_from_the_epochs_weights():
+    from kaflib.lipschitz import lipschitz_epoch_metrics, network_lipschitz
+
+    x, y = tiny_data(128)
+    config = TrainConfig(method="standard", epochs=2, batch_size=32, max_lr=0.05, guard_size=32, eval_size=32)
+    seen = []
+
+    def metrics(model):
+        seen.append(float(ops.convert_to_numpy(ops.sum(model.trainable_variables[0]))))
+        return lipschitz_epoch_metrics(model)
+
+    result = fit(lambda: tiny_model("kaf"), (x, y), tiny_data(64, seed=9), config, progress=False,
+                 epoch_metrics=metrics)
+    h = result.history
+    assert len(seen) == 2 and seen[0] != seen[1]  # called once per epoch, on weights that changed
+    assert h.columns[-3:].tolist() == ["lipschitz_bound_log10", "activation_lipschitz_max", "seconds"]
+    assert h["lipschitz_bound_log10"].iloc[-1] == pytest.approx(np.log10(network_lipschitz(result.model)[0]))
+    assert (h["activation_lipschitz_max"] > 0).all()
+
+
 def test_eps_warmup_weakens_the_attack_of_the_first_epochs():
     x, y = tiny_data()
     first_epoch = {}
