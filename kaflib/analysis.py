@@ -7,6 +7,7 @@ __all__ = ["plot_schedule", "plot_history", "plot_lr_range", "plot_robustness_vs
            "activation_layers", "activation_values", "activation_distances", "plot_activation_histograms",
            "plot_activation_distances", "plot_pgd_iterations", "plot_gradient_norms", "show_adversarial_example",
            "plot_histories", "plot_accuracy_under_attack", "plot_checkpoint_audit", "plot_deep_kaf",
+           "plot_lipschitz_evolution",
            "plot_kaf_lipschitz", "plot_bound_vs_robustness", "plot_eps_sweep"]
 
 
@@ -433,6 +434,32 @@ def plot_bound_vs_robustness(runs):
     ax.set(xscale="log", xlabel="Lipschitz upper bound of the network (L2)", ylabel="robust accuracy (%)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="xx-small", ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def plot_lipschitz_evolution(histories):
+    """The network's Lipschitz bound (log10) and its largest activation constant per epoch.
+
+    `histories`: {label: per-epoch history with the columns of
+    `kaflib.lipschitz.lipschitz_epoch_metrics`} (`results.lipschitz_histories()`);
+    labels ending in a KAF activation are drawn solid, the others dashed.
+    """
+    import matplotlib.pyplot as plt
+
+    from kaflib.results import KAF_ACTIVATIONS
+
+    fig, (bound_ax, act_ax) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for label, history in histories.items():
+        style = dict(marker=".", label=label,
+                     linestyle="-" if label.split(" / ")[-1] in KAF_ACTIVATIONS else "--")
+        bound_ax.plot(history["epoch"], history["lipschitz_bound_log10"], **style)
+        act_ax.plot(history["epoch"], history["activation_lipschitz_max"], **style)
+    bound_ax.set(xlabel="epoch", ylabel="log10 Lipschitz bound of the network")
+    act_ax.set(xlabel="epoch", ylabel="largest activation constant (max |f'|)", yscale="log")
+    for ax in (bound_ax, act_ax):
+        ax.grid(alpha=0.3)
+    act_ax.legend(fontsize="x-small")
     fig.tight_layout()
     return fig
 

@@ -14,7 +14,7 @@ import pandas as pd
 
 from kaflib.experiment import read_metrics
 
-__all__ = ["KAF_ACTIVATIONS", "results_dir", "load_grid", "load_run", "load_histories", "reported_results",
+__all__ = ["KAF_ACTIVATIONS", "results_dir", "load_grid", "load_run", "load_histories", "lipschitz_histories", "reported_results",
            "compare_with_thesis", "kaf_versus_fixed", "scale_caption", "missing_note", "test_images", "load_model",
            "checkpoint_audit_table", "checkpoint_audit_findings", "load_deep_kaf", "deep_kaf_table"]
 
@@ -84,6 +84,19 @@ def load_histories(measured):
     """Per-epoch histories of the runs of a `load_grid` table: dict act -> DataFrame (runs without one left out)."""
     runs = {row.act: load_run(row.run_dir)["history"] for row in measured.itertuples()}
     return {act: history for act, history in runs.items() if history is not None}
+
+
+def lipschitz_histories(grids=("thesis-vgg", "thesis-resnet20"), path=None):
+    """{"<model> / <act>": history} of the finished runs whose history has the Lipschitz
+    columns (runs trained with `fit(..., epoch_metrics=lipschitz_epoch_metrics)`)."""
+    histories = {}
+    for grid in grids:
+        measured = load_grid(grid, path)
+        for row in measured.itertuples():
+            history = load_run(row.run_dir)["history"]
+            if history is not None and "lipschitz_bound_log10" in history:
+                histories[f"{row.model} / {row.act}"] = history
+    return histories
 
 
 def reported_results(experiment=None):

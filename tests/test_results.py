@@ -165,3 +165,18 @@ def test_deep_kaf_table_and_figure(tmp_path):
     left, right = fig.axes
     assert left.get_yscale() == "log" and len(left.lines) == 2
     assert len(right.get_legend().get_texts()) == 1  # the diverged run has no accuracy curve
+
+
+def test_lipschitz_histories_keep_runs_that_recorded_the_bound(tmp_path):
+    from kaflib.analysis import plot_lipschitz_evolution
+
+    _finished_run(tmp_path, "thesis-vgg", "vgg", "relu", 0.40, 0.10)  # trained before the columns existed
+    folder = _finished_run(tmp_path, "thesis-vgg", "vgg", "kaf_elu", 0.45, 0.12)
+    pd.DataFrame(dict(epoch=[1, 2], lipschitz_bound_log10=[3.0, 4.5],
+                      activation_lipschitz_max=[1.2, 2.0])).to_csv(folder / "history.csv", index=False)
+    histories = results.lipschitz_histories(("thesis-vgg", "thesis-resnet20"), tmp_path)
+    assert list(histories) == ["vgg / kaf_elu"]
+    bound_ax, act_ax = plot_lipschitz_evolution(histories).axes
+    np.testing.assert_allclose(bound_ax.lines[0].get_ydata(), [3.0, 4.5])
+    np.testing.assert_allclose(act_ax.lines[0].get_ydata(), [1.2, 2.0])
+    assert bound_ax.lines[0].get_linestyle() == "-"  # a KAF
