@@ -16,7 +16,7 @@ from kaflib.experiment import read_metrics
 
 __all__ = ["KAF_ACTIVATIONS", "results_dir", "load_grid", "load_run", "load_histories", "lipschitz_histories", "reported_results",
            "compare_with_thesis", "kaf_versus_fixed", "scale_caption", "missing_note", "test_images", "load_model",
-           "checkpoint_audit_table", "checkpoint_audit_findings", "load_deep_kaf", "deep_kaf_table"]
+           "checkpoint_audit_table", "checkpoint_audit_findings", "compute_time", "load_deep_kaf", "deep_kaf_table"]
 
 #: Activations that are KAFs (plotted as filled crosses; the others as thin diamonds).
 KAF_ACTIVATIONS = ("kaf", "kaf_relu", "kaf_elu", "kaf_swish", "kaf_free", "kaf_smooth")
@@ -270,6 +270,44 @@ def checkpoint_audit_findings(table):
             lines.append(f"- `{name}`: the thesis' protocol gives {row[thesis]:.1f}%; with float32 gradients, "
                          f"logits and true labels, {row[fixed]:.1f}% ({row[thesis] - row[fixed]:+.1f} points).")
     return Markdown("\n".join(lines))
+
+
+def compute_time(path=None):
+    """Wall time of every committed result, in minutes: DataFrame(file, kind, minutes).
+
+    Training time is the sum of the per-epoch `seconds` of the history (it
+    survives resumed runs, whose `metrics.json` times only the last sitting),
+    plus the final attack for grid runs; other studies count their own
+    `seconds`, the checkpoint audit the sum over checkpoints. Times are as
+    measured, on whatever else was sharing the machine.
+    """
+    import json
+
+    root = results_dir(path)
+    rows = []
+
+    def add(file, kind, seconds):
+        rows.append(dict(file=str(file.relative_to(root)), kind=kind, minutes=seconds / 60))
+
+    for metrics in sorted(root.glob("thesis-*/*/metrics.json")):
+        run = load_run(metrics.parent)
+        history = run["history"]
+        train = history["seconds"].sum() if history is not None and "seconds" in history else run["seconds"]["train"]
+        add(metrics.parent, "grid run", train + run["seconds"]["attack"])
+    for study in sorted(root.glob("thesis-*/*/pgd_iterations.json")):
+        add(study, "pgd-iterations", json.loads(study.read_text())["seconds"])
+    for folder, kind in (("lr-range", "lr-range"), ("exploding-gradients", "grad-norms"), ("deep-kaf", "deep-kaf"),
+                         ("lipschitz", "lipschitz"), ("masking", "masking-checks")):
+        for study in sorted((root / folder).glob("*.json")):
+            payload = json.loads(study.read_text())
+            epochs = pd.DataFrame(payload.get("rows", []))
+            trained = kind == "deep-kaf" and "seconds" in epochs
+            add(study, kind, epochs["seconds"].sum() if trained else payload["seconds"])
+    audit = root / "thesis-checkpoints.json"
+    if audit.is_file():
+        checkpoints = json.loads(audit.read_text())["checkpoints"].values()
+        add(audit, "checkpoint audit", sum(c["seconds"]["total"] for c in checkpoints))
+    return pd.DataFrame(rows, columns=["file", "kind", "minutes"])
 
 
 def load_deep_kaf(runs=(("resnet56", "relu"), ("resnet56", "kaf"), ("resnet56", "kaf_smooth"),

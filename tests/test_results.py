@@ -180,3 +180,21 @@ def test_lipschitz_histories_keep_runs_that_recorded_the_bound(tmp_path):
     np.testing.assert_allclose(bound_ax.lines[0].get_ydata(), [3.0, 4.5])
     np.testing.assert_allclose(act_ax.lines[0].get_ydata(), [1.2, 2.0])
     assert bound_ax.lines[0].get_linestyle() == "-"  # a KAF
+
+
+def test_compute_time_sums_epochs_of_resumed_runs_and_every_study(tmp_path):
+    folder = _finished_run(tmp_path, "thesis-vgg", "vgg", "relu", 0.40, 0.10)  # 120 s train (no per-epoch times)
+    resumed = _finished_run(tmp_path, "thesis-resnet20", "resnet20", "kaf", 0.4, 0.2)
+    pd.DataFrame(dict(epoch=[1, 2, 3], seconds=[600.0, 600.0, 600.0])).to_csv(resumed / "history.csv", index=False)
+    (folder / "pgd_iterations.json").write_text(json.dumps(dict(seconds=60.0, rows=[])))
+    (tmp_path / "deep-kaf").mkdir()
+    (tmp_path / "deep-kaf" / "resnet56-kaf.json").write_text(json.dumps(dict(seconds=5.0, rows=[
+        dict(epoch=1, seconds=240.0), dict(epoch=2, seconds=240.0)])))
+    (tmp_path / "thesis-checkpoints.json").write_text(json.dumps(dict(checkpoints={
+        "a.zip": dict(seconds=dict(total=300.0)), "b.zip": dict(seconds=dict(total=900.0))})))
+    table = results.compute_time(tmp_path).set_index("file")["minutes"]
+    assert table["thesis-vgg/vgg-relu"] == pytest.approx(2.5)  # 120 s train + 30 s attack
+    assert table["thesis-resnet20/resnet20-kaf"] == pytest.approx(30.5)  # three epochs, not the last sitting
+    assert table["thesis-vgg/vgg-relu/pgd_iterations.json"] == pytest.approx(1.0)
+    assert table["deep-kaf/resnet56-kaf.json"] == pytest.approx(8.0)
+    assert table["thesis-checkpoints.json"] == pytest.approx(20.0)
