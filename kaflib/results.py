@@ -311,7 +311,8 @@ def compute_time(path=None):
 
 
 def load_deep_kaf(runs=(("resnet56", "relu"), ("resnet56", "kaf"), ("resnet56", "kaf_smooth"),
-                        ("resnet20", "kaf"), ("resnet20", "kaf_smooth")), path=None):
+                        ("resnet56", "kaf_elu"), ("resnet20", "kaf"), ("resnet20", "kaf_smooth"),
+                        ("resnet20", "kaf_elu")), path=None):
     """{"<model> / <act>": study dict} of the `deep-kaf` studies that exist, in `runs` order.
 
     Each study dict is the JSON of `kaflib.studies.deep_kaf` with `rows` (the
@@ -333,7 +334,9 @@ def load_deep_kaf(runs=(("resnet56", "relu"), ("resnet56", "kaf"), ("resnet56", 
 def deep_kaf_table(studies):
     """One row per `load_deep_kaf` study: the init gradient ratio (first conv layer's
     norm over the last conv layer's), the median over KAF layers of their max |f'|,
-    the best and last clean test accuracy (%), epochs trained, divergence, minutes."""
+    the best and last clean test accuracy (%), the last one minus that of the same
+    model with ReLU when that study is there (points), epochs trained, divergence,
+    training minutes (summed over epochs, so resumed studies count every sitting)."""
     rows = []
     for label, study in studies.items():
         norms = study["init_gradient_norms"]
@@ -347,6 +350,11 @@ def deep_kaf_table(studies):
             "last clean %": 100 * history["test_clean_acc"].iloc[-1] if len(history) else float("nan"),
             "epochs": len(history),
             "diverged": "yes" if study["diverged"] else "no",
-            "minutes": study["seconds"] / 60,
+            "minutes": (history["seconds"].sum() if "seconds" in history else study["seconds"]) / 60,
         })
-    return pd.DataFrame(rows).set_index("run")
+    table = pd.DataFrame(rows).set_index("run")
+    relu = {label.split(" / ")[0]: row["last clean %"] for label, row in table.iterrows()
+            if label.endswith(" / relu")}
+    table.insert(4, "vs ReLU (points)", [row["last clean %"] - relu.get(label.split(" / ")[0], float("nan"))
+                                         for label, row in table.iterrows()])
+    return table
