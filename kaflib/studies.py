@@ -6,6 +6,7 @@
     python -m kaflib.studies deep-kaf --model resnet56 --act kaf_smooth --epochs 10
     python -m kaflib.studies lipschitz thesis-resnet20
     python -m kaflib.studies masking-checks thesis-resnet20 --test-size 256
+    python -m kaflib.studies masking-checks thesis-checkpoints --checkpoints ../shared/thesis/checkpoints
 
 * ``pgd-iterations``: ART PGD robust accuracy of a finished run's model for
   several iteration counts (thesis "pgditers"); writes `pgd_iterations.json`
@@ -29,6 +30,8 @@
   (`kaflib.masking`: PGD accuracy vs eps, black-box Square vs white-box PGD,
   transfer from and to the grid's ReLU model); writes
   `results/masking/<grid>.json` (rows: one per model; `sweep`: the eps sweep).
+  `masking-checks thesis-checkpoints --checkpoints ../shared/thesis/checkpoints`
+  checks the published ResNet20 of each activation (`THESIS_CHECKPOINTS`).
 
 Each file holds the parameters, data sizes, seed, library versions, wall time
 and the rows; it is written atomically, and a study whose file exists is
@@ -45,7 +48,8 @@ import pandas as pd
 
 from kaflib.files import write_atomic
 
-__all__ = ["pgd_iterations", "lr_range", "grad_norms", "deep_kaf", "kaf_slopes", "lipschitz", "masking", "read_study"]
+__all__ = ["pgd_iterations", "lr_range", "grad_norms", "deep_kaf", "kaf_slopes", "lipschitz", "masking", "read_study",
+           "THESIS_CHECKPOINTS"]
 
 
 def _write(path, parameters, data, rows, started, **extra):
@@ -274,9 +278,35 @@ def lipschitz(grid, results=None, force=False, progress=True):
     return read_study(out)
 
 
+#: The published checkpoint of each activation the thesis reports (its tab. "resnetrob").
+THESIS_CHECKPOINTS = {"relu": "resnet20_relu_ocrob_lrf", "elu": "resnet20_elu_ocrob_lrf",
+                      "swish": "resnet20_swish_ocrob_lrf", "kaf": "resnet20_kaf_ocrob_lrfinder",
+                      "kaf_relu": "resnet20_kafrelu_ocrob_lrfinder", "kaf_elu": "resnet20_kafelu_ocrob_lrf",
+                      "kaf_swish": "resnet20_kafswish_ocrob_lrfinder",
+                      "kaf_free": "resnet20_kafs_freedictkb_ocrob_lrfinder"}
+
+
+def _checkpoint_twins(folder):
+    """{activation: float32 twin} of `THESIS_CHECKPOINTS` found in `folder`."""
+    from kaflib.thesis import load_checkpoint
+
+    folder = Path(folder)
+    found = {act: folder / f"{stem}.zip" for act, stem in THESIS_CHECKPOINTS.items()
+             if (folder / f"{stem}.zip").is_file()}
+    if not found:
+        raise FileNotFoundError(f"checkpoints={str(folder)!r} holds none of {sorted(THESIS_CHECKPOINTS.values())}.")
+    return {act: load_checkpoint(path, dtype_policy="float32") for act, path in found.items()}
+
+
 def masking(grid, test_size=256, square_iter=1000, results=None, seed=0, data_dir=None, force=False,
-            progress=True):
-    """`kaflib.masking.masking_checks` on every finished run of `grid` (issue 8)."""
+            progress=True, checkpoints=None):
+    """`kaflib.masking.masking_checks` on every finished run of `grid` (issue 8).
+
+    `grid="thesis-checkpoints"` checks the published ResNet20s of
+    `THESIS_CHECKPOINTS` instead, from the folder `checkpoints`, as float32
+    twins (the float16 originals' own gradients are checked by
+    `kaflib.checkpoint_audit`).
+    """
     import keras
 
     from kaflib.data import load_cifar10
@@ -288,7 +318,13 @@ def masking(grid, test_size=256, square_iter=1000, results=None, seed=0, data_di
     if out.exists() and not force:
         return read_study(out)
     started = time.perf_counter()
-    models = {act: keras.models.load_model(folder / "model.keras") for _, act, folder in _finished_runs(root, grid)}
+    if grid == "thesis-checkpoints":
+        if checkpoints is None:
+            raise ValueError("masking-checks thesis-checkpoints needs checkpoints=<folder of the thesis' zips>.")
+        models = _checkpoint_twins(checkpoints)
+    else:
+        models = {act: keras.models.load_model(folder / "model.keras")
+                  for _, act, folder in _finished_runs(root, grid)}
     _, (x, y) = load_cifar10(data_dir, train_size=1, test_size=test_size)
     summary, sweep = masking_checks(models, x, y, square_iter=square_iter, seed=seed, progress=progress)
     parameters = dict(grid=grid, eps=8 / 255, pgd="ART PGD-50, step 2/255, 1 restart, true labels, logits",
@@ -324,7 +360,8 @@ def main(argv=None):
     q = sub.add_parser("lipschitz", help="Lipschitz constants of a grid's finished runs")
     q.add_argument("grid")
     q = sub.add_parser("masking-checks", help="gradient-masking checks of a grid's finished runs")
-    q.add_argument("grid")
+    q.add_argument("grid", help="a grid, or thesis-checkpoints (with --checkpoints)")
+    q.add_argument("--checkpoints", help="folder of the thesis' checkpoint zips (for thesis-checkpoints)")
     q.add_argument("--test-size", type=int, default=256)
     q.add_argument("--square-iter", type=int, default=1000)
     for q in sub.choices.values():

@@ -82,3 +82,15 @@ def test_lipschitz_of_a_grid_reads_every_finished_run(tmp_path):
     assert (tmp_path / "lipschitz" / "thesis-light.json").is_file()
     with pytest.raises(FileNotFoundError, match="No finished run of grid 'thesis-vgg'"):
         studies.lipschitz("thesis-vgg", results=tmp_path)
+
+
+def test_masking_checks_of_the_thesis_checkpoints_needs_their_folder(tmp_path):
+    from kaflib.studies import THESIS_CHECKPOINTS, masking
+    from tests.conftest import CHECKPOINTS
+
+    with pytest.raises(ValueError, match="needs checkpoints="):
+        masking("thesis-checkpoints", results=tmp_path)
+    with pytest.raises(FileNotFoundError, match="holds none of"):
+        masking("thesis-checkpoints", results=tmp_path, checkpoints=tmp_path)
+    if CHECKPOINTS:  # every activation the thesis reports has its checkpoint among the published ones
+        assert {f"{stem}.zip" for stem in THESIS_CHECKPOINTS.values()} <= {p.name for p in CHECKPOINTS}
