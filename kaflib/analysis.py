@@ -349,8 +349,13 @@ def plot_gradient_norms(traces, layers=6):
     """
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(traces), figsize=(4.2 * len(traces), 3.5), sharey=True, squeeze=False)
-    for ax, (label, table) in zip(axes[0], traces.items()):
+    columns = min(len(traces), 3)
+    grid_rows = -(-len(traces) // columns)
+    fig, axes = plt.subplots(grid_rows, columns, figsize=(4.2 * columns, 3.5 * grid_rows), sharey=True,
+                             squeeze=False)
+    for ax in axes.flat[len(traces):]:
+        ax.set_visible(False)
+    for ax, (label, table) in zip(axes.flat, traces.items()):
         depths = sorted(set(table["depth"]))
         picked = [depths[i] for i in _spread(layers, len(depths))]
         for depth in picked:
@@ -362,7 +367,8 @@ def plot_gradient_norms(traces, layers=6):
         ax.set(yscale="log", xlabel="training step", title=label)
         ax.legend(fontsize="xx-small")
         ax.grid(alpha=0.3)
-    axes[0, 0].set_ylabel("gradient norm (L2, per layer)")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("gradient norm (L2, per layer)")
     fig.tight_layout()
     return fig
 

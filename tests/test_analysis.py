@@ -96,6 +96,9 @@ def test_gradient_norm_plot_marks_non_finite_steps():
     ax = plot_gradient_norms({"run": trace}).axes[0]
     assert ax.get_yscale() == "log"
     assert [len(line.get_xdata()) for line in ax.lines] == [2, 1, 1]  # a, b finite, b's NaN cross
+    fig = plot_gradient_norms({f"run {i}": trace for i in range(4)})  # wraps after 3 panels
+    assert [ax.get_visible() for ax in fig.axes] == [True] * 4 + [False] * 2
+    assert fig.axes[3].get_title() == "run 3"
 
 
 def test_lipschitz_plots():
