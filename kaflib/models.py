@@ -13,6 +13,7 @@ test accuracy swing from epoch to epoch.
 
 import contextlib
 import functools
+import warnings
 
 import keras
 from keras import layers
@@ -131,10 +132,19 @@ def resnet(depth=20, act="relu", num_classes=10, input_shape=(32, 32, 3), batch_
 
     `batch_norm()` and `activation(act)` make the batch-normalization and
     activation layers (the importer passes layers that round like TF 2.3).
+
+    Deeper than 20 with KAFs whose slope is unbounded at initialisation
+    (``kaf``, ``kaf_free``: random; ``kaf_relu``) warns: gradients explode
+    through the chain of KAFs (thesis ch. 7.2; `results/deep-kaf`), while
+    ``kaf_elu`` and ``kaf_smooth`` train.
     """
     if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
         raise ValueError(f"ResNet depth must be 6n+2 with n >= 1 (20, 32, 44, 56, ...), got {depth!r}.")
     _check_common(act, num_classes, input_shape)
+    if depth > 20 and act in _STEEP_INIT_KAFS:
+        warnings.warn(f"resnet({depth}, act={act!r}): KAFs initialised with unbounded slope make gradients "
+                      f"explode in ResNets deeper than 20 (ResNet56: first/last conv gradient ratio 1e4-1e11 at "
+                      f"initialisation, chance accuracy); act='kaf_elu' or 'kaf_smooth' trains.", stacklevel=2)
     inputs = keras.Input(input_shape)
     x = activation(act)(batch_norm()(_conv(16)(inputs)))
     for stage, filters in enumerate((16, 32, 64)):
@@ -154,6 +164,9 @@ def resnet56(act="relu", num_classes=10, input_shape=(32, 32, 3), activation=get
     """ResNet56 of thesis ch. 7.2 (see `resnet`)."""
     return resnet(56, act, num_classes, input_shape, activation=activation)
 
+
+#: KAF activations whose initial slope is unbounded (see `resnet`).
+_STEEP_INIT_KAFS = ("kaf", "kaf_free", "kaf_relu")
 
 #: Model names accepted by `build_model`.
 MODELS = {"light": light_cnn, "vgg": vgg_inspired, "resnet20": resnet20, "resnet56": resnet56}

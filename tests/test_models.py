@@ -65,3 +65,14 @@ def test_save_load_round_trip(tmp_path, name, act):
     model.save(path)
     loaded = keras.saving.load_model(path)
     np.testing.assert_array_equal(ops.convert_to_numpy(model(x)), ops.convert_to_numpy(loaded(x)))
+
+
+def test_deep_resnet_with_steep_kafs_warns_and_points_to_the_fix():
+    import warnings
+
+    with pytest.warns(UserWarning, match="act='kaf_elu' or 'kaf_smooth' trains"):
+        resnet(26, "kaf")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        resnet(26, "kaf_elu")  # bounded slope: no warning
+        resnet(20, "kaf")  # the thesis trained its ResNet20 KAFs
