@@ -41,6 +41,17 @@ def results_dir(path=None):
     return Path(__file__).resolve().parents[1] / "results"
 
 
+def _train_seconds(folder, metrics):
+    """Training wall time over every sitting: the per-epoch `seconds` of `history.csv` when
+    present (`metrics.json` times only the last sitting of a resumed run)."""
+    history = Path(folder) / "history.csv"
+    if history.is_file():
+        epochs = pd.read_csv(history)
+        if "seconds" in epochs:
+            return float(epochs["seconds"].sum())
+    return metrics["seconds"]["train"]
+
+
 def _row(folder, metrics):
     p = metrics["parameters"]
     return dict(model=p["model"], act=p["act"], clean_acc=100 * metrics["clean_acc"],
@@ -48,7 +59,7 @@ def _row(folder, metrics):
                 epochs=metrics.get("epochs_run", p["epochs"]), train_size=metrics["data"]["train"],
                 test_size=metrics["data"]["test"], pgd_steps=p["pgd_steps"],
                 pgd_restarts=p["pgd_restarts"], eps=p["eps"], seed=p["seed"],
-                train_minutes=metrics["seconds"]["train"] / 60, run_dir=str(folder))
+                train_minutes=_train_seconds(folder, metrics) / 60, run_dir=str(folder))
 
 
 def load_run(folder):
@@ -291,9 +302,7 @@ def compute_time(path=None):
 
     for metrics in sorted(root.glob("thesis-*/*/metrics.json")):
         run = load_run(metrics.parent)
-        history = run["history"]
-        train = history["seconds"].sum() if history is not None and "seconds" in history else run["seconds"]["train"]
-        add(metrics.parent, "grid run", train + run["seconds"]["attack"])
+        add(metrics.parent, "grid run", _train_seconds(metrics.parent, run) + run["seconds"]["attack"])
     for study in sorted(root.glob("thesis-*/*/pgd_iterations.json")):
         add(study, "pgd-iterations", json.loads(study.read_text())["seconds"])
     for folder, kind in (("lr-range", "lr-range"), ("exploding-gradients", "grad-norms"), ("deep-kaf", "deep-kaf"),

@@ -197,6 +197,8 @@ def test_compute_time_sums_epochs_of_resumed_runs_and_every_study(tmp_path):
         dict(epoch=1, seconds=240.0), dict(epoch=2, seconds=240.0)])))
     (tmp_path / "thesis-checkpoints.json").write_text(json.dumps(dict(checkpoints={
         "a.zip": dict(seconds=dict(total=300.0)), "b.zip": dict(seconds=dict(total=900.0))})))
+    grid = results.load_grid("thesis-resnet20", tmp_path).set_index("act")
+    assert grid.loc["kaf", "train_minutes"] == pytest.approx(30.0)  # every sitting, not metrics' 120 s
     table = results.compute_time(tmp_path).set_index("file")["minutes"]
     assert table["thesis-vgg/vgg-relu"] == pytest.approx(2.5)  # 120 s train + 30 s attack
     assert table["thesis-resnet20/resnet20-kaf"] == pytest.approx(30.5)  # three epochs, not the last sitting
