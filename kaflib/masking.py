@@ -65,7 +65,7 @@ def transfer_robust(source, target, images, labels, eps=8 / 255, step=2 / 255, s
 
 def masking_checks(models, images, labels, eps=8 / 255, step=2 / 255, steps=50, eps_sweep=EPS_SWEEP,
                    sweep_steps=20, square_iter=1000, reference="relu", surrogate_sigma=0.3, seed=0,
-                   progress=True):
+                   progress=True, done=None, on_model=None):
     """The three checks on every model.
 
     Args:
@@ -78,6 +78,10 @@ def masking_checks(models, images, labels, eps=8 / 255, step=2 / 255, steps=50, 
             other model, and which receives every other model's (None: no transfer).
         surrogate_sigma: noise level of the adaptive attack on models with
             Gaussian KAFs (`surrogate_robust`; 0 or None: not run).
+        done: {name: (row dict, sweep DataFrame)} of models already checked
+            (e.g. by an interrupted call); they are not attacked again.
+        on_model: called as `on_model(name, row, sweep)` after each model, so a
+            caller can save progress.
 
     Returns:
         `(summary, sweep)`: summary has one row per model with clean, pgd,
@@ -97,6 +101,10 @@ def masking_checks(models, images, labels, eps=8 / 255, step=2 / 255, steps=50, 
     labels = np.asarray(labels)
     rows, sweeps = [], []
     for name, model in tqdm(models.items(), desc="masking checks", disable=not progress):
+        if done and name in done:
+            rows.append(done[name][0])
+            sweeps.append(done[name][1])
+            continue
         clean = np.argmax(art_classifier(model).predict(images), -1) == labels
         pgd = pgd_robust(model, images, labels, eps=eps, step=step, steps=steps, seed=seed, progress=False)
         square = square_robust(model, images, labels, eps=eps, max_iter=square_iter, seed=seed)
@@ -115,6 +123,8 @@ def masking_checks(models, images, labels, eps=8 / 255, step=2 / 255, steps=50, 
             row["transfer_out"] = transfer_robust(model, models[reference], images, labels, eps, step, steps,
                                                   seed).mean()
         rows.append(row)
+        if on_model is not None:
+            on_model(name, row, sweeps[-1])
     summary = pd.DataFrame(rows).set_index("model")
     margin = 0.01
     summary["not_to_zero"] = summary["acc_at_max_eps"] > 0.01

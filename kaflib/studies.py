@@ -326,13 +326,27 @@ def masking(grid, test_size=256, square_iter=1000, results=None, seed=0, data_di
         models = {act: keras.models.load_model(folder / "model.keras")
                   for _, act, folder in _finished_runs(root, grid)}
     _, (x, y) = load_cifar10(data_dir, train_size=1, test_size=test_size)
-    summary, sweep = masking_checks(models, x, y, square_iter=square_iter, seed=seed, progress=progress)
+    partial = out.with_suffix(".partial.json")  # models finished by an interrupted call
+    key = dict(test=len(y), square_iter=square_iter, seed=seed)
+    saved = json.loads(partial.read_text()) if partial.is_file() else {}
+    done = ({name: (row, pd.DataFrame(sweep)) for name, (row, sweep) in saved["models"].items()}
+            if saved.get("key") == key else {})
+
+    def save(name, row, model_sweep):
+        done[name] = (row, model_sweep)
+        payload = dict(key=key, models={n: (r, s.to_dict(orient="records")) for n, (r, s) in done.items()})
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(partial, lambda p: p.write_text(json.dumps(payload, default=float)))
+
+    summary, sweep = masking_checks(models, x, y, square_iter=square_iter, seed=seed, progress=progress,
+                                    done=done, on_model=save)
     parameters = dict(grid=grid, eps=8 / 255, pgd="ART PGD-50, step 2/255, 1 restart, true labels, logits",
                       square=f"ART SquareAttack L-inf, {square_iter} queries, 1 restart",
                       eps_sweep=list(EPS_SWEEP), sweep_attack="kaflib PGD-20, step 2.5 eps / 20",
                       transfer="ART PGD-50 images crafted on the relu run", seed=seed)
     _write(out, parameters, dict(test=len(y)), summary.reset_index(), started,
            sweep=sweep.to_dict(orient="records"))
+    partial.unlink(missing_ok=True)
     return read_study(out)
 
 

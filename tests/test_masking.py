@@ -1,5 +1,6 @@
 import keras
 import numpy as np
+import pandas as pd
 import pytest
 
 from kaflib.masking import masking_checks, square_robust, transfer_robust
@@ -48,9 +49,16 @@ def test_masking_checks_flag_a_model_whose_gradient_is_zero(data):
     images, labels = data
     models = {"relu": trained(tiny_model(0), images, labels),
               "masked": trained(tiny_model(1, masked=True), images, labels)}
+    saved = {}
     summary, sweep = masking_checks(models, images, labels, eps=0.25, step=0.05, steps=10,
-                                    eps_sweep=(0.1, 0.5), sweep_steps=5, square_iter=100, progress=False)
+                                    eps_sweep=(0.1, 0.5), sweep_steps=5, square_iter=100, progress=False,
+                                    on_model=lambda name, row, s: saved.update({name: (row, s)}))
     assert set(sweep["model"]) == {"relu", "masked"} and len(sweep) == 4
+    assert list(saved) == ["relu", "masked"]
+    # a resumed call attacks nothing it was given as done (None would fail if attacked)
+    again, again_sweep = masking_checks({"relu": None, "masked": None}, images, labels, progress=False, done=saved)
+    pd.testing.assert_frame_equal(again, summary)
+    pd.testing.assert_frame_equal(again_sweep, sweep)
     # the rounding layer's gradient is 0 almost everywhere: white-box PGD stalls, Square does not
     masked = summary.loc["masked"]
     assert masked["pgd"] > masked["square"] + 0.01 and masked["black_box_wins"]
