@@ -308,6 +308,8 @@ def compute_time(path=None):
     for folder, kind in (("lr-range", "lr-range"), ("exploding-gradients", "grad-norms"), ("deep-kaf", "deep-kaf"),
                          ("lipschitz", "lipschitz"), ("masking", "masking-checks")):
         for study in sorted((root / folder).glob("*.json")):
+            if study.name.endswith(".partial.json"):  # an unfinished study's progress
+                continue
             payload = json.loads(study.read_text())
             epochs = pd.DataFrame(payload.get("rows", []))
             trained = kind == "deep-kaf" and "seconds" in epochs

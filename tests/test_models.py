@@ -13,6 +13,7 @@ def count(model, kind):
 
 @pytest.mark.parametrize("name", list(MODELS))
 @pytest.mark.parametrize("act", ["relu", "kaf"])
+@pytest.mark.filterwarnings("ignore:resnet\\(56, act='kaf'\\)")  # tested in test_deep_resnet_with_steep_kafs_warns
 def test_models_return_logits_of_the_right_shape(name, act):
     model = build_model(name, act, num_classes=7, input_shape=(32, 32, 3))
     x = np.random.default_rng(0).random((2, 32, 32, 3), dtype="float32")

@@ -195,6 +195,8 @@ def test_compute_time_sums_epochs_of_resumed_runs_and_every_study(tmp_path):
     (tmp_path / "deep-kaf").mkdir()
     (tmp_path / "deep-kaf" / "resnet56-kaf.json").write_text(json.dumps(dict(seconds=5.0, rows=[
         dict(epoch=1, seconds=240.0), dict(epoch=2, seconds=240.0)])))
+    (tmp_path / "masking").mkdir()
+    (tmp_path / "masking" / "thesis-vgg.partial.json").write_text(json.dumps(dict(key={}, models={})))
     (tmp_path / "thesis-checkpoints.json").write_text(json.dumps(dict(checkpoints={
         "a.zip": dict(seconds=dict(total=300.0)), "b.zip": dict(seconds=dict(total=900.0))})))
     grid = results.load_grid("thesis-resnet20", tmp_path).set_index("act")
@@ -205,3 +207,4 @@ def test_compute_time_sums_epochs_of_resumed_runs_and_every_study(tmp_path):
     assert table["thesis-vgg/vgg-relu/pgd_iterations.json"] == pytest.approx(1.0)
     assert table["deep-kaf/resnet56-kaf.json"] == pytest.approx(8.0)
     assert table["thesis-checkpoints.json"] == pytest.approx(20.0)
+    assert not any(name.endswith(".partial.json") for name in table.index)
