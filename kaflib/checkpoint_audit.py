@@ -197,7 +197,7 @@ def pgd_protocol_accuracy(model, images, labels, use_labels=True, output="logits
 # The thesis' protocol, then one of its choices changed at a time:
 # (name, attack gradients in float16?, labels given?, output attacked)
 PROTOCOL = (
-    ("thesis: float16 gradients, probabilities, no labels", True, False, "probabilities"),  # results.PROTOCOL_*
+    ("thesis: float16 gradients, probabilities, no labels", True, False, "probabilities"),
     ("true labels instead", True, True, "probabilities"),
     ("logits instead", True, False, "logits"),
     ("float32 gradients instead", False, False, "probabilities"),

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from kaflib.checkpoint_audit import PROTOCOL as _PROTOCOL
 from kaflib.experiment import read_metrics
 
 __all__ = ["KAF_ACTIVATIONS", "results_dir", "load_grid", "load_run", "load_histories", "lipschitz_histories", "reported_results",
@@ -21,9 +22,8 @@ __all__ = ["KAF_ACTIVATIONS", "results_dir", "load_grid", "load_run", "load_hist
 #: Activations that are KAFs (plotted as filled crosses; the others as thin diamonds).
 KAF_ACTIVATIONS = ("kaf", "kaf_relu", "kaf_elu", "kaf_swish", "kaf_free", "kaf_smooth")
 
-# First and last rows of `kaflib.checkpoint_audit.PROTOCOL`.
-PROTOCOL_THESIS = "thesis: float16 gradients, probabilities, no labels"
-PROTOCOL_FIXED = "all three changed"
+# Names of the first and last rows of `kaflib.checkpoint_audit.PROTOCOL`.
+PROTOCOL_THESIS, PROTOCOL_FIXED = _PROTOCOL[0][0], _PROTOCOL[-1][0]
 
 _GRID_EXPERIMENT = {"thesis-light": "light_standard", "thesis-vgg": "vgg_fast_at",
                     "thesis-resnet20": "resnet_fast_at"}
@@ -41,14 +41,12 @@ def results_dir(path=None):
     return Path(__file__).resolve().parents[1] / "results"
 
 
-def _train_seconds(folder, metrics):
-    """Training wall time over every sitting: the per-epoch `seconds` of `history.csv` when
-    present (`metrics.json` times only the last sitting of a resumed run)."""
-    history = Path(folder) / "history.csv"
-    if history.is_file():
-        epochs = pd.read_csv(history)
-        if "seconds" in epochs:
-            return float(epochs["seconds"].sum())
+def _train_seconds(history, metrics):
+    """Training wall time over every sitting: the per-epoch `seconds` of the `history`
+    DataFrame (or None) when present (`metrics.json` times only the last sitting of a
+    resumed run)."""
+    if history is not None and "seconds" in history:
+        return float(history["seconds"].sum())
     return metrics["seconds"]["train"]
 
 
@@ -59,7 +57,7 @@ def _row(folder, metrics):
                 epochs=metrics.get("epochs_run", p["epochs"]), train_size=metrics["data"]["train"],
                 test_size=metrics["data"]["test"], pgd_steps=p["pgd_steps"],
                 pgd_restarts=p["pgd_restarts"], eps=p["eps"], seed=p["seed"],
-                train_minutes=_train_seconds(folder, metrics) / 60, run_dir=str(folder))
+                train_minutes=_train_seconds(_read_history(folder), metrics) / 60, run_dir=str(folder))
 
 
 def load_run(folder):
@@ -71,8 +69,13 @@ def load_run(folder):
     metrics = read_metrics(folder)
     if metrics is None:
         raise FileNotFoundError(f"No finished run in {folder} (no metrics.json).")
-    history = folder / "history.csv"
-    return dict(metrics, history=pd.read_csv(history) if history.is_file() else None, run_dir=folder)
+    return dict(metrics, history=_read_history(folder), run_dir=folder)
+
+
+def _read_history(folder):
+    """A run folder's `history.csv` as a DataFrame, or None without one."""
+    history = Path(folder) / "history.csv"
+    return pd.read_csv(history) if history.is_file() else None
 
 
 def load_grid(grid, path=None):
@@ -302,7 +305,7 @@ def compute_time(path=None):
 
     for metrics in sorted(root.glob("thesis-*/*/metrics.json")):
         run = load_run(metrics.parent)
-        add(metrics.parent, "grid run", _train_seconds(metrics.parent, run) + run["seconds"]["attack"])
+        add(metrics.parent, "grid run", _train_seconds(run["history"], run) + run["seconds"]["attack"])
     for study in sorted(root.glob("thesis-*/*/pgd_iterations.json")):
         add(study, "pgd-iterations", json.loads(study.read_text())["seconds"])
     for folder, kind in (("lr-range", "lr-range"), ("exploding-gradients", "grad-norms"), ("deep-kaf", "deep-kaf"),
