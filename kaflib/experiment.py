@@ -183,7 +183,7 @@ def train_config(exp):
     return TrainConfig(method=exp.method, epochs=exp.epochs, batch_size=exp.batch_size,
                        min_lr=exp.min_lr, max_lr=exp.max_lr, eps=exp.eps,
                        eps_warmup_epochs=exp.eps_warmup_epochs, augment=exp.augment,
-                       mixed_precision=exp.mixed_precision, seed=exp.seed,
+                       mixed_precision=exp.mixed_precision, seed=exp.seed, stop_on_divergence=True,
                        guard_size=256 if exp.train_size is None else min(256, exp.train_size // 8))
 
 
@@ -228,6 +228,7 @@ def write_results(exp, data_sizes, train_result, clean_acc, robust_acc, timings)
                     step=exp.pgd_step, steps=exp.pgd_steps, restarts=exp.pgd_restarts,
                     labels="true", loss="cross-entropy on logits"),
         best_epoch=train_result.best_epoch, collapsed_epoch=train_result.collapsed_epoch,
+        diverged=train_result.diverged,
         epochs_run=len(train_result.history), resumed_from_epoch=train_result.resumed_from_epoch,
         seconds=timings, environment=environment(),
         finished=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))

@@ -85,7 +85,8 @@ def run_grid(grid, out_dir="results", jobs=1, parameters=None, notebook=NOTEBOOK
                 metrics = future.result()
                 status[(model, act)] = "finished"
                 print(f"{model}-{act}: clean {100 * metrics['clean_acc']:.2f}%, "
-                      f"robust {100 * metrics['robust_acc']:.2f}%", flush=True)
+                      f"robust {100 * metrics['robust_acc']:.2f}%"
+                      + (f" (stopped early: {metrics['diverged']})" if metrics.get("diverged") else ""), flush=True)
             except Exception as err:  # one failed run must not stop the grid
                 status[(model, act)] = f"failed: {type(err).__name__}: {str(err).strip().splitlines()[-1:]}"
                 print(f"{model}-{act}: FAILED ({status[(model, act)]}); see "

@@ -15,8 +15,8 @@ import pandas as pd
 from kaflib.checkpoint_audit import PROTOCOL as _PROTOCOL
 from kaflib.experiment import read_metrics
 
-__all__ = ["KAF_ACTIVATIONS", "results_dir", "load_grid", "load_run", "load_histories", "lipschitz_histories", "reported_results",
-           "compare_with_thesis", "kaf_versus_fixed", "scale_caption", "missing_note", "test_images", "load_model",
+__all__ = ["KAF_ACTIVATIONS", "results_dir", "load_grid", "load_run", "load_histories", "lipschitz_histories",
+           "reported_results", "stopped_note", "compare_with_thesis", "kaf_versus_fixed", "scale_caption", "missing_note", "test_images", "load_model",
            "checkpoint_audit_table", "checkpoint_audit_findings", "compute_time", "load_deep_kaf", "deep_kaf_table"]
 
 #: Activations that are KAFs (plotted as filled crosses; the others as thin diamonds).
@@ -29,7 +29,7 @@ _GRID_EXPERIMENT = {"thesis-light": "light_standard", "thesis-vgg": "vgg_fast_at
                     "thesis-resnet20": "resnet_fast_at"}
 
 _COLUMNS = ["model", "act", "clean_acc", "robust_acc", "preset", "method", "epochs", "train_size",
-            "test_size", "pgd_steps", "pgd_restarts", "eps", "seed", "train_minutes", "run_dir"]
+            "test_size", "pgd_steps", "pgd_restarts", "eps", "seed", "train_minutes", "stopped", "run_dir"]
 
 
 def results_dir(path=None):
@@ -57,7 +57,19 @@ def _row(folder, metrics):
                 epochs=metrics.get("epochs_run", p["epochs"]), train_size=metrics["data"]["train"],
                 test_size=metrics["data"]["test"], pgd_steps=p["pgd_steps"],
                 pgd_restarts=p["pgd_restarts"], eps=p["eps"], seed=p["seed"],
-                train_minutes=_train_seconds(_read_history(folder), metrics) / 60, run_dir=str(folder))
+                train_minutes=_train_seconds(_read_history(folder), metrics) / 60, stopped=_stopped(metrics),
+                run_dir=str(folder))
+
+
+def _stopped(metrics):
+    """Why a run ended early ("" when it ran every epoch): divergence or catastrophic overfitting."""
+    epochs, best = metrics.get("epochs_run"), metrics.get("best_epoch")
+    if metrics.get("diverged"):
+        return f"diverged (non-finite gradient) in epoch {epochs + 1}; evaluated with epoch {best}'s weights"
+    if metrics.get("collapsed_epoch"):
+        return (f"guard accuracy collapsed in epoch {metrics['collapsed_epoch']}; "
+                f"evaluated with epoch {best}'s weights")
+    return ""
 
 
 def load_run(folder):
@@ -83,7 +95,8 @@ def load_grid(grid, path=None):
 
     Columns: model, act, clean_acc and robust_acc (%), preset, method, epochs
     (run), train_size and test_size (images), pgd_steps, pgd_restarts, eps,
-    seed, train_minutes, run_dir. Empty (with these columns) when nothing ran.
+    seed, train_minutes, stopped (why the run ended early, "" if it did not),
+    run_dir. Empty (with these columns) when nothing ran.
     """
     root = results_dir(path) / grid
     rows = []
@@ -187,6 +200,17 @@ def scale_caption(measured):
     presets = "/".join(sorted(set(measured["preset"])))
     return (f"this project: {', '.join(part)} ({presets} preset), PGD-{steps} with {restarts} "
             f"restart(s) on {tests} test images; thesis: full CIFAR-10 (50000/10000)")
+
+
+def stopped_note(measured):
+    """A Markdown list of the runs of a `load_grid` table that ended before their last epoch, and why."""
+    from IPython.display import Markdown
+
+    early = measured[measured["stopped"] != ""]
+    if not len(early):
+        return Markdown("Every run trained for all its epochs.")
+    return Markdown("Runs that ended early:\n\n" + "\n".join(
+        f"- **{row.model} / {row.act}**: {row.stopped}." for row in early.itertuples()))
 
 
 def missing_note(what, command):

@@ -56,6 +56,7 @@ class TrainConfig:
     guard_size: int = 256          #: held-out training images for the overfitting guard
     collapse_drop: float = 0.1     #: fall of the guard accuracy below its best that counts as collapse
     stop_on_collapse: bool = True
+    stop_on_divergence: bool = False  #: on a non-finite gradient, return the best epoch's weights instead of raising
     eval_size: int = 256           #: test images for the per-epoch PGD accuracy
     eval_pgd_steps: int = 5        #: PGD steps of the per-epoch checks (step eps/4)
 
@@ -124,6 +125,7 @@ class TrainResult:
     collapsed_epoch: int | None    #: first epoch where the guard accuracy collapsed
     resumed_from_epoch: int        #: epochs already done when this call started
     seconds: float                 #: wall time of this call
+    diverged: str | None = None    #: with `stop_on_divergence`: where the gradient stopped being finite
 
 
 def _optimizer(config, learning_rate):
@@ -243,10 +245,14 @@ def fit(build_model, train, test, config=TrainConfig(), checkpoint_dir=None, str
         collapsed (catastrophic overfitting: it fell `collapse_drop` below its
         best), the weights of the best guard epoch before it. Wong et al. stop
         on a 20-point fall with robust accuracy near 45%; the default 10 points
-        also catches collapses from the ~20% of small-data runs.
+        also catches collapses from the ~20% of small-data runs. With
+        `config.stop_on_divergence`, a non-finite gradient ends training the
+        same way (best guard epoch's weights, `diverged` says where); the
+        history keeps the finished epochs only.
 
     Raises:
-        TrainingDiverged: a non-finite gradient; names epoch, step and layer.
+        TrainingDiverged: a non-finite gradient (names epoch, step and layer),
+            unless `config.stop_on_divergence` and an epoch had finished.
     """
     start = time.perf_counter()
     strategy = strategy or tf.distribute.get_strategy()
@@ -280,8 +286,8 @@ def fit(build_model, train, test, config=TrainConfig(), checkpoint_dir=None, str
     clean_count, pgd_count = _accuracy_fns(model, config)
     names = [v.path for v in model.trainable_variables]
     collapsed = next((int(r["epoch"]) for r in history if r.get("collapsed", False)), None)
-    epoch = resumed_from
-    while epoch < config.total_epochs and not (collapsed and config.stop_on_collapse):
+    epoch, diverged = resumed_from, None
+    while epoch < config.total_epochs and not (collapsed and config.stop_on_collapse) and not diverged:
         epoch += 1
         tic = time.perf_counter()
         data = make_dataset(x_train, y_train, config.batch_size, seed=config.seed * 100_003 + epoch,
@@ -291,11 +297,17 @@ def fit(build_model, train, test, config=TrainConfig(), checkpoint_dir=None, str
         for step, (x, y) in enumerate(strategy.experimental_distribute_dataset(data), start=1):
             loss, hits, ok, bad = step_fn(x, y, tf.constant([config.seed, epoch * 1_000_003 + step], tf.int64))
             if not int(ok):
-                raise TrainingDiverged(epoch, step, names[int(bad)], manager and manager.latest_checkpoint)
+                error = TrainingDiverged(epoch, step, names[int(bad)], manager and manager.latest_checkpoint)
+                if not (config.stop_on_divergence and int(best["epoch"])):
+                    raise error
+                diverged = str(error)
+                break
             loss_sum, correct, seen = loss_sum + float(loss), correct + float(hits), seen + config.batch_size
             bar.update(1)
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
         bar.close()
+        if diverged:
+            break
         if config.method == "standard":
             guard_acc = _accuracy(clean_count, *guard)
         else:
@@ -322,14 +334,14 @@ def fit(build_model, train, test, config=TrainConfig(), checkpoint_dir=None, str
         if manager is not None:
             write_atomic(checkpoint_dir / "history.csv", lambda p: pd.DataFrame(history).to_csv(p, index=False))
             manager.save()
-    if collapsed and int(best["epoch"]) != epoch:  # Wong et al.: back to the pre-collapse weights
+    if diverged or (collapsed and int(best["epoch"]) != epoch):  # Wong et al.: back to the pre-collapse weights
         if checkpoint_dir is not None:
             model.load_weights(checkpoint_dir / "best.weights.h5")
         else:
             for v, w in zip(model.weights, best_weights):
                 v.assign(w)
     return TrainResult(model, pd.DataFrame(history), int(best["epoch"]) or None, collapsed,
-                       resumed_from, time.perf_counter() - start)
+                       resumed_from, time.perf_counter() - start, diverged)
 
 
 def _summary(row):

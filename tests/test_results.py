@@ -34,6 +34,21 @@ def test_load_grid_reads_finished_runs_only(tmp_path):
         results.load_run(tmp_path / "thesis-resnet20" / "resnet20-elu")
 
 
+def test_load_grid_says_which_runs_ended_early(tmp_path):
+    _finished_run(tmp_path, "thesis-vgg", "vgg", "relu", 0.45, 0.16)
+    diverged = _finished_run(tmp_path, "thesis-vgg", "vgg", "kaf_free", 0.30, 0.12, epochs=6)
+    metrics = json.loads((diverged / "metrics.json").read_text())
+    metrics.update(diverged="Training diverged at epoch 7, step 3: ...", best_epoch=5)
+    (diverged / "metrics.json").write_text(json.dumps(metrics))
+    table = results.load_grid("thesis-vgg", tmp_path).set_index("act")
+    assert table.loc["relu", "stopped"] == ""
+    assert table.loc["kaf_free", "stopped"].startswith("diverged") and "epoch 7" in table.loc["kaf_free", "stopped"]
+    assert "epoch 5's weights" in table.loc["kaf_free", "stopped"]
+    note = results.stopped_note(table.reset_index()).data
+    assert "vgg / kaf_free" in note and "relu" not in note
+    assert "all its epochs" in results.stopped_note(table.loc[["relu"]].reset_index()).data
+
+
 def test_results_dir_follows_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("KAFLIB_RESULTS_DIR", str(tmp_path))
     assert results.results_dir() == tmp_path

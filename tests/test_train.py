@@ -170,6 +170,25 @@ def test_non_finite_gradient_stops_with_epoch_step_layer(tmp_path):
     assert len(pd.read_csv(tmp_path / "history.csv")) == 1  # the last good epoch is kept
 
 
+def test_stop_on_divergence_returns_the_best_epoch_weights(tmp_path):
+    x, y = tiny_data()
+    test = tiny_data(64, seed=9)
+    config = dict(method="standard", batch_size=32, guard_size=32, eval_size=32, seed=0, stop_on_divergence=True)
+    first = fit(tiny_model, (x, y), test, TrainConfig(epochs=1, **config), checkpoint_dir=tmp_path, progress=False)
+    good = [w.numpy() for w in first.model.weights]
+    bad = x.copy()
+    bad[:] = np.nan
+    result = fit(tiny_model, (bad, y), test, TrainConfig(epochs=2, **config), checkpoint_dir=tmp_path,
+                 progress=False)
+    assert "epoch 2, step 1" in result.diverged and result.best_epoch == 1
+    assert len(result.history) == 1
+    for before, after in zip(good, result.model.weights):
+        np.testing.assert_array_equal(before, after.numpy())
+    with pytest.raises(TrainingDiverged, match="no checkpoint was written yet"):  # nothing to fall back on
+        fit(tiny_model, (bad, y), test, TrainConfig(epochs=1, **config), checkpoint_dir=tmp_path / "fresh",
+            progress=False)
+
+
 def test_mixed_precision_trains(tmp_path):
     config = TrainConfig(method="fgsm_rs", epochs=1, batch_size=32, guard_size=32, eval_size=32,
                          mixed_precision=True)
