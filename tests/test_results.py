@@ -142,12 +142,14 @@ def test_kaf_versus_fixed_and_histories_of_a_grid(tmp_path):
     _finished_run(tmp_path, "thesis-resnet20", "resnet20", "relu", 0.40, 0.10)
     _finished_run(tmp_path, "thesis-resnet20", "resnet20", "elu", 0.50, 0.20)
     _finished_run(tmp_path, "thesis-resnet20", "resnet20", "kaf", 0.60, 0.30)
+    _finished_run(tmp_path, "thesis-resnet20", "resnet20", "kaf_free", 0.10, 0.10)  # at chance
     table = results.kaf_versus_fixed(("thesis-resnet20",), tmp_path).set_index("source")
     assert table.loc["ours", "KAFs: mean robust (%)"] == pytest.approx(30.0)
     assert table.loc["ours", "fixed: mean robust (%)"] == pytest.approx(15.0)
     assert table.loc["ours", "runs"] == 3 and table.loc["thesis", "runs"] == 8
+    assert table.loc["ours", "did not train"] == "kaf_free" and table.loc["thesis", "did not train"] == ""
     histories = results.load_histories(results.load_grid("thesis-resnet20", tmp_path))
-    assert sorted(histories) == ["elu", "kaf", "relu"] and histories["kaf"]["test_clean_acc"].iloc[-1] == 0.60
+    assert sorted(histories) == ["elu", "kaf", "kaf_free", "relu"] and histories["kaf"]["test_clean_acc"].iloc[-1] == 0.60
 
 
 def _deep_kaf_study(folder, model, act, conv_norms, accuracies, diverged=None):
