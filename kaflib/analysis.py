@@ -41,6 +41,8 @@ def plot_history(history, title=None):
     right.legend(fontsize="small")
     for ax in (left, right):
         ax.grid(alpha=0.3)
+        if history.empty:
+            ax.text(0.5, 0.5, "no epoch finished", ha="center", va="center", transform=ax.transAxes)
     if title:
         fig.suptitle(title)
     fig.tight_layout()

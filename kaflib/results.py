@@ -64,11 +64,11 @@ def _row(folder, metrics):
 def _stopped(metrics):
     """Why a run ended early ("" when it ran every epoch): divergence or catastrophic overfitting."""
     epochs, best = metrics.get("epochs_run"), metrics.get("best_epoch")
+    weights = f"epoch {best}'s weights" if best else "its initial weights (no epoch finished)"
     if metrics.get("diverged"):
-        return f"diverged (non-finite gradient) in epoch {epochs + 1}; evaluated with epoch {best}'s weights"
+        return f"diverged (non-finite gradient) in epoch {epochs + 1}; evaluated with {weights}"
     if metrics.get("collapsed_epoch"):
-        return (f"guard accuracy collapsed in epoch {metrics['collapsed_epoch']}; "
-                f"evaluated with epoch {best}'s weights")
+        return f"guard accuracy collapsed in epoch {metrics['collapsed_epoch']}; evaluated with {weights}"
     return ""
 
 
@@ -108,9 +108,10 @@ def load_grid(grid, path=None):
 
 
 def load_histories(measured):
-    """Per-epoch histories of the runs of a `load_grid` table: dict act -> DataFrame (runs without one left out)."""
+    """Per-epoch histories of the runs of a `load_grid` table: dict act -> DataFrame (runs
+    without one, or with no finished epoch, left out)."""
     runs = {row.act: load_run(row.run_dir)["history"] for row in measured.itertuples()}
-    return {act: history for act, history in runs.items() if history is not None}
+    return {act: history for act, history in runs.items() if history is not None and not history.empty}
 
 
 def lipschitz_histories(grids=("thesis-vgg", "thesis-resnet20"), path=None):

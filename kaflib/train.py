@@ -56,7 +56,7 @@ class TrainConfig:
     guard_size: int = 256          #: held-out training images for the overfitting guard
     collapse_drop: float = 0.1     #: fall of the guard accuracy below its best that counts as collapse
     stop_on_collapse: bool = True
-    stop_on_divergence: bool = False  #: on a non-finite gradient, return the best epoch's weights instead of raising
+    stop_on_divergence: bool = False  #: on a non-finite gradient, return the best epoch's (or the initial) weights
     eval_size: int = 256           #: test images for the per-epoch PGD accuracy
     eval_pgd_steps: int = 5        #: PGD steps of the per-epoch checks (step eps/4)
 
@@ -247,12 +247,13 @@ def fit(build_model, train, test, config=TrainConfig(), checkpoint_dir=None, str
         on a 20-point fall with robust accuracy near 45%; the default 10 points
         also catches collapses from the ~20% of small-data runs. With
         `config.stop_on_divergence`, a non-finite gradient ends training the
-        same way (best guard epoch's weights, `diverged` says where); the
-        history keeps the finished epochs only.
+        same way: the model gets the best guard epoch's weights, or its initial
+        weights if no epoch finished (`best_epoch` None), `diverged` says
+        where, and the history keeps the finished epochs only.
 
     Raises:
         TrainingDiverged: a non-finite gradient (names epoch, step and layer),
-            unless `config.stop_on_divergence` and an epoch had finished.
+            unless `config.stop_on_divergence`.
     """
     start = time.perf_counter()
     strategy = strategy or tf.distribute.get_strategy()
@@ -281,6 +282,8 @@ def fit(build_model, train, test, config=TrainConfig(), checkpoint_dir=None, str
             state.restore(manager.latest_checkpoint).expect_partial()
             history = pd.read_csv(checkpoint_dir / "history.csv").to_dict("records")[: int(epoch_done)]
     resumed_from = int(epoch_done)
+    if config.stop_on_divergence and not resumed_from:  # what a run that diverges in epoch 1 returns
+        best_weights = [v.numpy() for v in model.weights]
     step_fn = _train_step(model, optimizer, config, strategy, config.batch_size,
                           warmup_steps=round(config.eps_warmup_epochs * steps_per_epoch))
     clean_count, pgd_count = _accuracy_fns(model, config)
@@ -298,7 +301,7 @@ def fit(build_model, train, test, config=TrainConfig(), checkpoint_dir=None, str
             loss, hits, ok, bad = step_fn(x, y, tf.constant([config.seed, epoch * 1_000_003 + step], tf.int64))
             if not int(ok):
                 error = TrainingDiverged(epoch, step, names[int(bad)], manager and manager.latest_checkpoint)
-                if not (config.stop_on_divergence and int(best["epoch"])):
+                if not config.stop_on_divergence:
                     raise error
                 diverged = str(error)
                 break
@@ -335,13 +338,18 @@ def fit(build_model, train, test, config=TrainConfig(), checkpoint_dir=None, str
             write_atomic(checkpoint_dir / "history.csv", lambda p: pd.DataFrame(history).to_csv(p, index=False))
             manager.save()
     if diverged or (collapsed and int(best["epoch"]) != epoch):  # Wong et al.: back to the pre-collapse weights
-        if checkpoint_dir is not None:
+        if checkpoint_dir is not None and int(best["epoch"]):
             model.load_weights(checkpoint_dir / "best.weights.h5")
         else:
             for v, w in zip(model.weights, best_weights):
                 v.assign(w)
-    return TrainResult(model, pd.DataFrame(history), int(best["epoch"]) or None, collapsed,
+    history = pd.DataFrame(history) if history else pd.DataFrame(columns=_HISTORY_COLUMNS)
+    return TrainResult(model, history, int(best["epoch"]) or None, collapsed,
                        resumed_from, time.perf_counter() - start, diverged)
+
+
+_HISTORY_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "guard_acc", "test_clean_acc", "test_pgd_acc",
+                    "collapsed", "seconds"]
 
 
 def _summary(row):

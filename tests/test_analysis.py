@@ -21,6 +21,8 @@ def test_plots_draw_the_data():
     accuracy_axis = fig.axes[1]
     assert len(accuracy_axis.lines) == 5  # 4 curves + the collapse marker
     np.testing.assert_allclose(accuracy_axis.lines[1].get_data()[1], [30, 50])
+    empty = plot_history(history.iloc[:0])  # a run that diverged before its first epoch ended
+    assert "no epoch finished" in [t.get_text() for t in empty.axes[1].texts]
     table = pd.DataFrame(dict(lr=[1e-3, 1e-2, 1e-1], loss=[2.0, 1.0, 3.0], smoothed_loss=[2.0, 1.5, 2.0]))
     assert plot_lr_range(table).get_xscale() == "log"
 

@@ -44,7 +44,16 @@ def test_load_grid_says_which_runs_ended_early(tmp_path):
     assert table.loc["relu", "stopped"] == ""
     assert table.loc["kaf_free", "stopped"].startswith("diverged") and "epoch 7" in table.loc["kaf_free", "stopped"]
     assert "epoch 5's weights" in table.loc["kaf_free", "stopped"]
+    never = _finished_run(tmp_path, "thesis-vgg", "vgg", "kaf", 0.10, 0.10, epochs=0)  # diverged in epoch 1
+    metrics = json.loads((never / "metrics.json").read_text())
+    metrics.update(diverged="Training diverged at epoch 1, step 21: ...", best_epoch=None)
+    (never / "metrics.json").write_text(json.dumps(metrics))
+    (never / "history.csv").write_text("epoch,test_clean_acc\n")
+    table = results.load_grid("thesis-vgg", tmp_path).set_index("act")
+    assert "in epoch 1" in table.loc["kaf", "stopped"] and "initial weights" in table.loc["kaf", "stopped"]
+    assert sorted(results.load_histories(table.reset_index())) == ["kaf_free", "relu"]
     note = results.stopped_note(table.reset_index()).data
+    assert "**vgg / kaf**" in note
     assert "vgg / kaf_free" in note and "relu" not in note
     assert "all its epochs" in results.stopped_note(table.loc[["relu"]].reset_index()).data
 
