@@ -28,7 +28,7 @@ PROTOCOL_THESIS, PROTOCOL_FIXED = _PROTOCOL[0][0], _PROTOCOL[-1][0]
 _GRID_EXPERIMENT = {"thesis-light": "light_standard", "thesis-vgg": "vgg_fast_at",
                     "thesis-resnet20": "resnet_fast_at"}
 
-_COLUMNS = ["model", "act", "clean_acc", "robust_acc", "preset", "method", "epochs", "train_size",
+_COLUMNS = ["model", "act", "clean_acc", "robust_acc", "preset", "method", "epochs", "epochs_run", "train_size",
             "test_size", "pgd_steps", "pgd_restarts", "eps", "seed", "train_minutes", "stopped", "run_dir"]
 
 
@@ -54,7 +54,8 @@ def _row(folder, metrics):
     p = metrics["parameters"]
     return dict(model=p["model"], act=p["act"], clean_acc=100 * metrics["clean_acc"],
                 robust_acc=100 * metrics["robust_acc"], preset=p["preset"], method=p["method"],
-                epochs=metrics.get("epochs_run", p["epochs"]), train_size=metrics["data"]["train"],
+                epochs=p["epochs"], epochs_run=metrics.get("epochs_run", p["epochs"]),
+                train_size=metrics["data"]["train"],
                 test_size=metrics["data"]["test"], pgd_steps=p["pgd_steps"],
                 pgd_restarts=p["pgd_restarts"], eps=p["eps"], seed=p["seed"],
                 train_minutes=_train_seconds(_read_history(folder), metrics) / 60, stopped=_stopped(metrics),
@@ -94,7 +95,8 @@ def load_grid(grid, path=None):
     """One row per finished run of `grid` (`<results>/<grid>/<model>-<act>/metrics.json`).
 
     Columns: model, act, clean_acc and robust_acc (%), preset, method, epochs
-    (run), train_size and test_size (images), pgd_steps, pgd_restarts, eps,
+    (planned), epochs_run (finished; fewer when the run stopped early),
+    train_size and test_size (images), pgd_steps, pgd_restarts, eps,
     seed, train_minutes, stopped (why the run ended early, "" if it did not),
     run_dir. Empty (with these columns) when nothing ran.
     """

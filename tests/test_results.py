@@ -44,13 +44,15 @@ def test_load_grid_says_which_runs_ended_early(tmp_path):
     assert table.loc["relu", "stopped"] == ""
     assert table.loc["kaf_free", "stopped"].startswith("diverged") and "epoch 7" in table.loc["kaf_free", "stopped"]
     assert "epoch 5's weights" in table.loc["kaf_free", "stopped"]
-    never = _finished_run(tmp_path, "thesis-vgg", "vgg", "kaf", 0.10, 0.10, epochs=0)  # diverged in epoch 1
+    never = _finished_run(tmp_path, "thesis-vgg", "vgg", "kaf", 0.10, 0.10)  # diverged in epoch 1
     metrics = json.loads((never / "metrics.json").read_text())
-    metrics.update(diverged="Training diverged at epoch 1, step 21: ...", best_epoch=None)
+    metrics.update(diverged="Training diverged at epoch 1, step 21: ...", best_epoch=None, epochs_run=0)
     (never / "metrics.json").write_text(json.dumps(metrics))
     (never / "history.csv").write_text("epoch,test_clean_acc\n")
     table = results.load_grid("thesis-vgg", tmp_path).set_index("act")
     assert "in epoch 1" in table.loc["kaf", "stopped"] and "initial weights" in table.loc["kaf", "stopped"]
+    assert table.loc["kaf", "epochs_run"] == 0 and table.loc["kaf", "epochs"] == 12  # planned vs finished
+    assert "12 epochs" in results.scale_caption(table.reset_index())
     assert sorted(results.load_histories(table.reset_index())) == ["kaf_free", "relu"]
     note = results.stopped_note(table.reset_index()).data
     assert "**vgg / kaf**" in note
