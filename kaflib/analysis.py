@@ -427,9 +427,11 @@ def plot_kaf_lipschitz(layers):
     return fig
 
 
-def plot_bound_vs_robustness(runs):
+def plot_bound_vs_robustness(runs, min_clean=0.15):
     """Robust accuracy (%) against the network's Lipschitz bound (log scale), one
-    point per run, KAFs as filled crosses. `runs`: the rows of `lipschitz` studies."""
+    point per run, KAFs as filled crosses. `runs`: the rows of `lipschitz` studies.
+    Runs with clean accuracy below `min_clean` (a fraction; chance is 0.1) did not
+    train: they are drawn faint and labelled "at chance"."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
@@ -438,7 +440,9 @@ def plot_bound_vs_robustness(runs):
     for i, ((model, act), row) in enumerate(finite.set_index(["model", "act"]).iterrows()):
         marker = _act_marker(act)
         colour = {"edgecolors" if "facecolors" in marker else "color": colours[i % len(colours)]}
-        ax.scatter(row["network_bound"], 100 * row["robust_acc"], label=f"{model} / {act}", **marker, **colour)
+        at_chance = row["clean_acc"] < min_clean
+        ax.scatter(row["network_bound"], 100 * row["robust_acc"], **marker, **colour, alpha=0.3 if at_chance else 1,
+                   label=f"{model} / {act}" + (" (at chance)" if at_chance else ""))
     ax.set(xscale="log", xlabel="Lipschitz upper bound of the network (L2)", ylabel="robust accuracy (%)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="xx-small", ncol=2)

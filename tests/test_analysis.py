@@ -117,11 +117,13 @@ def test_lipschitz_plots():
     vgg, resnet = fig.axes
     assert len(vgg.lines) == 3 and len(resnet.lines) == 1  # relu; kaf numeric + analytic; elu
     assert list(vgg.lines[2].get_ydata()) == [12.0, 20.0] and vgg.get_yscale() == "log"
-    runs = pd.DataFrame([dict(model="vgg", act="relu", network_bound=1e5, robust_acc=0.2),
-                         dict(model="vgg", act="kaf", network_bound=1e12, robust_acc=0.1),
-                         dict(model="light", act="kwta", network_bound=float("inf"), robust_acc=0.0)])
+    runs = pd.DataFrame([dict(model="vgg", act="relu", network_bound=1e5, clean_acc=0.4, robust_acc=0.2),
+                         dict(model="vgg", act="kaf", network_bound=1e12, clean_acc=0.1, robust_acc=0.1),
+                         dict(model="light", act="kwta", network_bound=float("inf"), clean_acc=0.4, robust_acc=0.0)])
     ax = plot_bound_vs_robustness(runs).axes[0]
     assert len(ax.collections) == 2 and ax.get_xscale() == "log"  # the infinite bound is left out
+    labels = ax.get_legend_handles_labels()[1]
+    assert labels == ["vgg / relu", "vgg / kaf (at chance)"] and ax.collections[1].get_alpha() < 1
 
 
 def test_eps_sweep_plot():
