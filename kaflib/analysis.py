@@ -427,12 +427,17 @@ def plot_kaf_lipschitz(layers):
     return fig
 
 
-def plot_bound_vs_robustness(runs, min_clean=0.15):
+def plot_bound_vs_robustness(runs, min_clean=None):
     """Robust accuracy (%) against the network's Lipschitz bound (log scale), one
     point per run, KAFs as filled crosses. `runs`: the rows of `lipschitz` studies.
-    Runs with clean accuracy below `min_clean` (a fraction; chance is 0.1) did not
-    train: they are drawn faint and labelled "at chance"."""
+    Runs with clean accuracy below `min_clean` (a fraction; default
+    `results.MIN_TRAINED_CLEAN`) did not train: they are drawn faint and labelled
+    "at chance"."""
     import matplotlib.pyplot as plt
+
+    from kaflib.results import MIN_TRAINED_CLEAN
+
+    min_clean = MIN_TRAINED_CLEAN / 100 if min_clean is None else min_clean
 
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]

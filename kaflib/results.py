@@ -15,12 +15,15 @@ import pandas as pd
 from kaflib.checkpoint_audit import PROTOCOL as _PROTOCOL
 from kaflib.experiment import read_metrics
 
-__all__ = ["KAF_ACTIVATIONS", "results_dir", "load_grid", "load_run", "load_histories", "lipschitz_histories",
-           "reported_results", "stopped_note", "compare_with_thesis", "kaf_versus_fixed", "scale_caption", "missing_note", "test_images", "load_model",
-           "checkpoint_audit_table", "checkpoint_audit_findings", "compute_time", "load_deep_kaf", "deep_kaf_table"]
+__all__ = ["KAF_ACTIVATIONS", "MIN_TRAINED_CLEAN", "results_dir", "load_grid", "load_run", "load_histories",
+           "lipschitz_histories", "reported_results", "stopped_note", "compare_with_thesis", "kaf_versus_fixed",
+           "scale_caption", "missing_note", "test_images", "load_model", "checkpoint_audit_table", "checkpoint_audit_findings", "compute_time", "load_deep_kaf", "deep_kaf_table"]
 
 #: Activations that are KAFs (plotted as filled crosses; the others as thin diamonds).
 KAF_ACTIVATIONS = ("kaf", "kaf_relu", "kaf_elu", "kaf_swish", "kaf_free", "kaf_smooth")
+
+#: Clean accuracy (%) below which a CIFAR-10 run counts as not trained (chance is 10%).
+MIN_TRAINED_CLEAN = 15.0
 
 # Names of the first and last rows of `kaflib.checkpoint_audit.PROTOCOL`.
 PROTOCOL_THESIS, PROTOCOL_FIXED = _PROTOCOL[0][0], _PROTOCOL[-1][0]
@@ -168,7 +171,7 @@ def compare_with_thesis(measured, grid):
     return table.astype(float)
 
 
-def kaf_versus_fixed(grids=("thesis-vgg", "thesis-resnet20"), path=None, min_clean=15.0):
+def kaf_versus_fixed(grids=("thesis-vgg", "thesis-resnet20"), path=None, min_clean=MIN_TRAINED_CLEAN):
     """Mean clean and robust accuracy (%) of the KAF runs vs the fixed-activation runs, per grid.
 
     One row per grid and source (``ours`` / ``thesis``), with the number of runs
