@@ -23,7 +23,8 @@ import pandas as pd
 
 from kaflib.evaluate import art_classifier, pgd_robust
 
-__all__ = ["EPS_SWEEP", "square_robust", "transfer_robust", "masking_checks", "smoothed_twin", "surrogate_robust"]
+__all__ = ["EPS_SWEEP", "square_robust", "pgd_images", "transfer_robust", "eps_sweep", "masking_checks",
+           "smoothed_twin", "surrogate_robust"]
 
 #: Radii of the eps sweep, in pixel units (2/255 .. 128/255).
 EPS_SWEEP = tuple(k / 255 for k in (2, 4, 8, 16, 32, 64, 128))
@@ -50,20 +51,65 @@ def square_robust(model, images, labels, eps=8 / 255, max_iter=1000, restarts=1,
     return robust
 
 
-def transfer_robust(source, target, images, labels, eps=8 / 255, step=2 / 255, steps=50, seed=0,
-                    batch_size=256):
-    """Per-image robustness of `target` `(N,)` bool against ART PGD images crafted on `source`."""
+def pgd_images(model, images, labels, eps=8 / 255, step=2 / 255, steps=50, seed=0, batch_size=256):
+    """ART's L-inf PGD-`steps` adversarial images `(N, H, W, C)` crafted on `model`
+    (one random start, true labels, logits)."""
     from art.attacks.evasion import ProjectedGradientDescent
 
-    labels = np.asarray(labels)
-    np.random.seed(seed)
-    attack = ProjectedGradientDescent(art_classifier(source), norm=np.inf, eps=eps, eps_step=step,
+    np.random.seed(seed)  # ART draws its random starts from NumPy's global generator
+    attack = ProjectedGradientDescent(art_classifier(model), norm=np.inf, eps=eps, eps_step=step,
                                       max_iter=steps, num_random_init=1, batch_size=batch_size, verbose=False)
-    adversarial = attack.generate(images, y=labels)
-    return np.argmax(art_classifier(target).predict(adversarial, batch_size=batch_size), -1) == labels
+    return attack.generate(images, y=np.asarray(labels))
 
 
-def masking_checks(models, images, labels, eps=8 / 255, step=2 / 255, steps=50, eps_sweep=EPS_SWEEP,
+def transfer_robust(source, target, images, labels, eps=8 / 255, step=2 / 255, steps=50, seed=0,
+                    batch_size=256):
+    """Per-image robustness of `target` `(N,)` bool against ART PGD images crafted on
+    `source` (only the images `target` classifies correctly are attacked)."""
+    labels = np.asarray(labels)
+    judge = art_classifier(target)
+    robust = np.argmax(judge.predict(images, batch_size=batch_size), -1) == labels
+    todo = np.flatnonzero(robust)
+    if len(todo):
+        adversarial = pgd_images(source, images[todo], labels[todo], eps, step, steps, seed, batch_size)
+        robust[todo] = np.argmax(judge.predict(adversarial, batch_size=batch_size), -1) == labels[todo]
+    return robust
+
+
+def eps_sweep(model, images, labels, eps_values=EPS_SWEEP, steps=20, seed=0, batch_size=256):
+    """Accuracy under kaflib's compiled PGD-`steps` (step 2.5 eps / steps) at each radius.
+
+    The radii are taken in increasing order and only the images that survived
+    the previous radius are attacked again: an adversarial image found at a
+    smaller eps lies inside every larger ball, so the accuracy can only fall.
+    Returns a DataFrame with columns eps (pixel units), steps, accuracy
+    (fraction of all `N` images).
+    """
+    import tensorflow as tf
+
+    from kaflib.attacks import pgd_perturb
+
+    if not (isinstance(steps, (int, np.integer)) and steps >= 1):
+        raise ValueError(f"eps_sweep steps={steps!r} is invalid: must be an integer >= 1.")
+    labels = np.asarray(labels)
+    attack = tf.function(lambda x, y, eps, step, seed: pgd_perturb(model, x, y, eps, step, int(steps), seed),
+                         reduce_retracing=True)
+    robust = np.argmax(model.predict(images, batch_size=batch_size, verbose=0), -1) == labels
+    rows = []
+    for eps in sorted(float(e) for e in eps_values):
+        todo = np.flatnonzero(robust)
+        for start in range(0, len(todo), batch_size):
+            index = todo[start:start + batch_size]
+            padded = np.resize(index, batch_size)  # one batch shape: one trace
+            adversarial = attack(tf.constant(images[padded]), tf.constant(labels[padded]), tf.constant(eps),
+                                 tf.constant(2.5 * eps / steps), tf.constant([seed, start]))
+            predicted = np.argmax(model.predict_on_batch(adversarial), -1)[:len(index)]
+            robust[index] = predicted == labels[index]
+        rows.append(dict(eps=eps, steps=int(steps), accuracy=float(robust.mean())))
+    return pd.DataFrame(rows)
+
+
+def masking_checks(models, images, labels, eps=8 / 255, step=2 / 255, steps=50, eps_values=EPS_SWEEP,
                    sweep_steps=20, square_iter=1000, reference="relu", surrogate_sigma=0.3, seed=0,
                    progress=True, done=None, on_model=None):
     """The three checks on every model.
@@ -72,7 +118,7 @@ def masking_checks(models, images, labels, eps=8 / 255, step=2 / 255, steps=50, 
         models: dict name -> Keras logits model (e.g. one grid's activations).
         images, labels: the test images `(N, H, W, C)` in [0, 1] and labels `(N,)`.
         eps, step, steps: the white-box ART PGD and the transfer attack.
-        eps_sweep, sweep_steps: kaflib's compiled PGD-`sweep_steps` at each radius.
+        eps_values, sweep_steps: radii and iterations of `eps_sweep`.
         square_iter: queries per image of the Square attack.
         reference: the model whose adversarial images are transferred to every
             other model, and which receives every other model's (None: no transfer).
@@ -96,10 +142,8 @@ def masking_checks(models, images, labels, eps=8 / 255, step=2 / 255, steps=50, 
     """
     from tqdm.auto import tqdm
 
-    from kaflib.evaluate import accuracy_under_attack
-
     labels = np.asarray(labels)
-    rows, sweeps = [], []
+    rows, sweeps, crafted_on_reference = [], [], None
     for name, model in tqdm(models.items(), desc="masking checks", disable=not progress):
         if done and name in done:
             rows.append(done[name][0])
@@ -108,7 +152,7 @@ def masking_checks(models, images, labels, eps=8 / 255, step=2 / 255, steps=50, 
         clean = np.argmax(art_classifier(model).predict(images), -1) == labels
         pgd = pgd_robust(model, images, labels, eps=eps, step=step, steps=steps, seed=seed, progress=False)
         square = square_robust(model, images, labels, eps=eps, max_iter=square_iter, seed=seed)
-        sweep = accuracy_under_attack(model, images, labels, eps_sweep, steps=(sweep_steps,), seed=seed)
+        sweep = eps_sweep(model, images, labels, eps_values, steps=sweep_steps, seed=seed)
         sweeps.append(sweep.assign(model=name))
         worst = pgd & square
         row = dict(model=name, clean=clean.mean(), pgd=pgd.mean(), square=square.mean())
@@ -118,8 +162,10 @@ def masking_checks(models, images, labels, eps=8 / 255, step=2 / 255, steps=50, 
             worst &= surrogate
         row.update(worst=worst.mean(), acc_at_max_eps=float(sweep["accuracy"].iloc[-1]))
         if reference is not None and reference in models and name != reference:
-            row["transfer_in"] = transfer_robust(models[reference], model, images, labels, eps, step, steps,
-                                                 seed).mean()
+            if crafted_on_reference is None:  # the same images for every model
+                crafted_on_reference = pgd_images(models[reference], images, labels, eps, step, steps, seed)
+            predicted = np.argmax(art_classifier(model).predict(crafted_on_reference), -1)
+            row["transfer_in"] = np.mean(clean & (predicted == labels))
             row["transfer_out"] = transfer_robust(model, models[reference], images, labels, eps, step, steps,
                                                   seed).mean()
         rows.append(row)

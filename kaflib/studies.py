@@ -28,7 +28,9 @@
   per activation layer).
 * ``masking-checks``: gradient-masking checks on every finished run of a grid
   (`kaflib.masking`: PGD accuracy vs eps, black-box Square vs white-box PGD,
-  transfer from and to the grid's ReLU model); writes
+  transfer from and to the grid's ReLU model, and the smoothed-surrogate
+  attack on Gaussian-KAF models); runs that did not train (clean accuracy
+  below `results.MIN_TRAINED_CLEAN`) are listed under `skipped`. Writes
   `results/masking/<grid>.json` (rows: one per model; `sweep`: the eps sweep).
   `masking-checks thesis-checkpoints --checkpoints ../shared/thesis/checkpoints`
   checks the published ResNet20 of each activation (`THESIS_CHECKPOINTS`).
@@ -311,7 +313,7 @@ def masking(grid, test_size=256, square_iter=1000, results=None, seed=0, data_di
 
     from kaflib.data import load_cifar10
     from kaflib.masking import EPS_SWEEP, masking_checks
-    from kaflib.results import results_dir
+    from kaflib.results import MIN_TRAINED_CLEAN, results_dir
 
     root = results_dir(results)
     out = root / "masking" / f"{grid}.json"
@@ -321,10 +323,15 @@ def masking(grid, test_size=256, square_iter=1000, results=None, seed=0, data_di
     if grid == "thesis-checkpoints":
         if checkpoints is None:
             raise ValueError("masking-checks thesis-checkpoints needs checkpoints=<folder of the thesis' zips>.")
-        models = _checkpoint_twins(checkpoints)
+        models, skipped = _checkpoint_twins(checkpoints), {}
     else:
-        models = {act: keras.models.load_model(folder / "model.keras")
-                  for _, act, folder in _finished_runs(root, grid)}
+        models, skipped = {}, {}
+        for _, act, folder in _finished_runs(root, grid):
+            clean = 100 * json.loads((folder / "metrics.json").read_text())["clean_acc"]
+            if clean < MIN_TRAINED_CLEAN:  # a constant classifier has no gradient to hide
+                skipped[act] = f"did not train: {clean:.1f}% clean accuracy"
+            else:
+                models[act] = keras.models.load_model(folder / "model.keras")
     _, (x, y) = load_cifar10(data_dir, train_size=1, test_size=test_size)
     partial = out.with_suffix(".partial.json")  # models finished by an interrupted call
     key = dict(test=len(y), square_iter=square_iter, seed=seed)
@@ -342,8 +349,10 @@ def masking(grid, test_size=256, square_iter=1000, results=None, seed=0, data_di
                                     done=done, on_model=save)
     parameters = dict(grid=grid, eps=8 / 255, pgd="ART PGD-50, step 2/255, 1 restart, true labels, logits",
                       square=f"ART SquareAttack L-inf, {square_iter} queries, 1 restart",
-                      eps_sweep=list(EPS_SWEEP), sweep_attack="kaflib PGD-20, step 2.5 eps / 20",
-                      transfer="ART PGD-50 images crafted on the relu run", seed=seed)
+                      eps_sweep=list(EPS_SWEEP),
+                      sweep_attack="kaflib PGD-20, step 2.5 eps / 20, increasing eps, survivors attacked again",
+                      transfer="ART PGD-50 images crafted on the relu run", surrogate="ART PGD-50 on the "
+                      "smoothed twin (sigma 0.3), judged on the model", skipped=skipped, seed=seed)
     _write(out, parameters, dict(test=len(y)), summary.reset_index(), started,
            sweep=sweep.to_dict(orient="records"))
     partial.unlink(missing_ok=True)

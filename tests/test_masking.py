@@ -51,7 +51,7 @@ def test_masking_checks_flag_a_model_whose_gradient_is_zero(data):
               "masked": trained(tiny_model(1, masked=True), images, labels)}
     saved = {}
     summary, sweep = masking_checks(models, images, labels, eps=0.25, step=0.05, steps=10,
-                                    eps_sweep=(0.1, 0.5), sweep_steps=5, square_iter=100, progress=False,
+                                    eps_values=(0.1, 0.5), sweep_steps=5, square_iter=100, progress=False,
                                     on_model=lambda name, row, s: saved.update({name: (row, s)}))
     assert set(sweep["model"]) == {"relu", "masked"} and len(sweep) == 4
     assert list(saved) == ["relu", "masked"]
