@@ -8,7 +8,7 @@ __all__ = ["plot_schedule", "plot_history", "plot_lr_range", "plot_robustness_vs
            "plot_activation_distances", "plot_pgd_iterations", "plot_gradient_norms", "show_adversarial_example",
            "plot_histories", "plot_accuracy_under_attack", "plot_checkpoint_audit", "plot_deep_kaf",
            "plot_lipschitz_evolution",
-           "plot_kaf_lipschitz", "plot_bound_vs_robustness", "plot_eps_sweep"]
+           "plot_kaf_lipschitz", "plot_bound_vs_robustness", "plot_eps_sweep", "plot_masking_checks"]
 
 
 def plot_schedule(schedule, steps, steps_per_epoch, ax=None):
@@ -586,5 +586,40 @@ def plot_checkpoint_audit(table):
     ax.set(xlabel="robust accuracy (%), 95% interval")
     ax.legend(fontsize="x-small", loc="lower right")
     ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    return fig
+
+
+def plot_masking_checks(table):
+    """Accuracy (%) of every model under each attack of the masking checks, one panel per grid.
+
+    `table` is `kaflib.results.masking_table()`. Per model: white-box PGD-50
+    (and APGD where the checkpoint audit ran it), black-box Square, the ReLU
+    model's transferred images, the smoothed-surrogate attack (KAF models) and
+    the worst case. A gradient-masking model shows a black-box, transfer or
+    surrogate marker left of its PGD marker.
+    """
+    import matplotlib.pyplot as plt
+
+    attacks = [("pgd", "PGD-50", "o"), ("apgd_dlr_t", "APGD-T (audit)", "s"), ("square", "Square (black-box)", "^"),
+               ("transfer_in", "transfer from ReLU", "v"), ("surrogate", "smoothed surrogate", "P"),
+               ("worst", "worst of ours", "x")]
+    attacks = [a for a in attacks if a[0] in table]
+    grids = list(table.index.unique("grid"))
+    heights = [len(table.loc[g]) for g in grids]
+    fig, axes = plt.subplots(len(grids), 1, figsize=(8, 0.4 * sum(heights) + 1.2 * len(grids)), squeeze=False,
+                             gridspec_kw=dict(height_ratios=heights))
+    for ax, grid in zip(axes[:, 0], grids):
+        rows = table.loc[grid]
+        y = np.arange(len(rows))
+        for column, label, marker in attacks:
+            ax.scatter(rows[column], y, marker=marker, s=36, label=label, zorder=3)
+        ax.set_yticks(y)
+        ax.set_yticklabels(rows.index, fontsize="small")
+        ax.invert_yaxis()
+        ax.set_title(grid, fontsize="medium")
+        ax.grid(alpha=0.3, axis="x")
+    axes[-1, 0].set_xlabel("accuracy under attack (%), eps = 8/255")
+    axes[0, 0].legend(fontsize="x-small", loc="best")
     fig.tight_layout()
     return fig

@@ -15,9 +15,10 @@ import pandas as pd
 from kaflib.checkpoint_audit import PROTOCOL as _PROTOCOL
 from kaflib.experiment import read_metrics
 
-__all__ = ["KAF_ACTIVATIONS", "MIN_TRAINED_CLEAN", "results_dir", "load_grid", "load_run", "load_histories",
+__all__ = ["KAF_ACTIVATIONS", "MIN_TRAINED_CLEAN", "MASKING_FLAGS", "results_dir", "load_grid", "load_run", "load_histories",
            "lipschitz_histories", "reported_results", "stopped_note", "compare_with_thesis", "kaf_versus_fixed",
-           "scale_caption", "missing_note", "test_images", "load_model", "checkpoint_audit_table", "checkpoint_audit_findings", "compute_time", "load_deep_kaf", "deep_kaf_table"]
+           "scale_caption", "missing_note", "test_images", "load_model", "checkpoint_audit_table",
+           "checkpoint_audit_findings", "masking_table", "masking_findings", "compute_time", "load_deep_kaf", "deep_kaf_table"]
 
 #: Activations that are KAFs (plotted as filled crosses; the others as thin diamonds).
 KAF_ACTIVATIONS = ("kaf", "kaf_relu", "kaf_elu", "kaf_swish", "kaf_free", "kaf_smooth")
@@ -318,6 +319,83 @@ def checkpoint_audit_findings(table):
         for name, row in table[table[thesis].notna()].iterrows():
             lines.append(f"- `{name}`: the thesis' protocol gives {row[thesis]:.1f}%; with float32 gradients, "
                          f"logits and true labels, {row[fixed]:.1f}% ({row[thesis] - row[fixed]:+.1f} points).")
+    return Markdown("\n".join(lines))
+
+
+#: Sign-of-masking flags of a `masking-checks` study, with what each one means.
+MASKING_FLAGS = {"not_to_zero": "PGD accuracy stays above 1% at eps = 128/255",
+                 "black_box_wins": "black-box Square beats white-box PGD",
+                 "transfer_wins": "images crafted on the ReLU model beat the model's own PGD",
+                 "surrogate_wins": "PGD through the smoothed KAFs beats PGD through the real ones"}
+
+
+def masking_table(grids=("thesis-vgg", "thesis-resnet20", "thesis-checkpoints"), path=None):
+    """The `masking-checks` studies of `grids` as one table, or None if none exists.
+
+    One row per (grid, model). Columns (percent): clean, pgd (ART PGD-50),
+    square, surrogate (KAF models), worst (robust to all of them), acc_at_max_eps,
+    transfer_in, transfer_out; for `thesis-checkpoints` also the checkpoint
+    audit's apgd_ce, apgd_dlr_t (same 256 test images); then the flags of
+    `MASKING_FLAGS` (bool). `table.attrs["skipped"]` maps (grid, model) to why
+    a run was not checked; `table.attrs["parameters"]` maps grid to its study's
+    parameters.
+    """
+    import json
+
+    root = results_dir(path)
+    tables, skipped, parameters = [], {}, {}
+    for grid in grids:
+        study = root / "masking" / f"{grid}.json"
+        if not study.is_file():
+            continue
+        payload = json.loads(study.read_text())
+        parameters[grid] = payload["parameters"]
+        skipped.update({(grid, m): why for m, why in payload["parameters"].get("skipped", {}).items()})
+        rows = pd.DataFrame(payload["rows"]).assign(grid=grid)
+        if grid == "thesis-checkpoints":
+            audit = checkpoint_audit_table(root / "thesis-checkpoints.json")
+            if audit is not None:  # the audit row of the very checkpoint each model was loaded from
+                stems = rows["model"].map(payload["parameters"]["checkpoints"])
+                for attack in ("apgd_ce", "apgd_dlr_t"):
+                    rows[attack] = stems.map(audit[attack] / 100)
+        tables.append(rows)
+    if not tables:
+        return None
+    table = pd.concat(tables, ignore_index=True).set_index(["grid", "model"])
+    flags = [f for f in MASKING_FLAGS if f in table]
+    accuracies = [c for c in ("clean", "pgd", "apgd_ce", "apgd_dlr_t", "square", "surrogate", "worst",
+                              "acc_at_max_eps", "transfer_in", "transfer_out") if c in table]
+    table = pd.concat([table[accuracies] * 100, table[flags].fillna(False).astype(bool)], axis=1)
+    table.attrs.update(skipped=skipped, parameters=parameters)
+    return table
+
+
+def masking_findings(table):
+    """Plain sentences (Markdown bullet list) on `masking_table()`: each flag and the
+    models that raise it, how far the adaptive attack and the worst case fall below
+    PGD-50 on the KAF models, and the runs left out."""
+    from IPython.display import Markdown
+
+    lines = []
+    for flag, meaning in MASKING_FLAGS.items():
+        if flag not in table:
+            continue
+        raised = [f"{grid} / {model}" for (grid, model), on in table[flag].items() if on]
+        lines.append(f"- {meaning}: " + (", ".join(f"**{r}**" for r in raised) if raised else "no model") + ".")
+    kafs = table[[m in KAF_ACTIVATIONS for _, m in table.index]]
+    if len(kafs):
+        drop = kafs["pgd"] - kafs["worst"]
+        (grid, model), largest = drop.idxmax(), drop.max()
+        lines.append(f"- KAF models: the worst case over all attacks is on average {drop.mean():.1f} points "
+                     f"below PGD-50 (largest: {grid} / {model}, {largest:.1f} points).")
+    for grid in table.index.unique("grid"):
+        rows = table.loc[grid]
+        if "relu" in rows.index and len(kafs) and grid in kafs.index.unique("grid"):
+            best = kafs.loc[grid, "worst"]
+            lines.append(f"- {grid}: ReLU keeps {rows.loc['relu', 'worst']:.1f}% under the worst case; the "
+                         f"KAF models {best.min():.1f}% to {best.max():.1f}% (best: {best.idxmax()}).")
+    for (grid, model), why in table.attrs.get("skipped", {}).items():
+        lines.append(f"- {grid} / {model} was not checked: it {why}.")
     return Markdown("\n".join(lines))
 
 

@@ -324,8 +324,9 @@ def masking(grid, test_size=256, square_iter=1000, results=None, seed=0, data_di
         if checkpoints is None:
             raise ValueError("masking-checks thesis-checkpoints needs checkpoints=<folder of the thesis' zips>.")
         models, skipped = _checkpoint_twins(checkpoints), {}
+        extra = dict(checkpoints={act: THESIS_CHECKPOINTS[act] for act in models})
     else:
-        models, skipped = {}, {}
+        models, skipped, extra = {}, {}, {}
         for _, act, folder in _finished_runs(root, grid):
             clean = 100 * json.loads((folder / "metrics.json").read_text())["clean_acc"]
             if clean < MIN_TRAINED_CLEAN:  # a constant classifier has no gradient to hide
@@ -352,7 +353,7 @@ def masking(grid, test_size=256, square_iter=1000, results=None, seed=0, data_di
                       eps_sweep=list(EPS_SWEEP),
                       sweep_attack="kaflib PGD-20, step 2.5 eps / 20, increasing eps, survivors attacked again",
                       transfer="ART PGD-50 images crafted on the relu run", surrogate="ART PGD-50 on the "
-                      "smoothed twin (sigma 0.3), judged on the model", skipped=skipped, seed=seed)
+                      "smoothed twin (sigma 0.3), judged on the model", skipped=skipped, seed=seed, **extra)
     _write(out, parameters, dict(test=len(y)), summary.reset_index(), started,
            sweep=sweep.to_dict(orient="records"))
     partial.unlink(missing_ok=True)

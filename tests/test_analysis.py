@@ -137,3 +137,22 @@ def test_eps_sweep_plot():
     relu, kaf = ax.lines[:2]
     assert list(relu.get_xdata()) == pytest.approx([2, 8, 128]) and list(kaf.get_ydata()) == pytest.approx([40, 20, 10])
     assert relu.get_linestyle() == "--" and kaf.get_linestyle() == "-"
+
+
+def test_masking_checks_plot_has_a_panel_per_grid_and_a_marker_per_attack():
+    import pandas as pd
+
+    from kaflib.analysis import plot_masking_checks
+
+    index = pd.MultiIndex.from_tuples([("thesis-vgg", "relu"), ("thesis-vgg", "kaf_elu"),
+                                       ("thesis-checkpoints", "kaf")], names=["grid", "model"])
+    table = pd.DataFrame(dict(pgd=[20.0, 10.0, 41.0], apgd_dlr_t=[np.nan, np.nan, 38.0], square=[20.0, 7.0, 40.0],
+                              surrogate=[np.nan, 9.0, 41.0], worst=[20.0, 6.0, 38.0]), index=index)
+    fig = plot_masking_checks(table)
+    vgg, checkpoints = fig.axes
+    assert vgg.get_title() == "thesis-vgg" and [t.get_text() for t in vgg.get_yticklabels()] == ["relu", "kaf_elu"]
+    labels = [c.get_label() for c in vgg.collections]
+    assert labels == ["PGD-50", "APGD-T (audit)", "Square (black-box)", "smoothed surrogate", "worst of ours"]
+    square = vgg.collections[labels.index("Square (black-box)")].get_offsets()
+    np.testing.assert_allclose(square, [[20.0, 0.0], [7.0, 1.0]])
+    np.testing.assert_allclose(checkpoints.collections[1].get_offsets(), [[38.0, 0.0]])

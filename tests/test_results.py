@@ -236,3 +236,41 @@ def test_compute_time_sums_epochs_of_resumed_runs_and_every_study(tmp_path):
     assert table["deep-kaf/resnet56-kaf.json"] == pytest.approx(8.0)
     assert table["thesis-checkpoints.json"] == pytest.approx(20.0)
     assert not any(name.endswith(".partial.json") for name in table.index)
+
+
+def test_masking_table_joins_grids_and_the_audit_and_states_the_flags(tmp_path):
+    def study(grid, rows, **parameters):
+        (tmp_path / "masking").mkdir(exist_ok=True)
+        (tmp_path / "masking" / f"{grid}.json").write_text(json.dumps(dict(parameters=parameters, rows=rows)))
+
+    def row(model, pgd, worst, **more):
+        return dict(model=model, clean=0.5, pgd=pgd, square=worst, worst=worst, acc_at_max_eps=0.0,
+                    not_to_zero=False, black_box_wins=pgd - worst > 0.01, transfer_wins=False, **more)
+
+    study("thesis-vgg", [row("relu", 0.20, 0.20), row("kaf_elu", 0.10, 0.06, surrogate=0.09, surrogate_wins=True)],
+          skipped={"kaf_free": "did not train: 10.8% clean accuracy"})
+    study("thesis-checkpoints", [row("relu", 0.40, 0.40), row("kaf", 0.41, 0.38, surrogate=0.41)],
+          checkpoints={"relu": "resnet20_relu_ocrob_lrf", "kaf": "resnet20_kaf_ocrob_lrfinder"})
+    attack = dict(accuracy=0.3, ci95=[0.25, 0.35], robust=77)
+    audit = {f"{stem}.zip": dict(activation=act, clean=0.8, pgd=attack, apgd_ce=attack, worst=attack,
+                                 apgd_dlr_t=dict(attack, accuracy=apgd))
+             for stem, act, apgd in [("resnet20_relu_ocrob_lrf", "relu", 0.37), ("resnet20_relu_ocrob", "relu", 0.0),
+                                     ("resnet20_kaf_ocrob_lrfinder", "kaf", 0.36)]}
+    (tmp_path / "thesis-checkpoints.json").write_text(json.dumps(dict(parameters={}, checkpoints=audit)))
+
+    table = results.masking_table(path=tmp_path)
+    assert list(table.index) == [("thesis-vgg", "relu"), ("thesis-vgg", "kaf_elu"),
+                                 ("thesis-checkpoints", "relu"), ("thesis-checkpoints", "kaf")]
+    assert table.loc[("thesis-vgg", "kaf_elu"), "worst"] == pytest.approx(6.0)
+    # the APGD of the checkpoint the model was loaded from, not of its namesake
+    assert table.loc[("thesis-checkpoints", "relu"), "apgd_dlr_t"] == pytest.approx(37.0)
+    assert np.isnan(table.loc[("thesis-vgg", "relu"), "apgd_dlr_t"])
+    assert table["surrogate_wins"].tolist() == [False, True, False, False]
+
+    findings = results.masking_findings(table).data.splitlines()
+    assert findings[1] == "- black-box Square beats white-box PGD: **thesis-vgg / kaf_elu**, **thesis-checkpoints / kaf**."
+    assert findings[0].endswith(": no model.")
+    assert "on average 3.5 points below PGD-50 (largest: thesis-vgg / kaf_elu, 4.0 points)" in findings[4]
+    assert "- thesis-vgg: ReLU keeps 20.0% under the worst case; the KAF models 6.0% to 6.0%" in findings[5]
+    assert findings[-1] == "- thesis-vgg / kaf_free was not checked: it did not train: 10.8% clean accuracy."
+    assert results.masking_table(path=tmp_path / "none") is None
