@@ -7,7 +7,7 @@ reported evaluation uses ART (`kaflib.evaluate`). Images are float32 in
 
 import tensorflow as tf
 
-__all__ = ["cross_entropy", "random_start", "fgsm_rs_perturb", "pgd_perturb"]
+__all__ = ["cross_entropy", "random_start", "fgsm_rs_perturb", "pgd_steps", "pgd_perturb"]
 
 
 def cross_entropy(labels, logits):
@@ -46,10 +46,15 @@ def fgsm_rs_perturb(model, x, y, eps, step_size, seed, training=True):
     return tf.stop_gradient(x + _project(x, delta, eps))
 
 
-def pgd_perturb(model, x, y, eps, step_size, steps, seed, training=False):
-    """L-inf PGD (Madry et al.) from a random start: the adversarial images."""
-    delta = random_start(x, eps, seed)
+def pgd_steps(model, x, y, delta, eps, step_size, steps, training=False):
+    """`steps` L-inf PGD steps from the perturbation `delta` `(B, H, W, C)`: the new delta."""
     for _ in tf.range(steps):
         grad = _input_gradient(model, x, delta, y, training)
         delta = _project(x, delta + step_size * tf.sign(grad), eps)
+    return delta
+
+
+def pgd_perturb(model, x, y, eps, step_size, steps, seed, training=False):
+    """L-inf PGD (Madry et al.) from a random start: the adversarial images."""
+    delta = pgd_steps(model, x, y, random_start(x, eps, seed), eps, step_size, steps, training)
     return tf.stop_gradient(x + delta)

@@ -23,8 +23,8 @@ import pandas as pd
 
 from kaflib.evaluate import art_classifier, pgd_robust
 
-__all__ = ["EPS_SWEEP", "square_robust", "pgd_images", "transfer_robust", "eps_sweep", "masking_checks",
-           "smoothed_twin", "surrogate_robust"]
+__all__ = ["EPS_SWEEP", "square_robust", "pgd_images", "transfer_robust", "eps_sweep", "pgd_iteration_curve",
+           "masking_checks", "smoothed_twin", "surrogate_robust"]
 
 #: Radii of the eps sweep, in pixel units (2/255 .. 128/255).
 EPS_SWEEP = tuple(k / 255 for k in (2, 4, 8, 16, 32, 64, 128))
@@ -107,6 +107,46 @@ def eps_sweep(model, images, labels, eps_values=EPS_SWEEP, steps=20, seed=0, bat
             robust[index] = predicted == labels[index]
         rows.append(dict(eps=eps, steps=int(steps), accuracy=float(robust.mean())))
     return pd.DataFrame(rows)
+
+
+def pgd_iteration_curve(model, images, labels, eps=8 / 255, step=2 / 255, iterations=(5, 10, 20, 50, 100),
+                        seed=0, batch_size=256):
+    """Accuracy under kaflib's compiled L-inf PGD after each count of `iterations`.
+
+    One PGD run per image (one random start, fixed `step`), checked after each
+    count: PGD-k with a fixed step is the first k steps of a longer run, so the
+    curve costs one run of `max(iterations)` steps. An image counts as robust
+    at k iterations only if no checked iterate up to k fooled it; only the
+    images the model classifies correctly are attacked. Returns a DataFrame
+    with columns iterations, accuracy (fraction of all `N` images); a curve
+    still falling at its end means the attack has not converged.
+    """
+    import tensorflow as tf
+
+    from kaflib.attacks import pgd_steps, random_start
+
+    counts = sorted(int(k) for k in iterations)
+    if not counts or counts[0] < 1 or not 0 < step <= 1 or not 0 <= eps <= 1:
+        raise ValueError(f"pgd_iteration_curve: iterations={iterations!r}, step={step!r}, eps={eps!r} are invalid: "
+                         "iterations must be integers >= 1, step in (0, 1], eps in [0, 1] (pixel units).")
+    labels = np.asarray(labels)
+    run = tf.function(lambda x, y, delta, steps: pgd_steps(model, x, y, delta, eps, step, steps),
+                      reduce_retracing=True)
+    robust = np.argmax(model.predict(images, batch_size=batch_size, verbose=0), -1) == labels
+    alive = np.repeat(robust[None], len(counts), 0)  # alive[i]: robust after counts[i] iterations
+    todo = np.flatnonzero(robust)
+    for start in range(0, len(todo), batch_size):
+        index = todo[start:start + batch_size]
+        padded = np.resize(index, batch_size)  # one batch shape: one trace
+        x, y = tf.constant(images[padded]), tf.constant(labels[padded])
+        delta, done, survived = random_start(x, eps, [seed, start]), 0, np.ones(len(index), bool)
+        for i, k in enumerate(counts):
+            delta = run(x, y, delta, tf.constant(k - done))
+            done = k
+            predicted = np.argmax(model.predict_on_batch(x + delta), -1)[:len(index)]
+            survived &= predicted == labels[index]
+            alive[i, index] = survived
+    return pd.DataFrame(dict(iterations=counts, accuracy=alive.mean(1)))
 
 
 def masking_checks(models, images, labels, eps=8 / 255, step=2 / 255, steps=50, eps_values=EPS_SWEEP,

@@ -15,10 +15,11 @@ import pandas as pd
 from kaflib.checkpoint_audit import PROTOCOL as _PROTOCOL
 from kaflib.experiment import read_metrics
 
-__all__ = ["KAF_ACTIVATIONS", "MIN_TRAINED_CLEAN", "MASKING_FLAGS", "results_dir", "load_grid", "load_run", "load_histories",
-           "lipschitz_histories", "reported_results", "stopped_note", "compare_with_thesis", "kaf_versus_fixed",
-           "scale_caption", "missing_note", "test_images", "load_model", "checkpoint_audit_table",
-           "checkpoint_audit_findings", "masking_table", "masking_findings", "compute_time", "load_deep_kaf", "deep_kaf_table"]
+__all__ = ["KAF_ACTIVATIONS", "MIN_TRAINED_CLEAN", "MASKING_FLAGS", "results_dir", "load_grid", "load_run",
+           "load_histories", "lipschitz_histories", "reported_results", "stopped_note", "compare_with_thesis",
+           "kaf_versus_fixed", "scale_caption", "missing_note", "test_images", "load_model", "checkpoint_audit_table",
+           "checkpoint_audit_findings", "load_pgd_curves", "masking_table", "masking_findings", "compute_time",
+           "load_deep_kaf", "deep_kaf_table"]
 
 #: Activations that are KAFs (plotted as filled crosses; the others as thin diamonds).
 KAF_ACTIVATIONS = ("kaf", "kaf_relu", "kaf_elu", "kaf_swish", "kaf_free", "kaf_smooth")
@@ -326,7 +327,22 @@ def checkpoint_audit_findings(table):
 MASKING_FLAGS = {"not_to_zero": "PGD accuracy stays above 1% at eps = 128/255",
                  "black_box_wins": "black-box Square beats white-box PGD",
                  "transfer_wins": "images crafted on the ReLU model beat the model's own PGD",
-                 "surrogate_wins": "PGD through the smoothed KAFs beats PGD through the real ones"}
+                 "surrogate_wins": "PGD through the smoothed KAFs beats PGD through the real ones",
+                 "not_converged": "PGD accuracy still falls by more than 1 point between 50 iterations and the "
+                                  "last count of its curve"}
+
+
+def load_pgd_curves(grid, path=None):
+    """{model: DataFrame(iterations, robust_acc)} of `results/pgd-curves/<grid>.json`
+    (fractions; `analysis.plot_pgd_iterations` draws it), or {} if absent."""
+    import json
+
+    study = results_dir(path) / "pgd-curves" / f"{grid}.json"
+    if not study.is_file():
+        return {}
+    rows = pd.DataFrame(json.loads(study.read_text())["rows"]).rename(columns={"accuracy": "robust_acc"})
+    return {model: curve[["iterations", "robust_acc"]].reset_index(drop=True)
+            for model, curve in rows.groupby("model", sort=False)}
 
 
 def masking_table(grids=("thesis-vgg", "thesis-resnet20", "thesis-checkpoints"), path=None):
@@ -335,7 +351,9 @@ def masking_table(grids=("thesis-vgg", "thesis-resnet20", "thesis-checkpoints"),
     One row per (grid, model). Columns (percent): clean, pgd (ART PGD-50),
     square, surrogate (KAF models), worst (robust to all of them), acc_at_max_eps,
     transfer_in, transfer_out; for `thesis-checkpoints` also the checkpoint
-    audit's apgd_ce, apgd_dlr_t (same 256 test images); then the flags of
+    audit's apgd_ce, apgd_dlr_t (same 256 test images); where the grid has
+    `pgd-curves`, pgd_curve_50 and pgd_curve_last (kaflib PGD after 50
+    iterations and after the curve's last count); then the flags of
     `MASKING_FLAGS` (bool). `table.attrs["skipped"]` maps (grid, model) to why
     a run was not checked; `table.attrs["parameters"]` maps grid to its study's
     parameters.
@@ -358,13 +376,21 @@ def masking_table(grids=("thesis-vgg", "thesis-resnet20", "thesis-checkpoints"),
                 stems = rows["model"].map(payload["parameters"]["checkpoints"])
                 for attack in ("apgd_ce", "apgd_dlr_t"):
                     rows[attack] = stems.map(audit[attack] / 100)
+        curves = load_pgd_curves(grid, root)
+        if curves:
+            last = {m: c.iloc[-1] for m, c in curves.items()}
+            at_50 = {m: c.set_index("iterations")["robust_acc"].get(50, float("nan")) for m, c in curves.items()}
+            rows["pgd_curve_50"] = rows["model"].map(at_50)
+            rows["pgd_curve_last"] = rows["model"].map({m: r["robust_acc"] for m, r in last.items()})
+            rows["not_converged"] = rows["pgd_curve_50"] - rows["pgd_curve_last"] > 0.01
         tables.append(rows)
     if not tables:
         return None
     table = pd.concat(tables, ignore_index=True).set_index(["grid", "model"])
     flags = [f for f in MASKING_FLAGS if f in table]
     accuracies = [c for c in ("clean", "pgd", "apgd_ce", "apgd_dlr_t", "square", "surrogate", "worst",
-                              "acc_at_max_eps", "transfer_in", "transfer_out") if c in table]
+                              "acc_at_max_eps", "transfer_in", "transfer_out", "pgd_curve_50", "pgd_curve_last")
+                   if c in table]
     table = pd.concat([table[accuracies] * 100, table[flags].fillna(False).astype(bool)], axis=1)
     table.attrs.update(skipped=skipped, parameters=parameters)
     return table
@@ -422,7 +448,8 @@ def compute_time(path=None):
     for study in sorted(root.glob("thesis-*/*/pgd_iterations.json")):
         add(study, "pgd-iterations", json.loads(study.read_text())["seconds"])
     for folder, kind in (("lr-range", "lr-range"), ("exploding-gradients", "grad-norms"), ("deep-kaf", "deep-kaf"),
-                         ("lipschitz", "lipschitz"), ("masking", "masking-checks")):
+                         ("lipschitz", "lipschitz"), ("masking", "masking-checks"),
+                         ("pgd-curves", "pgd-curves")):
         for study in sorted((root / folder).glob("*.json")):
             if study.name.endswith(".partial.json"):  # an unfinished study's progress
                 continue

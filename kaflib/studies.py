@@ -7,6 +7,7 @@
     python -m kaflib.studies lipschitz thesis-resnet20
     python -m kaflib.studies masking-checks thesis-resnet20 --test-size 256
     python -m kaflib.studies masking-checks thesis-checkpoints --checkpoints ../shared/thesis/checkpoints
+    python -m kaflib.studies pgd-curves thesis-resnet20 --test-size 256
 
 * ``pgd-iterations``: ART PGD robust accuracy of a finished run's model for
   several iteration counts (thesis "pgditers"); writes `pgd_iterations.json`
@@ -34,6 +35,9 @@
   `results/masking/<grid>.json` (rows: one per model; `sweep`: the eps sweep).
   `masking-checks thesis-checkpoints --checkpoints ../shared/thesis/checkpoints`
   checks the published ResNet20 of each activation (`THESIS_CHECKPOINTS`).
+* ``pgd-curves``: PGD accuracy after 5 to 100 iterations of one run, for the
+  same models as ``masking-checks`` (does the attack converge?); writes
+  `results/pgd-curves/<grid>.json`.
 
 Each file holds the parameters, data sizes, seed, library versions, wall time
 and the rows; it is written atomically, and a study whose file exists is
@@ -50,8 +54,8 @@ import pandas as pd
 
 from kaflib.files import write_atomic
 
-__all__ = ["pgd_iterations", "lr_range", "grad_norms", "deep_kaf", "kaf_slopes", "lipschitz", "masking", "read_study",
-           "THESIS_CHECKPOINTS"]
+__all__ = ["pgd_iterations", "lr_range", "grad_norms", "deep_kaf", "kaf_slopes", "lipschitz", "masking", "pgd_curves",
+           "read_study", "THESIS_CHECKPOINTS"]
 
 
 def _write(path, parameters, data, rows, started, **extra):
@@ -300,6 +304,30 @@ def _checkpoint_twins(folder):
     return {act: load_checkpoint(path, dtype_policy="float32") for act, path in found.items()}
 
 
+def _trained_models(root, grid, checkpoints, command):
+    """(models, skipped, extra parameters) to check: the finished runs of `grid`
+    that trained (clean accuracy at least `results.MIN_TRAINED_CLEAN`; the others
+    are in `skipped` with the reason), or for `thesis-checkpoints` the float32
+    twins of the published ResNet20s in the folder `checkpoints`."""
+    import keras
+
+    from kaflib.results import MIN_TRAINED_CLEAN
+
+    if grid == "thesis-checkpoints":
+        if checkpoints is None:
+            raise ValueError(f"{command} thesis-checkpoints needs checkpoints=<folder of the thesis' zips>.")
+        models = _checkpoint_twins(checkpoints)
+        return models, {}, dict(checkpoints={act: THESIS_CHECKPOINTS[act] for act in models})
+    models, skipped = {}, {}
+    for _, act, folder in _finished_runs(root, grid):
+        clean = 100 * json.loads((folder / "metrics.json").read_text())["clean_acc"]
+        if clean < MIN_TRAINED_CLEAN:  # a constant classifier has no gradient to hide
+            skipped[act] = f"did not train: {clean:.1f}% clean accuracy"
+        else:
+            models[act] = keras.models.load_model(folder / "model.keras")
+    return models, skipped, {}
+
+
 def masking(grid, test_size=256, square_iter=1000, results=None, seed=0, data_dir=None, force=False,
             progress=True, checkpoints=None):
     """`kaflib.masking.masking_checks` on every finished run of `grid` (issue 8).
@@ -309,30 +337,16 @@ def masking(grid, test_size=256, square_iter=1000, results=None, seed=0, data_di
     twins (the float16 originals' own gradients are checked by
     `kaflib.checkpoint_audit`).
     """
-    import keras
-
     from kaflib.data import load_cifar10
     from kaflib.masking import EPS_SWEEP, masking_checks
-    from kaflib.results import MIN_TRAINED_CLEAN, results_dir
+    from kaflib.results import results_dir
 
     root = results_dir(results)
     out = root / "masking" / f"{grid}.json"
     if out.exists() and not force:
         return read_study(out)
     started = time.perf_counter()
-    if grid == "thesis-checkpoints":
-        if checkpoints is None:
-            raise ValueError("masking-checks thesis-checkpoints needs checkpoints=<folder of the thesis' zips>.")
-        models, skipped = _checkpoint_twins(checkpoints), {}
-        extra = dict(checkpoints={act: THESIS_CHECKPOINTS[act] for act in models})
-    else:
-        models, skipped, extra = {}, {}, {}
-        for _, act, folder in _finished_runs(root, grid):
-            clean = 100 * json.loads((folder / "metrics.json").read_text())["clean_acc"]
-            if clean < MIN_TRAINED_CLEAN:  # a constant classifier has no gradient to hide
-                skipped[act] = f"did not train: {clean:.1f}% clean accuracy"
-            else:
-                models[act] = keras.models.load_model(folder / "model.keras")
+    models, skipped, extra = _trained_models(root, grid, checkpoints, "masking-checks")
     _, (x, y) = load_cifar10(data_dir, train_size=1, test_size=test_size)
     partial = out.with_suffix(".partial.json")  # models finished by an interrupted call
     key = dict(test=len(y), square_iter=square_iter, seed=seed)
@@ -360,6 +374,43 @@ def masking(grid, test_size=256, square_iter=1000, results=None, seed=0, data_di
     return read_study(out)
 
 
+def pgd_curves(grid, test_size=256, iterations=(5, 10, 20, 50, 100), results=None, seed=0, data_dir=None,
+               force=False, progress=True, checkpoints=None):
+    """`kaflib.masking.pgd_iteration_curve` (eps 8/255, step 2/255) for every trained
+    run of `grid` (or the published checkpoints, as in `masking`): does PGD
+    converge? Saves each model as it finishes; an interrupted call resumes."""
+    from tqdm.auto import tqdm
+
+    from kaflib.data import load_cifar10
+    from kaflib.masking import pgd_iteration_curve
+    from kaflib.results import results_dir
+
+    root = results_dir(results)
+    out = root / "pgd-curves" / f"{grid}.json"
+    if out.exists() and not force:
+        return read_study(out)
+    started = time.perf_counter()
+    models, skipped, extra = _trained_models(root, grid, checkpoints, "pgd-curves")
+    _, (x, y) = load_cifar10(data_dir, train_size=1, test_size=test_size)
+    partial = out.with_suffix(".partial.json")
+    key = dict(test=len(y), iterations=list(iterations), seed=seed)
+    saved = json.loads(partial.read_text()) if partial.is_file() else {}
+    done = saved["models"] if saved.get("key") == key else {}
+    for name, model in tqdm(models.items(), desc="PGD curves", disable=not progress):
+        if name not in done:
+            curve = pgd_iteration_curve(model, x, y, iterations=iterations, seed=seed)
+            done[name] = curve.assign(model=name).to_dict(orient="records")
+            partial.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(partial, lambda p: p.write_text(json.dumps(dict(key=key, models=done), default=float)))
+    rows = pd.DataFrame([r for name in models for r in done[name]], columns=["model", "iterations", "accuracy"])
+    parameters = dict(grid=grid, eps=8 / 255, step=2 / 255, iterations=list(iterations),
+                      attack="kaflib compiled PGD, one random start, checked after each count; true labels, logits",
+                      skipped=skipped, seed=seed, **extra)
+    _write(out, parameters, dict(test=len(y)), rows, started)
+    partial.unlink(missing_ok=True)
+    return read_study(out)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m kaflib.studies", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -383,16 +434,17 @@ def main(argv=None):
         q.add_argument("--out-dir", default="results")
     q = sub.add_parser("lipschitz", help="Lipschitz constants of a grid's finished runs")
     q.add_argument("grid")
-    q = sub.add_parser("masking-checks", help="gradient-masking checks of a grid's finished runs")
-    q.add_argument("grid", help="a grid, or thesis-checkpoints (with --checkpoints)")
-    q.add_argument("--checkpoints", help="folder of the thesis' checkpoint zips (for thesis-checkpoints)")
-    q.add_argument("--test-size", type=int, default=256)
-    q.add_argument("--square-iter", type=int, default=1000)
+    for name, text in [("masking-checks", "gradient-masking checks"), ("pgd-curves", "PGD accuracy vs iterations")]:
+        q = sub.add_parser(name, help=f"{text} of a grid's trained runs")
+        q.add_argument("grid", help="a grid, or thesis-checkpoints (with --checkpoints)")
+        q.add_argument("--checkpoints", help="folder of the thesis' checkpoint zips (for thesis-checkpoints)")
+        q.add_argument("--test-size", type=int, default=256)
+    sub.choices["masking-checks"].add_argument("--square-iter", type=int, default=1000)
     for q in sub.choices.values():
-        if q.prog.endswith("masking-checks"):
+        if q.prog.endswith(("masking-checks", "pgd-curves")):
             q.add_argument("--seed", type=int, default=0)
             q.add_argument("--data-dir")
-        if q.prog.endswith(("lipschitz", "masking-checks")):
+        if q.prog.endswith(("lipschitz", "masking-checks", "pgd-curves")):
             q.add_argument("--force", action="store_true", help="redo a study whose file exists")
             continue
         q.add_argument("--seed", type=int, default=0)
@@ -401,7 +453,8 @@ def main(argv=None):
     args = vars(parser.parse_args(argv))
     study = args.pop("study")
     function = {"pgd-iterations": pgd_iterations, "lr-range": lr_range, "grad-norms": grad_norms,
-                "deep-kaf": deep_kaf, "lipschitz": lipschitz, "masking-checks": masking}[study]
+                "deep-kaf": deep_kaf, "lipschitz": lipschitz, "masking-checks": masking,
+                "pgd-curves": pgd_curves}[study]
     try:
         meta, rows = function(**args)
     except (ValueError, FileNotFoundError) as err:

@@ -90,3 +90,20 @@ def test_smoothed_twin_is_the_model_at_sigma_zero_and_the_noise_average_otherwis
     images = np.random.default_rng(2).uniform(size=(8, 3)).astype("float32")
     robust = surrogate_robust(model, images, np.zeros(8, int), sigma=0.3, eps=0.1, step=0.05, steps=3)
     assert robust.shape == (8,) and robust.dtype == bool
+
+
+def test_pgd_iteration_curve_falls_to_zero_unless_the_gradient_is_masked(data):
+    from kaflib.masking import pgd_iteration_curve
+
+    images, labels = data
+    plain = trained(tiny_model(0), images, labels)
+    masked = trained(tiny_model(1, masked=True), images, labels)
+    curve = pgd_iteration_curve(plain, images, labels, eps=0.5, step=0.1, iterations=(10, 1, 3))
+    assert list(curve["iterations"]) == [1, 3, 10]
+    assert np.all(np.diff(curve["accuracy"]) <= 0) and curve["accuracy"].iloc[-1] < 0.05
+    # rounding has a zero gradient: sign(0) = 0, so PGD never moves from its random start
+    flat = pgd_iteration_curve(masked, images, labels, eps=0.05, step=0.01, iterations=(1, 20))
+    falls = pgd_iteration_curve(plain, images, labels, eps=0.05, step=0.01, iterations=(1, 20))
+    assert flat["accuracy"].iloc[0] == flat["accuracy"].iloc[1] > falls["accuracy"].iloc[1] + 0.3
+    with pytest.raises(ValueError, match="iterations=\\(0,\\)"):
+        pgd_iteration_curve(plain, images, labels, iterations=(0,))

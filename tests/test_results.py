@@ -258,7 +258,16 @@ def test_masking_table_joins_grids_and_the_audit_and_states_the_flags(tmp_path):
                                      ("resnet20_kaf_ocrob_lrfinder", "kaf", 0.36)]}
     (tmp_path / "thesis-checkpoints.json").write_text(json.dumps(dict(parameters={}, checkpoints=audit)))
 
+    (tmp_path / "pgd-curves").mkdir()
+    curve = [dict(model="kaf_elu", iterations=k, accuracy=a) for k, a in ((5, 0.2), (50, 0.10), (100, 0.08))]
+    (tmp_path / "pgd-curves" / "thesis-vgg.json").write_text(json.dumps(dict(rows=curve + [
+        dict(model="relu", iterations=k, accuracy=0.2) for k in (5, 50, 100)])))
+    assert list(results.load_pgd_curves("thesis-vgg", tmp_path)["kaf_elu"]["robust_acc"]) == [0.2, 0.1, 0.08]
+    assert results.load_pgd_curves("thesis-resnet20", tmp_path) == {}
+
     table = results.masking_table(path=tmp_path)
+    assert table["not_converged"].tolist() == [False, True, False, False]
+    assert table.loc[("thesis-vgg", "kaf_elu"), "pgd_curve_last"] == pytest.approx(8.0)
     assert list(table.index) == [("thesis-vgg", "relu"), ("thesis-vgg", "kaf_elu"),
                                  ("thesis-checkpoints", "relu"), ("thesis-checkpoints", "kaf")]
     assert table.loc[("thesis-vgg", "kaf_elu"), "worst"] == pytest.approx(6.0)
@@ -270,7 +279,8 @@ def test_masking_table_joins_grids_and_the_audit_and_states_the_flags(tmp_path):
     findings = results.masking_findings(table).data.splitlines()
     assert findings[1] == "- black-box Square beats white-box PGD: **thesis-vgg / kaf_elu**, **thesis-checkpoints / kaf**."
     assert findings[0].endswith(": no model.")
-    assert "on average 3.5 points below PGD-50 (largest: thesis-vgg / kaf_elu, 4.0 points)" in findings[4]
-    assert "- thesis-vgg: ReLU keeps 20.0% under the worst case; the KAF models 6.0% to 6.0%" in findings[5]
+    assert findings[4].endswith("last count of its curve: **thesis-vgg / kaf_elu**.")
+    assert "on average 3.5 points below PGD-50 (largest: thesis-vgg / kaf_elu, 4.0 points)" in findings[5]
+    assert "- thesis-vgg: ReLU keeps 20.0% under the worst case; the KAF models 6.0% to 6.0%" in findings[6]
     assert findings[-1] == "- thesis-vgg / kaf_free was not checked: it did not train: 10.8% clean accuracy."
     assert results.masking_table(path=tmp_path / "none") is None

@@ -94,3 +94,26 @@ def test_masking_checks_of_the_thesis_checkpoints_needs_their_folder(tmp_path):
         masking("thesis-checkpoints", results=tmp_path, checkpoints=tmp_path)
     if CHECKPOINTS:  # every activation the thesis reports has its checkpoint among the published ones
         assert {f"{stem}.zip" for stem in THESIS_CHECKPOINTS.values()} <= {p.name for p in CHECKPOINTS}
+
+
+@pytest.mark.skipif(mini_data_dir() is None, reason="needs the CIFAR-10 mini set")
+def test_pgd_curves_skip_untrained_runs_and_resume_from_saved_models(tmp_path):
+    from kaflib.models import build_model
+    from tests.test_results import _finished_run
+
+    for act, clean in (("relu", 0.5), ("kaf", 0.1)):
+        folder = _finished_run(tmp_path, "thesis-light", "light", act, clean, 0.0)
+        build_model("light", act).save(folder / "model.keras")
+    kwargs = dict(test_size=16, iterations=(1, 3), results=tmp_path, data_dir=mini_data_dir(), progress=False)
+    meta, rows = studies.pgd_curves("thesis-light", **kwargs)
+    assert list(rows["model"]) == ["relu", "relu"] and list(rows["iterations"]) == [1, 3]
+    assert meta["parameters"]["skipped"] == {"kaf": "did not train: 10.0% clean accuracy"}
+    assert meta["data"] == {"test": 16} and rows["accuracy"].iloc[1] <= rows["accuracy"].iloc[0]
+    # an interrupted call left relu's curve behind: it is not attacked again
+    out = tmp_path / "pgd-curves" / "thesis-light.json"
+    out.unlink()
+    saved = [dict(model="relu", iterations=k, accuracy=0.25) for k in (1, 3)]
+    out.with_suffix(".partial.json").write_text(json.dumps(dict(key=dict(test=16, iterations=[1, 3], seed=0),
+                                                                models={"relu": saved})))
+    assert list(studies.pgd_curves("thesis-light", **kwargs)[1]["accuracy"]) == [0.25, 0.25]
+    assert not out.with_suffix(".partial.json").exists()
