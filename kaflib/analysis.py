@@ -594,14 +594,14 @@ def plot_masking_checks(table):
     """Accuracy (%) of every model under each attack of the masking checks, one panel per grid.
 
     `table` is `kaflib.results.masking_table()`. Per model: white-box PGD-50
-    (and APGD where the checkpoint audit ran it), black-box Square, the ReLU
+    and APGD (robust to APGD-CE and APGD-T, where run), black-box Square, the ReLU
     model's transferred images, the smoothed-surrogate attack (KAF models) and
     the worst case. A gradient-masking model shows a black-box, transfer or
     surrogate marker left of its PGD marker.
     """
     import matplotlib.pyplot as plt
 
-    attacks = [("pgd", "PGD-50", "o"), ("apgd_dlr_t", "APGD-T (audit)", "s"), ("square", "Square (black-box)", "^"),
+    attacks = [("pgd", "PGD-50", "o"), ("apgd_dlr_t", "APGD-CE + APGD-T", "s"), ("square", "Square (black-box)", "^"),
                ("transfer_in", "transfer from ReLU", "v"), ("surrogate", "smoothed surrogate", "P"),
                ("worst", "worst of ours", "x")]
     attacks = [a for a in attacks if a[0] in table]

@@ -350,8 +350,9 @@ def masking_table(grids=("thesis-vgg", "thesis-resnet20", "thesis-checkpoints"),
 
     One row per (grid, model). Columns (percent): clean, pgd (ART PGD-50),
     square, surrogate (KAF models), worst (robust to all of them), acc_at_max_eps,
-    transfer_in, transfer_out; for `thesis-checkpoints` also the checkpoint
-    audit's apgd_ce, apgd_dlr_t (same 256 test images); where the grid has
+    transfer_in, transfer_out; apgd_ce and apgd_dlr_t (robust to APGD-CE and
+    APGD-T) from `results/apgd/<grid>.json`, or for `thesis-checkpoints` from the
+    checkpoint audit (same 256 test images); where the grid has
     `pgd-curves`, pgd_curve_50 and pgd_curve_last (kaflib PGD after 50
     iterations and after the curve's last count); then the flags of
     `MASKING_FLAGS` (bool). `table.attrs["skipped"]` maps (grid, model) to why
@@ -376,6 +377,10 @@ def masking_table(grids=("thesis-vgg", "thesis-resnet20", "thesis-checkpoints"),
                 stems = rows["model"].map(payload["parameters"]["checkpoints"])
                 for attack in ("apgd_ce", "apgd_dlr_t"):
                     rows[attack] = stems.map(audit[attack] / 100)
+        elif (root / "apgd" / f"{grid}.json").is_file():
+            apgd = pd.DataFrame(json.loads((root / "apgd" / f"{grid}.json").read_text())["rows"]).set_index("model")
+            for attack in ("apgd_ce", "apgd_dlr_t"):
+                rows[attack] = rows["model"].map(apgd[attack])
         curves = load_pgd_curves(grid, root)
         if curves:
             last = {m: c.iloc[-1] for m, c in curves.items()}

@@ -8,6 +8,7 @@
     python -m kaflib.studies masking-checks thesis-resnet20 --test-size 256
     python -m kaflib.studies masking-checks thesis-checkpoints --checkpoints ../shared/thesis/checkpoints
     python -m kaflib.studies pgd-curves thesis-resnet20 --test-size 256
+    python -m kaflib.studies apgd thesis-resnet20 --test-size 256
 
 * ``pgd-iterations``: ART PGD robust accuracy of a finished run's model for
   several iteration counts (thesis "pgditers"); writes `pgd_iterations.json`
@@ -38,6 +39,8 @@
 * ``pgd-curves``: PGD accuracy after 5 to 100 iterations of one run, for the
   same models as ``masking-checks`` (does the attack converge?); writes
   `results/pgd-curves/<grid>.json`.
+* ``apgd``: APGD-CE and, on its survivors, targeted APGD-DLR (3 targets) for
+  every trained run of a grid; writes `results/apgd/<grid>.json`.
 
 Each file holds the parameters, data sizes, seed, library versions, wall time
 and the rows; it is written atomically, and a study whose file exists is
@@ -55,7 +58,7 @@ import pandas as pd
 from kaflib.files import write_atomic
 
 __all__ = ["pgd_iterations", "lr_range", "grad_norms", "deep_kaf", "kaf_slopes", "lipschitz", "masking", "pgd_curves",
-           "read_study", "THESIS_CHECKPOINTS"]
+           "apgd", "read_study", "THESIS_CHECKPOINTS"]
 
 
 def _write(path, parameters, data, rows, started, **extra):
@@ -374,13 +377,28 @@ def masking(grid, test_size=256, square_iter=1000, results=None, seed=0, data_di
     return read_study(out)
 
 
+def _each_model(out, key, models, measure, desc, progress=True):
+    """`{name: measure(model)}` (JSON-ready rows) for every model, saved to
+    `<out>.partial.json` after each one; models found there under the same
+    `key` (an interrupted call's) are not measured again."""
+    from tqdm.auto import tqdm
+
+    partial = out.with_suffix(".partial.json")
+    saved = json.loads(partial.read_text()) if partial.is_file() else {}
+    done = saved["models"] if saved.get("key") == key else {}
+    for name, model in tqdm(models.items(), desc=desc, disable=not progress):
+        if name not in done:
+            done[name] = measure(name, model)
+            partial.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(partial, lambda p: p.write_text(json.dumps(dict(key=key, models=done), default=float)))
+    return {name: done[name] for name in models}
+
+
 def pgd_curves(grid, test_size=256, iterations=(5, 10, 20, 50, 100), results=None, seed=0, data_dir=None,
                force=False, progress=True, checkpoints=None):
     """`kaflib.masking.pgd_iteration_curve` (eps 8/255, step 2/255) for every trained
     run of `grid` (or the published checkpoints, as in `masking`): does PGD
     converge? Saves each model as it finishes; an interrupted call resumes."""
-    from tqdm.auto import tqdm
-
     from kaflib.data import load_cifar10
     from kaflib.masking import pgd_iteration_curve
     from kaflib.results import results_dir
@@ -392,24 +410,52 @@ def pgd_curves(grid, test_size=256, iterations=(5, 10, 20, 50, 100), results=Non
     started = time.perf_counter()
     models, skipped, extra = _trained_models(root, grid, checkpoints, "pgd-curves")
     _, (x, y) = load_cifar10(data_dir, train_size=1, test_size=test_size)
-    partial = out.with_suffix(".partial.json")
-    key = dict(test=len(y), iterations=list(iterations), seed=seed)
-    saved = json.loads(partial.read_text()) if partial.is_file() else {}
-    done = saved["models"] if saved.get("key") == key else {}
-    for name, model in tqdm(models.items(), desc="PGD curves", disable=not progress):
-        if name not in done:
-            curve = pgd_iteration_curve(model, x, y, iterations=iterations, seed=seed)
-            done[name] = curve.assign(model=name).to_dict(orient="records")
-            partial.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(partial, lambda p: p.write_text(json.dumps(dict(key=key, models=done), default=float)))
-    rows = pd.DataFrame([r for name in models for r in done[name]], columns=["model", "iterations", "accuracy"])
+    done = _each_model(out, dict(test=len(y), iterations=list(iterations), seed=seed), models,
+                       lambda name, model: pgd_iteration_curve(model, x, y, iterations=iterations, seed=seed)
+                       .assign(model=name).to_dict(orient="records"), "PGD curves", progress)
+    rows = pd.DataFrame([r for curve in done.values() for r in curve], columns=["model", "iterations", "accuracy"])
     parameters = dict(grid=grid, eps=8 / 255, step=2 / 255, iterations=list(iterations),
                       attack="kaflib compiled PGD, one random start, checked after each count; true labels, logits",
                       skipped=skipped, seed=seed, **extra)
     _write(out, parameters, dict(test=len(y)), rows, started)
-    partial.unlink(missing_ok=True)
+    out.with_suffix(".partial.json").unlink(missing_ok=True)
     return read_study(out)
 
+
+def apgd(grid, test_size=256, targets=3, results=None, seed=0, data_dir=None, force=False, progress=True):
+    """APGD-CE, then targeted APGD with the DLR loss on its survivors
+    (`kaflib.checkpoint_audit.apgd_robust`, AutoAttack's cascade) on every trained
+    run of `grid`: the grid models' APGD, next to the masking checks. (The
+    published checkpoints have theirs in the checkpoint audit.)"""
+    import numpy as np
+
+    from kaflib.checkpoint_audit import apgd_robust
+    from kaflib.data import load_cifar10
+    from kaflib.results import results_dir
+
+    if grid == "thesis-checkpoints":
+        raise ValueError("apgd grid='thesis-checkpoints' is invalid: the checkpoint audit "
+                         "(python -m kaflib.checkpoint_audit) runs APGD on the published models.")
+    root = results_dir(results)
+    out = root / "apgd" / f"{grid}.json"
+    if out.exists() and not force:
+        return read_study(out)
+    started = time.perf_counter()
+    models, skipped, _ = _trained_models(root, grid, None, "apgd")
+    _, (x, y) = load_cifar10(data_dir, train_size=1, test_size=test_size)
+
+    def measure(name, model):
+        ce = apgd_robust(model, x, y, "cross_entropy", seed=seed)
+        both = apgd_robust(model, x, y, "dlr_targeted", targets=targets, seed=seed, robust=ce)
+        return dict(model=name, apgd_ce=float(np.mean(ce)), apgd_dlr_t=float(np.mean(both)))
+
+    done = _each_model(out, dict(test=len(y), targets=targets, seed=seed), models, measure, "APGD", progress)
+    parameters = dict(grid=grid, eps=8 / 255, apgd_ce="ART APGD-CE, 100 iterations, step 2 eps, 1 restart",
+                      apgd_dlr_t=f"ART APGD, DLR loss, targeted at the {targets} likeliest wrong classes, on the "
+                      "images that survived APGD-CE (robust to both)", skipped=skipped, seed=seed)
+    _write(out, parameters, dict(test=len(y)), pd.DataFrame(list(done.values())), started)
+    out.with_suffix(".partial.json").unlink(missing_ok=True)
+    return read_study(out)
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m kaflib.studies", description=__doc__,
@@ -434,17 +480,22 @@ def main(argv=None):
         q.add_argument("--out-dir", default="results")
     q = sub.add_parser("lipschitz", help="Lipschitz constants of a grid's finished runs")
     q.add_argument("grid")
-    for name, text in [("masking-checks", "gradient-masking checks"), ("pgd-curves", "PGD accuracy vs iterations")]:
+    for name, text in [("masking-checks", "gradient-masking checks"), ("pgd-curves", "PGD accuracy vs iterations"),
+                       ("apgd", "APGD-CE and APGD-T")]:
         q = sub.add_parser(name, help=f"{text} of a grid's trained runs")
-        q.add_argument("grid", help="a grid, or thesis-checkpoints (with --checkpoints)")
-        q.add_argument("--checkpoints", help="folder of the thesis' checkpoint zips (for thesis-checkpoints)")
+        q.add_argument("grid", help="a grid" + ("" if name == "apgd" else
+                                                ", or thesis-checkpoints (with --checkpoints)"))
+        if name != "apgd":
+            q.add_argument("--checkpoints", help="folder of the thesis' checkpoint zips (for thesis-checkpoints)")
         q.add_argument("--test-size", type=int, default=256)
     sub.choices["masking-checks"].add_argument("--square-iter", type=int, default=1000)
+    sub.choices["apgd"].add_argument("--targets", type=int, default=3)
+    grid_studies = ("masking-checks", "pgd-curves", "apgd")
     for q in sub.choices.values():
-        if q.prog.endswith(("masking-checks", "pgd-curves")):
+        if q.prog.endswith(grid_studies):
             q.add_argument("--seed", type=int, default=0)
             q.add_argument("--data-dir")
-        if q.prog.endswith(("lipschitz", "masking-checks", "pgd-curves")):
+        if q.prog.endswith(("lipschitz",) + grid_studies):
             q.add_argument("--force", action="store_true", help="redo a study whose file exists")
             continue
         q.add_argument("--seed", type=int, default=0)
@@ -454,7 +505,7 @@ def main(argv=None):
     study = args.pop("study")
     function = {"pgd-iterations": pgd_iterations, "lr-range": lr_range, "grad-norms": grad_norms,
                 "deep-kaf": deep_kaf, "lipschitz": lipschitz, "masking-checks": masking,
-                "pgd-curves": pgd_curves}[study]
+                "pgd-curves": pgd_curves, "apgd": apgd}[study]
     try:
         meta, rows = function(**args)
     except (ValueError, FileNotFoundError) as err:

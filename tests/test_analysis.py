@@ -152,7 +152,7 @@ def test_masking_checks_plot_has_a_panel_per_grid_and_a_marker_per_attack():
     vgg, checkpoints = fig.axes
     assert vgg.get_title() == "thesis-vgg" and [t.get_text() for t in vgg.get_yticklabels()] == ["relu", "kaf_elu"]
     labels = [c.get_label() for c in vgg.collections]
-    assert labels == ["PGD-50", "APGD-T (audit)", "Square (black-box)", "smoothed surrogate", "worst of ours"]
+    assert labels == ["PGD-50", "APGD-CE + APGD-T", "Square (black-box)", "smoothed surrogate", "worst of ours"]
     square = vgg.collections[labels.index("Square (black-box)")].get_offsets()
     np.testing.assert_allclose(square, [[20.0, 0.0], [7.0, 1.0]])
     np.testing.assert_allclose(checkpoints.collections[1].get_offsets(), [[38.0, 0.0]])

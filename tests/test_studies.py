@@ -117,3 +117,19 @@ def test_pgd_curves_skip_untrained_runs_and_resume_from_saved_models(tmp_path):
                                                                 models={"relu": saved})))
     assert list(studies.pgd_curves("thesis-light", **kwargs)[1]["accuracy"]) == [0.25, 0.25]
     assert not out.with_suffix(".partial.json").exists()
+
+
+@pytest.mark.skipif(mini_data_dir() is None, reason="needs the CIFAR-10 mini set")
+def test_apgd_of_a_grid_cascades_ce_then_targeted_dlr(tmp_path):
+    from kaflib.models import build_model
+    from tests.test_results import _finished_run
+
+    folder = _finished_run(tmp_path, "thesis-light", "light", "relu", 0.5, 0.0)
+    build_model("light", "relu").save(folder / "model.keras")
+    meta, rows = studies.apgd("thesis-light", test_size=16, targets=2, results=tmp_path, data_dir=mini_data_dir(),
+                              progress=False)
+    row = rows.iloc[0]
+    assert row["model"] == "relu" and 0 <= row["apgd_dlr_t"] <= row["apgd_ce"] <= 1
+    assert "2 likeliest wrong classes" in meta["parameters"]["apgd_dlr_t"] and meta["data"] == {"test": 16}
+    with pytest.raises(ValueError, match="checkpoint audit"):
+        studies.apgd("thesis-checkpoints", results=tmp_path)
