@@ -403,8 +403,9 @@ def masking_table(grids=("thesis-vgg", "thesis-resnet20", "thesis-checkpoints"),
 
 def masking_findings(table):
     """Plain sentences (Markdown bullet list) on `masking_table()`: each flag and the
-    models that raise it, how far the adaptive attack and the worst case fall below
-    PGD-50 on the KAF models, and the runs left out."""
+    models that raise it, which attack is strongest how often, how far the worst
+    case falls below PGD-50 on the KAF models, ReLU against the KAFs per grid,
+    and the runs left out."""
     from IPython.display import Markdown
 
     lines = []
@@ -413,6 +414,12 @@ def masking_findings(table):
             continue
         raised = [f"{grid} / {model}" for (grid, model), on in table[flag].items() if on]
         lines.append(f"- {meaning}: " + (", ".join(f"**{r}**" for r in raised) if raised else "no model") + ".")
+    attacks = {"pgd": "PGD-50", "apgd_dlr_t": "APGD", "square": "Square", "surrogate": "the smoothed surrogate",
+               "transfer_in": "transfer from ReLU"}
+    attacks = {c: name for c, name in attacks.items() if c in table}
+    strongest = table[list(attacks)].idxmin(axis=1, skipna=True).map(attacks).value_counts()
+    lines.append("- Strongest single attack: " + ", ".join(f"{name} for {n} model{'s' * (n > 1)}"
+                                                          for name, n in strongest.items()) + " (ties: the first).")
     kafs = table[[m in KAF_ACTIVATIONS for _, m in table.index]]
     if len(kafs):
         drop = kafs["pgd"] - kafs["worst"]
