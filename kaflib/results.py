@@ -344,6 +344,13 @@ def load_pgd_curves(grid, path=None):
     return {model: curve[["iterations", "robust_acc"]].reset_index(drop=True)
             for model, curve in rows.groupby("model", sort=False)}
 
+# The size of each flag's effect, in accuracy points: the images behind a flag are `size * n / 100`.
+_MASKING_GAP = {"not_to_zero": lambda r: r["acc_at_max_eps"],
+                "black_box_wins": lambda r: r["pgd"] - r["square"],
+                "transfer_wins": lambda r: r["pgd"] - r["transfer_in"],
+                "surrogate_wins": lambda r: r["pgd"] - r["surrogate"],
+                "not_converged": lambda r: r["pgd_curve_50"] - r["pgd_curve_last"]}
+
 
 def masking_table(grids=("thesis-vgg", "thesis-resnet20", "thesis-checkpoints"), path=None):
     """The `masking-checks` studies of `grids` as one table, or None if none exists.
@@ -357,18 +364,19 @@ def masking_table(grids=("thesis-vgg", "thesis-resnet20", "thesis-checkpoints"),
     iterations and after the curve's last count); then the flags of
     `MASKING_FLAGS` (bool). `table.attrs["skipped"]` maps (grid, model) to why
     a run was not checked; `table.attrs["parameters"]` maps grid to its study's
-    parameters.
+    parameters and `table.attrs["test_images"]` to its number of test images.
     """
     import json
 
     root = results_dir(path)
-    tables, skipped, parameters = [], {}, {}
+    tables, skipped, parameters, test_images = [], {}, {}, {}
     for grid in grids:
         study = root / "masking" / f"{grid}.json"
         if not study.is_file():
             continue
         payload = json.loads(study.read_text())
         parameters[grid] = payload["parameters"]
+        test_images[grid] = payload["data"]["test"]
         skipped.update({(grid, m): why for m, why in payload["parameters"].get("skipped", {}).items()})
         rows = pd.DataFrame(payload["rows"]).assign(grid=grid)
         if grid == "thesis-checkpoints":
@@ -397,13 +405,13 @@ def masking_table(grids=("thesis-vgg", "thesis-resnet20", "thesis-checkpoints"),
                               "acc_at_max_eps", "transfer_in", "transfer_out", "pgd_curve_50", "pgd_curve_last")
                    if c in table]
     table = pd.concat([table[accuracies] * 100, table[flags].fillna(False).astype(bool)], axis=1)
-    table.attrs.update(skipped=skipped, parameters=parameters)
+    table.attrs.update(skipped=skipped, parameters=parameters, test_images=test_images)
     return table
 
 
 def masking_findings(table):
     """Plain sentences (Markdown bullet list) on `masking_table()`: each flag and the
-    models that raise it, which attack is strongest how often, how far the worst
+    models that raise it (with the number of test images behind it), which attack is strongest how often, how far the worst
     case falls below PGD-50 on the KAF models, ReLU against the KAFs per grid,
     and the runs left out."""
     from IPython.display import Markdown
@@ -412,8 +420,13 @@ def masking_findings(table):
     for flag, meaning in MASKING_FLAGS.items():
         if flag not in table:
             continue
-        raised = [f"{grid} / {model}" for (grid, model), on in table[flag].items() if on]
-        lines.append(f"- {meaning}: " + (", ".join(f"**{r}**" for r in raised) if raised else "no model") + ".")
+        raised = []
+        for (grid, model), on in table[flag].items():
+            if on:
+                n = table.attrs.get("test_images", {}).get(grid)
+                gap = _MASKING_GAP[flag](table.loc[(grid, model)])
+                raised.append(f"**{grid} / {model}**" + ("" if n is None else f" ({round(gap * n / 100)} of {n} images)"))
+        lines.append(f"- {meaning}: " + (", ".join(raised) if raised else "no model") + ".")
     attacks = {"pgd": "PGD-50", "apgd_dlr_t": "APGD", "square": "Square", "surrogate": "the smoothed surrogate",
                "transfer_in": "transfer from ReLU"}
     attacks = {c: name for c, name in attacks.items() if c in table}

@@ -241,7 +241,8 @@ def test_compute_time_sums_epochs_of_resumed_runs_and_every_study(tmp_path):
 def test_masking_table_joins_grids_and_the_audit_and_states_the_flags(tmp_path):
     def study(grid, rows, **parameters):
         (tmp_path / "masking").mkdir(exist_ok=True)
-        (tmp_path / "masking" / f"{grid}.json").write_text(json.dumps(dict(parameters=parameters, rows=rows)))
+        (tmp_path / "masking" / f"{grid}.json").write_text(json.dumps(dict(parameters=parameters, rows=rows,
+                                                                           data=dict(test=200))))
 
     def row(model, pgd, worst, **more):
         return dict(model=model, clean=0.5, pgd=pgd, square=worst, worst=worst, acc_at_max_eps=0.0,
@@ -281,9 +282,10 @@ def test_masking_table_joins_grids_and_the_audit_and_states_the_flags(tmp_path):
     assert table["surrogate_wins"].tolist() == [False, True, False, False]
 
     findings = results.masking_findings(table).data.splitlines()
-    assert findings[1] == "- black-box Square beats white-box PGD: **thesis-vgg / kaf_elu**, **thesis-checkpoints / kaf**."
+    assert findings[1] == ("- black-box Square beats white-box PGD: **thesis-vgg / kaf_elu** (8 of 200 images), "
+                           "**thesis-checkpoints / kaf** (6 of 200 images).")
     assert findings[0].endswith(": no model.")
-    assert findings[4].endswith("last count of its curve: **thesis-vgg / kaf_elu**.")
+    assert findings[4].endswith("last count of its curve: **thesis-vgg / kaf_elu** (4 of 200 images).")
     # vgg relu: APGD 18 < PGD 20; vgg kaf_elu: Square 6 < APGD 7; checkpoints: APGD 37 < 40, 36 < 38
     assert findings[5] == "- Strongest single attack: APGD for 3 models, Square for 1 model (ties: the first)."
     assert "on average 3.5 points below PGD-50 (largest: thesis-vgg / kaf_elu, 4.0 points)" in findings[6]
