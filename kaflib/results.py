@@ -411,9 +411,9 @@ def masking_table(grids=("thesis-vgg", "thesis-resnet20", "thesis-checkpoints"),
 
 def masking_findings(table):
     """Plain sentences (Markdown bullet list) on `masking_table()`: each flag and the
-    models that raise it (with the number of test images behind it), which attack is strongest how often, how far the worst
-    case falls below PGD-50 on the KAF models, ReLU against the KAFs per grid,
-    and the runs left out."""
+    models that raise it (with the number of test images behind it), which attack
+    is strongest how often, how far the worst case falls below PGD-50 on the KAF
+    models, ReLU against the KAFs per grid, and the runs left out."""
     from IPython.display import Markdown
 
     lines = []
@@ -425,7 +425,8 @@ def masking_findings(table):
             if on:
                 n = table.attrs.get("test_images", {}).get(grid)
                 gap = _MASKING_GAP[flag](table.loc[(grid, model)])
-                raised.append(f"**{grid} / {model}**" + ("" if n is None else f" ({round(gap * n / 100)} of {n} images)"))
+                images = "" if n is None else f" ({round(gap * n / 100)} of {n} images)"
+                raised.append(f"**{grid} / {model}**{images}")
         lines.append(f"- {meaning}: " + (", ".join(raised) if raised else "no model") + ".")
     attacks = {"pgd": "PGD-50", "apgd_dlr_t": "APGD", "square": "Square", "surrogate": "the smoothed surrogate",
                "transfer_in": "transfer from ReLU"}
