@@ -438,14 +438,15 @@ def masking_findings(table):
     if len(kafs):
         drop = kafs["pgd"] - kafs["worst"]
         (grid, model), largest = drop.idxmax(), drop.max()
-        lines.append(f"- KAF models: the worst case over all attacks is on average {drop.mean():.1f} points "
-                     f"below PGD-50 (largest: {grid} / {model}, {largest:.1f} points).")
+        lines.append(f"- KAF models: the worst case, per image, over PGD-50, Square and the surrogate is on average "
+                     f"{drop.mean():.1f} points below PGD-50 (largest: {grid} / {model}, {largest:.1f} points).")
     for grid in table.index.unique("grid"):
         rows = table.loc[grid]
         if "relu" in rows.index and len(kafs) and grid in kafs.index.unique("grid"):
             best = kafs.loc[grid, "worst"]
-            lines.append(f"- {grid}: ReLU keeps {rows.loc['relu', 'worst']:.1f}% under the worst case; the "
-                         f"KAF models {best.min():.1f}% to {best.max():.1f}% (best: {best.idxmax()}).")
+            lines.append(f"- {grid}: ReLU keeps {rows.loc['relu', 'worst']:.1f}% under the worst case of PGD-50 and "
+                         f"Square; the KAF models {best.min():.1f}% to {best.max():.1f}% (best: {best.idxmax()}) "
+                         "under the worst case of PGD-50, Square and the surrogate.")
     for (grid, model), why in table.attrs.get("skipped", {}).items():
         lines.append(f"- {grid} / {model} was not checked: it {why}.")
     return Markdown("\n".join(lines))
