@@ -444,9 +444,14 @@ def masking_findings(table):
         rows = table.loc[grid]
         if "relu" in rows.index and len(kafs) and grid in kafs.index.unique("grid"):
             best = kafs.loc[grid, "worst"]
-            lines.append(f"- {grid}: ReLU keeps {rows.loc['relu', 'worst']:.1f}% under the worst case of PGD-50 and "
-                         f"Square; the KAF models {best.min():.1f}% to {best.max():.1f}% (best: {best.idxmax()}) "
-                         "under the worst case of PGD-50, Square and the surrogate.")
+            line = (f"- {grid}: ReLU keeps {rows.loc['relu', 'worst']:.1f}% under the worst case of PGD-50 and "
+                    f"Square; the KAF models {best.min():.1f}% to {best.max():.1f}% (best: {best.idxmax()}) "
+                    "under the worst case of PGD-50, Square and the surrogate.")
+            if "apgd_dlr_t" in rows and rows["apgd_dlr_t"].notna().all():
+                apgd = kafs.loc[grid, "apgd_dlr_t"]
+                line += (f" Under APGD-CE + APGD-T: ReLU {rows.loc['relu', 'apgd_dlr_t']:.1f}%, the KAF models "
+                         f"{apgd.min():.1f}% to {apgd.max():.1f}%.")
+            lines.append(line)
     for (grid, model), why in table.attrs.get("skipped", {}).items():
         lines.append(f"- {grid} / {model} was not checked: it {why}.")
     return Markdown("\n".join(lines))
