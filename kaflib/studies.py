@@ -351,17 +351,12 @@ def masking(grid, test_size=256, square_iter=1000, results=None, seed=0, data_di
     started = time.perf_counter()
     models, skipped, extra = _trained_models(root, grid, checkpoints, "masking-checks")
     _, (x, y) = load_cifar10(data_dir, train_size=1, test_size=test_size)
-    partial = out.with_suffix(".partial.json")  # models finished by an interrupted call
     key = dict(test=len(y), square_iter=square_iter, seed=seed)
-    saved = json.loads(partial.read_text()) if partial.is_file() else {}
-    done = ({name: (row, pd.DataFrame(sweep)) for name, (row, sweep) in saved["models"].items()}
-            if saved.get("key") == key else {})
+    done = {name: (row, pd.DataFrame(sweep)) for name, (row, sweep) in _read_partial(out, key).items()}
 
     def save(name, row, model_sweep):
         done[name] = (row, model_sweep)
-        payload = dict(key=key, models={n: (r, s.to_dict(orient="records")) for n, (r, s) in done.items()})
-        partial.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(partial, lambda p: p.write_text(json.dumps(payload, default=float)))
+        _write_partial(out, key, {n: (r, s.to_dict(orient="records")) for n, (r, s) in done.items()})
 
     summary, sweep = masking_checks(models, x, y, square_iter=square_iter, seed=seed, progress=progress,
                                     done=done, on_model=save)
@@ -373,8 +368,23 @@ def masking(grid, test_size=256, square_iter=1000, results=None, seed=0, data_di
                       "smoothed twin (sigma 0.3), judged on the model", skipped=skipped, seed=seed, **extra)
     _write(out, parameters, dict(test=len(y)), summary.reset_index(), started,
            sweep=sweep.to_dict(orient="records"))
-    partial.unlink(missing_ok=True)
+    out.with_suffix(".partial.json").unlink(missing_ok=True)
     return read_study(out)
+
+
+def _read_partial(out, key):
+    """{model: saved result} of `<out>.partial.json` (an interrupted study's), or {} if
+    absent or made under another `key` (test size, seed, ...)."""
+    partial = out.with_suffix(".partial.json")
+    saved = json.loads(partial.read_text()) if partial.is_file() else {}
+    return saved["models"] if saved.get("key") == key else {}
+
+
+def _write_partial(out, key, models):
+    """Save the finished `models` ({name: JSON-ready result}) to `<out>.partial.json`."""
+    partial = out.with_suffix(".partial.json")
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(partial, lambda p: p.write_text(json.dumps(dict(key=key, models=models), default=float)))
 
 
 def _each_model(out, key, models, measure, desc, progress=True):
@@ -383,14 +393,11 @@ def _each_model(out, key, models, measure, desc, progress=True):
     `key` (an interrupted call's) are not measured again."""
     from tqdm.auto import tqdm
 
-    partial = out.with_suffix(".partial.json")
-    saved = json.loads(partial.read_text()) if partial.is_file() else {}
-    done = saved["models"] if saved.get("key") == key else {}
+    done = _read_partial(out, key)
     for name, model in tqdm(models.items(), desc=desc, disable=not progress):
         if name not in done:
             done[name] = measure(name, model)
-            partial.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(partial, lambda p: p.write_text(json.dumps(dict(key=key, models=done), default=float)))
+            _write_partial(out, key, done)
     return {name: done[name] for name in models}
 
 
