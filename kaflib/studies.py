@@ -351,12 +351,11 @@ def masking(grid, test_size=256, square_iter=1000, results=None, seed=0, data_di
     started = time.perf_counter()
     models, skipped, extra = _trained_models(root, grid, checkpoints, "masking-checks")
     _, (x, y) = load_cifar10(data_dir, train_size=1, test_size=test_size)
-    key = dict(test=len(y), square_iter=square_iter, seed=seed)
-    done = {name: (row, pd.DataFrame(sweep)) for name, (row, sweep) in _read_partial(out, key).items()}
+    partial = _PartialStudy(out, dict(test=len(y), square_iter=square_iter, seed=seed), started)
+    done = {name: (row, pd.DataFrame(sweep)) for name, (row, sweep) in partial.done.items()}
 
     def save(name, row, model_sweep):
-        done[name] = (row, model_sweep)
-        _write_partial(out, key, {n: (r, s.to_dict(orient="records")) for n, (r, s) in done.items()})
+        partial.save(name, (row, model_sweep.to_dict(orient="records")))
 
     summary, sweep = masking_checks(models, x, y, square_iter=square_iter, seed=seed, progress=progress,
                                     done=done, on_model=save)
@@ -366,39 +365,50 @@ def masking(grid, test_size=256, square_iter=1000, results=None, seed=0, data_di
                       sweep_attack="kaflib PGD-20, step 2.5 eps / 20, increasing eps, survivors attacked again",
                       transfer="ART PGD-50 images crafted on the relu run", surrogate="ART PGD-50 on the "
                       "smoothed twin (sigma 0.3), judged on the model", skipped=skipped, seed=seed, **extra)
-    _write(out, parameters, dict(test=len(y)), summary.reset_index(), started,
+    _write(out, parameters, dict(test=len(y)), summary.reset_index(), partial.started,
            sweep=sweep.to_dict(orient="records"))
-    out.with_suffix(".partial.json").unlink(missing_ok=True)
+    partial.finish()
     return read_study(out)
 
 
-def _read_partial(out, key):
-    """{model: saved result} of `<out>.partial.json` (an interrupted study's), or {} if
-    absent or made under another `key` (test size, seed, ...)."""
-    partial = out.with_suffix(".partial.json")
-    saved = json.loads(partial.read_text()) if partial.is_file() else {}
-    return saved["models"] if saved.get("key") == key else {}
+class _PartialStudy:
+    """An unfinished study's saved per-model results, `<out>.partial.json`.
+
+    `done` holds the models an interrupted call finished under the same `key`
+    (test size, seed, ...; another key starts afresh). `started` is a
+    `time.perf_counter()` value moved back by the time those calls spent, so a
+    resumed study's `seconds` is its whole wall time.
+    """
+
+    def __init__(self, out, key, started):
+        self.path, self.key = out.with_suffix(".partial.json"), key
+        saved = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        same = saved.get("key") == key
+        self.done = saved["models"] if same else {}
+        self.started = started - (saved.get("seconds", 0.0) if same else 0.0)
+
+    def save(self, name, result):
+        """Record `result` (JSON-ready) of model `name`, at once on disk."""
+        self.done[name] = result
+        payload = dict(key=self.key, seconds=time.perf_counter() - self.started, models=self.done)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.path, lambda p: p.write_text(json.dumps(payload, default=float)))
+
+    def finish(self):
+        """Delete the file: the study's own file is written."""
+        self.path.unlink(missing_ok=True)
 
 
-def _write_partial(out, key, models):
-    """Save the finished `models` ({name: JSON-ready result}) to `<out>.partial.json`."""
-    partial = out.with_suffix(".partial.json")
-    partial.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(partial, lambda p: p.write_text(json.dumps(dict(key=key, models=models), default=float)))
-
-
-def _each_model(out, key, models, measure, desc, progress=True):
-    """`{name: measure(model)}` (JSON-ready rows) for every model, saved to
-    `<out>.partial.json` after each one; models found there under the same
-    `key` (an interrupted call's) are not measured again."""
+def _each_model(partial, models, measure, desc, progress=True):
+    """`{name: measure(name, model)}` (JSON-ready results) for every model, each saved
+    by `partial` (a `_PartialStudy`) as it finishes; models already in
+    `partial.done` are not measured again."""
     from tqdm.auto import tqdm
 
-    done = _read_partial(out, key)
     for name, model in tqdm(models.items(), desc=desc, disable=not progress):
-        if name not in done:
-            done[name] = measure(name, model)
-            _write_partial(out, key, done)
-    return {name: done[name] for name in models}
+        if name not in partial.done:
+            partial.save(name, measure(name, model))
+    return {name: partial.done[name] for name in models}
 
 
 def pgd_curves(grid, test_size=256, iterations=(5, 10, 20, 50, 100), results=None, seed=0, data_dir=None,
@@ -417,15 +427,16 @@ def pgd_curves(grid, test_size=256, iterations=(5, 10, 20, 50, 100), results=Non
     started = time.perf_counter()
     models, skipped, extra = _trained_models(root, grid, checkpoints, "pgd-curves")
     _, (x, y) = load_cifar10(data_dir, train_size=1, test_size=test_size)
-    done = _each_model(out, dict(test=len(y), iterations=list(iterations), seed=seed), models,
-                       lambda name, model: pgd_iteration_curve(model, x, y, iterations=iterations, seed=seed)
-                       .assign(model=name).to_dict(orient="records"), "PGD curves", progress)
+    partial = _PartialStudy(out, dict(test=len(y), iterations=list(iterations), seed=seed), started)
+    done = _each_model(partial, models, lambda name, model: pgd_iteration_curve(
+        model, x, y, iterations=iterations, seed=seed).assign(model=name).to_dict(orient="records"),
+        "PGD curves", progress)
     rows = pd.DataFrame([r for curve in done.values() for r in curve], columns=["model", "iterations", "accuracy"])
     parameters = dict(grid=grid, eps=8 / 255, step=2 / 255, iterations=list(iterations),
                       attack="kaflib compiled PGD, one random start, checked after each count; true labels, logits",
                       skipped=skipped, seed=seed, **extra)
-    _write(out, parameters, dict(test=len(y)), rows, started)
-    out.with_suffix(".partial.json").unlink(missing_ok=True)
+    _write(out, parameters, dict(test=len(y)), rows, partial.started)
+    partial.finish()
     return read_study(out)
 
 
@@ -456,12 +467,13 @@ def apgd(grid, test_size=256, targets=3, results=None, seed=0, data_dir=None, fo
         both = apgd_robust(model, x, y, "dlr_targeted", targets=targets, seed=seed, robust=ce)
         return dict(model=name, apgd_ce=float(np.mean(ce)), apgd_dlr_t=float(np.mean(both)))
 
-    done = _each_model(out, dict(test=len(y), targets=targets, seed=seed), models, measure, "APGD", progress)
+    partial = _PartialStudy(out, dict(test=len(y), targets=targets, seed=seed), started)
+    done = _each_model(partial, models, measure, "APGD", progress)
     parameters = dict(grid=grid, eps=8 / 255, apgd_ce="ART APGD-CE, 100 iterations, step 2 eps, 1 restart",
                       apgd_dlr_t=f"ART APGD, DLR loss, targeted at the {targets} likeliest wrong classes, on the "
                       "images that survived APGD-CE (robust to both)", skipped=skipped, seed=seed)
-    _write(out, parameters, dict(test=len(y)), pd.DataFrame(list(done.values())), started)
-    out.with_suffix(".partial.json").unlink(missing_ok=True)
+    _write(out, parameters, dict(test=len(y)), pd.DataFrame(list(done.values())), partial.started)
+    partial.finish()
     return read_study(out)
 
 def main(argv=None):

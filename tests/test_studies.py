@@ -109,13 +109,15 @@ def test_pgd_curves_skip_untrained_runs_and_resume_from_saved_models(tmp_path):
     assert list(rows["model"]) == ["relu", "relu"] and list(rows["iterations"]) == [1, 3]
     assert meta["parameters"]["skipped"] == {"kaf": "did not train: 10.0% clean accuracy"}
     assert meta["data"] == {"test": 16} and rows["accuracy"].iloc[1] <= rows["accuracy"].iloc[0]
-    # an interrupted call left relu's curve behind: it is not attacked again
+    # an interrupted call left relu's curve behind, after an hour: it is not attacked
+    # again, and the hour counts in the study's wall time
     out = tmp_path / "pgd-curves" / "thesis-light.json"
     out.unlink()
     saved = [dict(model="relu", iterations=k, accuracy=0.25) for k in (1, 3)]
     out.with_suffix(".partial.json").write_text(json.dumps(dict(key=dict(test=16, iterations=[1, 3], seed=0),
-                                                                models={"relu": saved})))
-    assert list(studies.pgd_curves("thesis-light", **kwargs)[1]["accuracy"]) == [0.25, 0.25]
+                                                                seconds=3600.0, models={"relu": saved})))
+    meta, rows = studies.pgd_curves("thesis-light", **kwargs)
+    assert list(rows["accuracy"]) == [0.25, 0.25] and 3600 < meta["seconds"] < 3600 + 600
     assert not out.with_suffix(".partial.json").exists()
 
 
@@ -133,3 +135,17 @@ def test_apgd_of_a_grid_cascades_ce_then_targeted_dlr(tmp_path):
     assert "2 likeliest wrong classes" in meta["parameters"]["apgd_dlr_t"] and meta["data"] == {"test": 16}
     with pytest.raises(ValueError, match="checkpoint audit"):
         studies.apgd("thesis-checkpoints", results=tmp_path)
+
+
+def test_partial_study_keeps_finished_models_and_their_time_under_the_same_key(tmp_path):
+    import time
+
+    out = tmp_path / "masking" / "grid.json"
+    first = studies._PartialStudy(out, dict(test=16), time.perf_counter() - 5)
+    first.save("relu", dict(pgd=0.25))
+    again = studies._PartialStudy(out, dict(test=16), time.perf_counter())
+    assert again.done == {"relu": {"pgd": 0.25}} and time.perf_counter() - again.started >= 5
+    other = studies._PartialStudy(out, dict(test=32), time.perf_counter())  # another test size: start afresh
+    assert other.done == {} and time.perf_counter() - other.started < 5
+    again.finish()
+    assert not out.with_suffix(".partial.json").exists()
