@@ -445,16 +445,22 @@ def masking_findings(table):
         if "relu" in rows.index and len(kafs) and grid in kafs.index.unique("grid"):
             best = kafs.loc[grid, "worst"]
             line = (f"- {grid}: ReLU keeps {rows.loc['relu', 'worst']:.1f}% under the worst case of PGD-50 and "
-                    f"Square; the KAF models {best.min():.1f}% to {best.max():.1f}% (best: {best.idxmax()}) "
-                    "under the worst case of PGD-50, Square and the surrogate.")
+                    f"Square; {_kaf_span(best)} under the worst case of PGD-50, Square and the surrogate.")
             if "apgd_dlr_t" in rows and rows["apgd_dlr_t"].notna().all():
-                apgd = kafs.loc[grid, "apgd_dlr_t"]
-                line += (f" Under APGD-CE + APGD-T: ReLU {rows.loc['relu', 'apgd_dlr_t']:.1f}%, the KAF models "
-                         f"{apgd.min():.1f}% to {apgd.max():.1f}%.")
+                line += (f" Under APGD-CE + APGD-T: ReLU {rows.loc['relu', 'apgd_dlr_t']:.1f}%, "
+                         f"{_kaf_span(kafs.loc[grid, 'apgd_dlr_t'])}.")
             lines.append(line)
     for (grid, model), why in table.attrs.get("skipped", {}).items():
         lines.append(f"- {grid} / {model} was not checked: it {why}.")
     return Markdown("\n".join(lines))
+
+
+def _kaf_span(accuracy):
+    """'the KAF models 23.0% to 25.0% (best: kaf_elu)' of a Series {model: percent}, or
+    'the KAF model (kaf_elu) 6.2%' when there is one."""
+    if len(accuracy) == 1:
+        return f"the KAF model ({accuracy.index[0]}) {accuracy.iloc[0]:.1f}%"
+    return f"the KAF models {accuracy.min():.1f}% to {accuracy.max():.1f}% (best: {accuracy.idxmax()})"
 
 
 def compute_time(path=None):

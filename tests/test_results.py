@@ -290,7 +290,9 @@ def test_masking_table_joins_grids_and_the_audit_and_states_the_flags(tmp_path):
     assert findings[5] == "- Strongest single attack: APGD for 3 models, Square for 1 model (ties: the first)."
     assert "on average 3.5 points below PGD-50 (largest: thesis-vgg / kaf_elu, 4.0 points)" in findings[6]
     assert findings[7].startswith("- thesis-vgg: ReLU keeps 20.0% under the worst case of PGD-50 and Square; "
-                                  "the KAF models 6.0% to 6.0% (best: kaf_elu)")
-    assert findings[7].endswith("Under APGD-CE + APGD-T: ReLU 18.0%, the KAF models 7.0% to 7.0%.")
+                                  "the KAF model (kaf_elu) 6.0% under")
+    assert findings[7].endswith("Under APGD-CE + APGD-T: ReLU 18.0%, the KAF model (kaf_elu) 7.0%.")
+    assert results._kaf_span(pd.Series({"kaf": 23.0, "kaf_elu": 25.0})) == \
+        "the KAF models 23.0% to 25.0% (best: kaf_elu)"
     assert findings[-1] == "- thesis-vgg / kaf_free was not checked: it did not train: 10.8% clean accuracy."
     assert results.masking_table(path=tmp_path / "none") is None
