@@ -456,27 +456,32 @@ def plot_bound_vs_robustness(runs, min_clean=None):
 
 
 def plot_lipschitz_evolution(histories):
-    """The network's Lipschitz bound (log10) and its largest activation constant per epoch.
+    """The network's Lipschitz bound (log10), its largest activation constant and its
+    training accuracy (%, on the FGSM examples) per epoch: does a run collapse as its
+    activations steepen?
 
     `histories`: {label: per-epoch history with the columns of
-    `kaflib.lipschitz.lipschitz_epoch_metrics`} (`results.lipschitz_histories()`);
-    labels ending in a KAF activation are drawn solid, the others dashed.
+    `kaflib.lipschitz.lipschitz_epoch_metrics` and train_acc}
+    (`results.lipschitz_histories()`); labels ending in a KAF activation are drawn
+    solid, the others dashed.
     """
     import matplotlib.pyplot as plt
 
     from kaflib.results import KAF_ACTIVATIONS
 
-    fig, (bound_ax, act_ax) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, (bound_ax, act_ax, acc_ax) = plt.subplots(1, 3, figsize=(13, 3.6))
     for label, history in histories.items():
         style = dict(marker=".", label=label,
                      linestyle="-" if label.split(" / ")[-1] in KAF_ACTIVATIONS else "--")
         bound_ax.plot(history["epoch"], history["lipschitz_bound_log10"], **style)
         act_ax.plot(history["epoch"], history["activation_lipschitz_max"], **style)
+        acc_ax.plot(history["epoch"], 100 * history["train_acc"], **style)
     bound_ax.set(xlabel="epoch", ylabel="log10 Lipschitz bound of the network")
     act_ax.set(xlabel="epoch", ylabel="largest activation constant (max |f'|)", yscale="log")
-    for ax in (bound_ax, act_ax):
+    acc_ax.set(xlabel="epoch", ylabel="training accuracy (%)")
+    for ax in (bound_ax, act_ax, acc_ax):
         ax.grid(alpha=0.3)
-    act_ax.legend(fontsize="x-small")
+    acc_ax.legend(fontsize="x-small")
     fig.tight_layout()
     return fig
 

@@ -16,7 +16,7 @@ from kaflib.checkpoint_audit import PROTOCOL as _PROTOCOL
 from kaflib.experiment import read_metrics
 
 __all__ = ["KAF_ACTIVATIONS", "MIN_TRAINED_CLEAN", "MASKING_FLAGS", "results_dir", "load_grid", "load_run",
-           "load_histories", "lipschitz_histories", "reported_results", "stopped_note", "compare_with_thesis",
+           "load_histories", "lipschitz_histories", "lipschitz_evolution_findings", "reported_results", "stopped_note", "compare_with_thesis",
            "kaf_versus_fixed", "scale_caption", "missing_note", "test_images", "load_model", "checkpoint_audit_table",
            "checkpoint_audit_findings", "load_pgd_curves", "masking_table", "masking_findings", "compute_time",
            "load_deep_kaf", "deep_kaf_table"]
@@ -123,15 +123,34 @@ def load_histories(measured):
 
 def lipschitz_histories(grids=("thesis-vgg", "thesis-resnet20"), path=None):
     """{"<model> / <act>": history} of the finished runs whose history has the Lipschitz
-    columns (runs trained with `fit(..., epoch_metrics=lipschitz_epoch_metrics)`)."""
+    columns (runs trained with `fit(..., epoch_metrics=lipschitz_epoch_metrics)`): the
+    grids' own runs, then the reruns in `<results>/lipschitz-evolution/<grid>/` of runs
+    trained before those columns existed (a grid's own run wins a shared label)."""
     histories = {}
-    for grid in grids:
-        measured = load_grid(grid, path)
-        for row in measured.itertuples():
-            history = load_run(row.run_dir)["history"]
-            if history is not None and "lipschitz_bound_log10" in history:
-                histories[f"{row.model} / {row.act}"] = history
+    for root in (results_dir(path), results_dir(path) / "lipschitz-evolution"):
+        for grid in grids:
+            measured = load_grid(grid, root)
+            for row in measured.itertuples():
+                history = load_run(row.run_dir)["history"]
+                if history is not None and "lipschitz_bound_log10" in history:
+                    histories.setdefault(f"{row.model} / {row.act}", history)
     return histories
+
+
+def lipschitz_evolution_findings(histories):
+    """Markdown: per run of `lipschitz_histories()`, its network bound, steepest
+    activation and training accuracy at the first and the last epoch."""
+    from IPython.display import Markdown
+
+    lines = []
+    for label, history in histories.items():
+        first, last = history.iloc[0], history.iloc[-1]
+        lines.append(f"- {label}: bound 10^{first['lipschitz_bound_log10']:.1f} to "
+                     f"10^{last['lipschitz_bound_log10']:.1f}; steepest activation "
+                     f"{first['activation_lipschitz_max']:.1f} to {last['activation_lipschitz_max']:.1f}; "
+                     f"training accuracy {100 * first['train_acc']:.1f}% to {100 * last['train_acc']:.1f}% "
+                     f"({len(history)} epochs).")
+    return Markdown("\n".join(lines))
 
 
 def reported_results(experiment=None):
@@ -480,14 +499,16 @@ def compute_time(path=None):
     def add(file, kind, seconds):
         rows.append(dict(file=str(file.relative_to(root)), kind=kind, minutes=seconds / 60))
 
-    for metrics in sorted(root.glob("thesis-*/*/metrics.json")):
-        run = load_run(metrics.parent)
-        add(metrics.parent, "grid run", _train_seconds(run["history"], run) + run["seconds"]["attack"])
+    for pattern, kind in (("thesis-*/*/metrics.json", "grid run"),
+                          ("lipschitz-evolution/thesis-*/*/metrics.json", "lipschitz-evolution run")):
+        for metrics in sorted(root.glob(pattern)):
+            run = load_run(metrics.parent)
+            add(metrics.parent, kind, _train_seconds(run["history"], run) + run["seconds"]["attack"])
     for study in sorted(root.glob("thesis-*/*/pgd_iterations.json")):
         add(study, "pgd-iterations", json.loads(study.read_text())["seconds"])
     for folder, kind in (("lr-range", "lr-range"), ("exploding-gradients", "grad-norms"), ("deep-kaf", "deep-kaf"),
                          ("lipschitz", "lipschitz"), ("masking", "masking-checks"),
-                         ("pgd-curves", "pgd-curves")):
+                         ("pgd-curves", "pgd-curves"), ("apgd", "apgd")):
         for study in sorted((root / folder).glob("*.json")):
             if study.name.endswith(".partial.json"):  # an unfinished study's progress
                 continue

@@ -203,16 +203,28 @@ def test_deep_kaf_table_and_figure(tmp_path):
 def test_lipschitz_histories_keep_runs_that_recorded_the_bound(tmp_path):
     from kaflib.analysis import plot_lipschitz_evolution
 
+    def record(folder, bound, steepest, train_acc):
+        pd.DataFrame(dict(epoch=[1, 2], lipschitz_bound_log10=bound, activation_lipschitz_max=steepest,
+                          train_acc=train_acc)).to_csv(folder / "history.csv", index=False)
+
     _finished_run(tmp_path, "thesis-vgg", "vgg", "relu", 0.40, 0.10)  # trained before the columns existed
-    folder = _finished_run(tmp_path, "thesis-vgg", "vgg", "kaf_elu", 0.45, 0.12)
-    pd.DataFrame(dict(epoch=[1, 2], lipschitz_bound_log10=[3.0, 4.5],
-                      activation_lipschitz_max=[1.2, 2.0])).to_csv(folder / "history.csv", index=False)
+    record(_finished_run(tmp_path, "thesis-vgg", "vgg", "kaf_elu", 0.45, 0.12), [3.0, 4.5], [1.2, 2.0], [0.2, 0.4])
+    # reruns with the columns: relu is added, kaf_elu's grid run wins over its rerun
+    reruns = tmp_path / "lipschitz-evolution"
+    record(_finished_run(reruns, "thesis-vgg", "vgg", "relu", 0.40, 0.10), [2.0, 2.5], [1.0, 1.0], [0.3, 0.5])
+    record(_finished_run(reruns, "thesis-vgg", "vgg", "kaf_elu", 0.45, 0.12), [9.0, 9.0], [9.0, 9.0], [0.1, 0.1])
     histories = results.lipschitz_histories(("thesis-vgg", "thesis-resnet20"), tmp_path)
-    assert list(histories) == ["vgg / kaf_elu"]
-    bound_ax, act_ax = plot_lipschitz_evolution(histories).axes
+    assert list(histories) == ["vgg / kaf_elu", "vgg / relu"]
+    bound_ax, act_ax, acc_ax = plot_lipschitz_evolution(histories).axes
     np.testing.assert_allclose(bound_ax.lines[0].get_ydata(), [3.0, 4.5])
     np.testing.assert_allclose(act_ax.lines[0].get_ydata(), [1.2, 2.0])
-    assert bound_ax.lines[0].get_linestyle() == "-"  # a KAF
+    np.testing.assert_allclose(acc_ax.lines[1].get_ydata(), [30.0, 50.0])
+    assert bound_ax.lines[0].get_linestyle() == "-" and bound_ax.lines[1].get_linestyle() == "--"  # KAF, ReLU
+    findings = results.lipschitz_evolution_findings(histories).data.splitlines()
+    assert findings[0] == ("- vgg / kaf_elu: bound 10^3.0 to 10^4.5; steepest activation 1.2 to 2.0; "
+                           "training accuracy 20.0% to 40.0% (2 epochs).")
+    minutes = results.compute_time(tmp_path).set_index("kind")["minutes"]
+    assert (minutes.index == "lipschitz-evolution run").sum() == 2
 
 
 def test_compute_time_sums_epochs_of_resumed_runs_and_every_study(tmp_path):
@@ -225,6 +237,8 @@ def test_compute_time_sums_epochs_of_resumed_runs_and_every_study(tmp_path):
         dict(epoch=1, seconds=240.0), dict(epoch=2, seconds=240.0)])))
     (tmp_path / "masking").mkdir()
     (tmp_path / "masking" / "thesis-vgg.partial.json").write_text(json.dumps(dict(key={}, models={})))
+    (tmp_path / "apgd").mkdir()
+    (tmp_path / "apgd" / "thesis-vgg.json").write_text(json.dumps(dict(seconds=180.0, rows=[])))
     (tmp_path / "thesis-checkpoints.json").write_text(json.dumps(dict(checkpoints={
         "a.zip": dict(seconds=dict(total=300.0)), "b.zip": dict(seconds=dict(total=900.0))})))
     grid = results.load_grid("thesis-resnet20", tmp_path).set_index("act")
@@ -235,6 +249,7 @@ def test_compute_time_sums_epochs_of_resumed_runs_and_every_study(tmp_path):
     assert table["thesis-vgg/vgg-relu/pgd_iterations.json"] == pytest.approx(1.0)
     assert table["deep-kaf/resnet56-kaf.json"] == pytest.approx(8.0)
     assert table["thesis-checkpoints.json"] == pytest.approx(20.0)
+    assert table["apgd/thesis-vgg.json"] == pytest.approx(3.0)
     assert not any(name.endswith(".partial.json") for name in table.index)
 
 
