@@ -16,9 +16,10 @@ from kaflib.checkpoint_audit import PROTOCOL as _PROTOCOL
 from kaflib.experiment import read_metrics
 
 __all__ = ["KAF_ACTIVATIONS", "MIN_TRAINED_CLEAN", "MASKING_FLAGS", "results_dir", "load_grid", "load_run",
-           "load_histories", "lipschitz_histories", "lipschitz_evolution_findings", "reported_results", "stopped_note", "compare_with_thesis",
-           "kaf_versus_fixed", "scale_caption", "missing_note", "test_images", "load_model", "checkpoint_audit_table",
-           "checkpoint_audit_findings", "load_pgd_curves", "masking_table", "masking_findings", "compute_time",
+           "load_histories", "lipschitz_histories", "lipschitz_evolution_findings", "bound_robustness_correlation",
+           "reported_results", "stopped_note", "compare_with_thesis", "kaf_versus_fixed", "scale_caption",
+           "missing_note", "test_images", "load_model", "checkpoint_audit_table", "checkpoint_audit_findings",
+           "load_pgd_curves", "masking_table", "masking_findings", "masking_verdict", "compute_time",
            "load_deep_kaf", "deep_kaf_table"]
 
 #: Activations that are KAFs (plotted as filled crosses; the others as thin diamonds).
@@ -151,6 +152,23 @@ def lipschitz_evolution_findings(histories):
                      f"training accuracy {100 * first['train_acc']:.1f}% to {100 * last['train_acc']:.1f}% "
                      f"({len(history)} epochs).")
     return Markdown("\n".join(lines))
+
+
+def bound_robustness_correlation(runs, min_clean=None):
+    """Does a steeper network hold up worse? Per model, over the runs that trained
+    (clean accuracy at least `min_clean`, a fraction; default `MIN_TRAINED_CLEAN`),
+    the Spearman rank correlation of robust accuracy with the network's log10
+    Lipschitz bound and with its largest activation constant (-1: the steeper,
+    the less robust). `runs`: the rows of `lipschitz` studies. Columns: model,
+    runs, bound_vs_robust, activation_vs_robust."""
+    min_clean = MIN_TRAINED_CLEAN / 100 if min_clean is None else min_clean
+    rows = []
+    for model, group in runs[runs["clean_acc"] >= min_clean].groupby("model", sort=False):
+        ranks = group[["log10_bound", "max_activation", "robust_acc"]].rank()  # Spearman: Pearson on ranks
+        rows.append(dict(model=model, runs=len(group),
+                         bound_vs_robust=ranks["log10_bound"].corr(ranks["robust_acc"]),
+                         activation_vs_robust=ranks["max_activation"].corr(ranks["robust_acc"])))
+    return pd.DataFrame(rows, columns=["model", "runs", "bound_vs_robust", "activation_vs_robust"])
 
 
 def reported_results(experiment=None):
@@ -472,6 +490,36 @@ def masking_findings(table):
     for (grid, model), why in table.attrs.get("skipped", {}).items():
         lines.append(f"- {grid} / {model} was not checked: it {why}.")
     return Markdown("\n".join(lines))
+
+
+def masking_verdict(table):
+    """Markdown: the masking checks in two sentences, for the conclusions. How many
+    models were checked and how many test images the largest flag rests on; then,
+    per grid, ReLU against the mean of the KAF models under the strongest attack
+    (the lowest accuracy any attack of `masking_table()` reached on the model)."""
+    from IPython.display import Markdown
+
+    images, largest = table.attrs.get("test_images", {}), 0
+    for flag in (f for f in MASKING_FLAGS if f in table):
+        for (grid, model), on in table[flag].items():
+            if on:
+                largest = max(largest, round(_MASKING_GAP[flag](table.loc[(grid, model)]) * images.get(grid, 0) / 100))
+    flagged = int(table[[f for f in MASKING_FLAGS if f in table]].any(axis=1).sum())
+    attacks = [c for c in ("pgd", "apgd_ce", "apgd_dlr_t", "square", "surrogate", "worst", "transfer_in") if c in table]
+    strongest = table[attacks].min(axis=1)
+    text = (f"The gradient-masking checks ran on {len(table)} models ({', '.join(table.index.unique('grid'))}); "
+            f"{flagged} raised a flag, the largest resting on {largest} test image{'s' * (largest != 1)} "
+            f"(of {max(images.values(), default=0)}).")
+    per_grid = []
+    for grid in table.index.unique("grid"):
+        rows = strongest.loc[grid]
+        kafs = rows[[m in KAF_ACTIVATIONS for m in rows.index]]
+        if "relu" in rows.index and len(kafs):
+            per_grid.append(f"{grid}: ReLU {rows['relu']:.1f}%, the KAF models {kafs.mean():.1f}% on average "
+                            f"({kafs.mean() - rows['relu']:+.1f} points)")
+    if per_grid:
+        text += " Under the strongest attack on each model: " + "; ".join(per_grid) + "."
+    return Markdown(text)
 
 
 def _kaf_span(accuracy):

@@ -227,6 +227,16 @@ def test_lipschitz_histories_keep_runs_that_recorded_the_bound(tmp_path):
     assert (minutes.index == "lipschitz-evolution run").sum() == 2
 
 
+def test_bound_robustness_correlation_ranks_the_runs_that_trained():
+    runs = pd.DataFrame(dict(model=["vgg"] * 4 + ["resnet20"] * 2, clean_acc=[0.4, 0.4, 0.4, 0.09, 0.4, 0.4],
+                             log10_bound=[3.0, 5.0, 9.0, 12.0, 8.0, 20.0], max_activation=[1.0, 1.1, 3.5, 7.4, 1.0, 3.6],
+                             robust_acc=[0.30, 0.20, 0.10, 0.09, 0.20, 0.30]))
+    table = results.bound_robustness_correlation(runs).set_index("model")
+    assert table.loc["vgg", "runs"] == 3  # the run at chance is left out
+    assert table.loc["vgg", "bound_vs_robust"] == pytest.approx(-1.0)  # the steeper, the less robust
+    assert table.loc["resnet20", "activation_vs_robust"] == pytest.approx(1.0)
+
+
 def test_compute_time_sums_epochs_of_resumed_runs_and_every_study(tmp_path):
     folder = _finished_run(tmp_path, "thesis-vgg", "vgg", "relu", 0.40, 0.10)  # 120 s train (no per-epoch times)
     resumed = _finished_run(tmp_path, "thesis-resnet20", "resnet20", "kaf", 0.4, 0.2)
@@ -310,4 +320,9 @@ def test_masking_table_joins_grids_and_the_audit_and_states_the_flags(tmp_path):
     assert results._kaf_span(pd.Series({"kaf": 23.0, "kaf_elu": 25.0})) == \
         "the KAF models 23.0% to 25.0% (best: kaf_elu)"
     assert findings[-1] == "- thesis-vgg / kaf_free was not checked: it did not train: 10.8% clean accuracy."
+    verdict = results.masking_verdict(table).data
+    assert verdict.startswith("The gradient-masking checks ran on 4 models (thesis-vgg, thesis-checkpoints); 2 raised a "
+                              "flag, the largest resting on 8 test images (of 200).")
+    assert verdict.endswith("thesis-vgg: ReLU 18.0%, the KAF models 6.0% on average (-12.0 points); "
+                            "thesis-checkpoints: ReLU 30.0%, the KAF models 30.0% on average (+0.0 points).")  # APGD-CE 30%
     assert results.masking_table(path=tmp_path / "none") is None
