@@ -453,7 +453,7 @@ def masking_findings(table):
     models, ReLU against the KAFs per grid, and the runs left out."""
     from IPython.display import Markdown
 
-    lines = []
+    lines, behind = [], _flag_images(table)
     for flag, meaning in MASKING_FLAGS.items():
         if flag not in table:
             continue
@@ -461,8 +461,7 @@ def masking_findings(table):
         for (grid, model), on in table[flag].items():
             if on:
                 n = table.attrs.get("test_images", {}).get(grid)
-                gap = _MASKING_GAP[flag](table.loc[(grid, model)])
-                images = "" if n is None else f" ({round(gap * n / 100)} of {n} images)"
+                images = "" if n is None else f" ({behind[(flag, grid, model)]} of {n} images)"
                 raised.append(f"**{grid} / {model}**{images}")
         lines.append(f"- {meaning}: " + (", ".join(raised) if raised else "no model") + ".")
     attacks = {"pgd": "PGD-50", "apgd_dlr_t": "APGD", "square": "Square", "surrogate": "the smoothed surrogate",
@@ -492,6 +491,14 @@ def masking_findings(table):
     return Markdown("\n".join(lines))
 
 
+def _flag_images(table):
+    """{(flag, grid, model): test images behind the flag} of every raised flag of
+    `masking_table()` (0 where the grid's test size is unknown)."""
+    images = table.attrs.get("test_images", {})
+    return {(flag, grid, model): round(_MASKING_GAP[flag](table.loc[(grid, model)]) * images.get(grid, 0) / 100)
+            for flag in MASKING_FLAGS if flag in table for (grid, model), on in table[flag].items() if on}
+
+
 def masking_verdict(table):
     """Markdown: the masking checks in two sentences, for the conclusions. How many
     models were checked and how many test images the largest flag rests on; then,
@@ -499,11 +506,7 @@ def masking_verdict(table):
     (the lowest accuracy any attack of `masking_table()` reached on the model)."""
     from IPython.display import Markdown
 
-    images, largest = table.attrs.get("test_images", {}), 0
-    for flag in (f for f in MASKING_FLAGS if f in table):
-        for (grid, model), on in table[flag].items():
-            if on:
-                largest = max(largest, round(_MASKING_GAP[flag](table.loc[(grid, model)]) * images.get(grid, 0) / 100))
+    images, largest = table.attrs.get("test_images", {}), max(_flag_images(table).values(), default=0)
     flagged = int(table[[f for f in MASKING_FLAGS if f in table]].any(axis=1).sum())
     attacks = [c for c in ("pgd", "apgd_ce", "apgd_dlr_t", "square", "surrogate", "worst", "transfer_in") if c in table]
     strongest = table[attacks].min(axis=1)
