@@ -127,14 +127,19 @@ def lipschitz_histories(grids=("thesis-vgg", "thesis-resnet20"), path=None):
     columns (runs trained with `fit(..., epoch_metrics=lipschitz_epoch_metrics)`): the
     grids' own runs, then the reruns in `<results>/lipschitz-evolution/<grid>/` of runs
     trained before those columns existed (a grid's own run wins a shared label)."""
+    from kaflib.grid import GRIDS
+
     histories = {}
-    for root in (results_dir(path), results_dir(path) / "lipschitz-evolution"):
-        for grid in grids:
-            measured = load_grid(grid, root)
-            for row in measured.itertuples():
+    for grid in grids:
+        found = {}
+        for root in (results_dir(path), results_dir(path) / "lipschitz-evolution"):
+            for row in load_grid(grid, root).itertuples():
                 history = load_run(row.run_dir)["history"]
                 if history is not None and "lipschitz_bound_log10" in history:
-                    histories.setdefault(f"{row.model} / {row.act}", history)
+                    found.setdefault(row.act, (row.model, history))
+        for act in sorted(found, key=list(GRIDS[grid][1]).index):  # the grid's order
+            model, history = found[act]
+            histories[f"{model} / {act}"] = history
     return histories
 
 

@@ -214,14 +214,14 @@ def test_lipschitz_histories_keep_runs_that_recorded_the_bound(tmp_path):
     record(_finished_run(reruns, "thesis-vgg", "vgg", "relu", 0.40, 0.10), [2.0, 2.5], [1.0, 1.0], [0.3, 0.5])
     record(_finished_run(reruns, "thesis-vgg", "vgg", "kaf_elu", 0.45, 0.12), [9.0, 9.0], [9.0, 9.0], [0.1, 0.1])
     histories = results.lipschitz_histories(("thesis-vgg", "thesis-resnet20"), tmp_path)
-    assert list(histories) == ["vgg / kaf_elu", "vgg / relu"]
+    assert list(histories) == ["vgg / relu", "vgg / kaf_elu"]  # the grid's order
     bound_ax, act_ax, acc_ax = plot_lipschitz_evolution(histories).axes
-    np.testing.assert_allclose(bound_ax.lines[0].get_ydata(), [3.0, 4.5])
-    np.testing.assert_allclose(act_ax.lines[0].get_ydata(), [1.2, 2.0])
-    np.testing.assert_allclose(acc_ax.lines[1].get_ydata(), [30.0, 50.0])
-    assert bound_ax.lines[0].get_linestyle() == "-" and bound_ax.lines[1].get_linestyle() == "--"  # KAF, ReLU
+    np.testing.assert_allclose(bound_ax.lines[1].get_ydata(), [3.0, 4.5])
+    np.testing.assert_allclose(act_ax.lines[1].get_ydata(), [1.2, 2.0])
+    np.testing.assert_allclose(acc_ax.lines[0].get_ydata(), [30.0, 50.0])
+    assert bound_ax.lines[0].get_linestyle() == "--" and bound_ax.lines[1].get_linestyle() == "-"  # ReLU, KAF
     findings = results.lipschitz_evolution_findings(histories).data.splitlines()
-    assert findings[0] == ("- vgg / kaf_elu: bound 10^3.0 to 10^4.5; steepest activation 1.2 to 2.0; "
+    assert findings[1] == ("- vgg / kaf_elu: bound 10^3.0 to 10^4.5; steepest activation 1.2 to 2.0; "
                            "training accuracy 20.0% to 40.0% (2 epochs).")
     minutes = results.compute_time(tmp_path).set_index("kind")["minutes"]
     assert (minutes.index == "lipschitz-evolution run").sum() == 2
