@@ -475,6 +475,14 @@ def masking_findings(table):
     strongest = table[list(attacks)].idxmin(axis=1, skipna=True).map(attacks).value_counts()
     lines.append("- Strongest single attack: " + ", ".join(f"{name} for {n} model{'s' * (n > 1)}"
                                                           for name, n in strongest.items()) + " (ties: the first).")
+    if "apgd_dlr_t" in table:
+        above = (table["apgd_dlr_t"] - table["pgd"])[lambda gap: gap > 1]
+        if len(above):
+            lines.append("- APGD-CE + APGD-T ends more than 1 point above PGD-50: " + ", ".join(
+                f"**{grid} / {model}** (+{gap:.1f} points)" for (grid, model), gap in above.items()) + "." + (
+                " For thesis-checkpoints, APGD is the checkpoint audit's, on the published float16 models, and "
+                "PGD-50 the masking checks', on their float32 twins." if "thesis-checkpoints" in
+                above.index.unique("grid") else ""))
     kafs = table[[m in KAF_ACTIVATIONS for _, m in table.index]]
     if len(kafs):
         drop = kafs["pgd"] - kafs["worst"]

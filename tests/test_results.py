@@ -320,6 +320,12 @@ def test_masking_table_joins_grids_and_the_audit_and_states_the_flags(tmp_path):
     assert results._kaf_span(pd.Series({"kaf": 23.0, "kaf_elu": 25.0})) == \
         "the KAF models 23.0% to 25.0% (best: kaf_elu)"
     assert findings[-1] == "- thesis-vgg / kaf_free was not checked: it did not train: 10.8% clean accuracy."
+    assert not any(line.startswith("- APGD-CE + APGD-T ends") for line in findings)
+    table.loc[("thesis-checkpoints", "kaf"), "apgd_dlr_t"] = 45.0  # the float16 original resists APGD
+    above = [line for line in results.masking_findings(table).data.splitlines() if "ends more than" in line]
+    assert above[0].startswith("- APGD-CE + APGD-T ends more than 1 point above PGD-50: **thesis-checkpoints / kaf** "
+                               "(+4.0 points). For thesis-checkpoints, APGD is the checkpoint audit's")
+    table.loc[("thesis-checkpoints", "kaf"), "apgd_dlr_t"] = 36.0
     verdict = results.masking_verdict(table).data
     assert verdict.startswith("The gradient-masking checks ran on 4 models (thesis-vgg, thesis-checkpoints); 2 raised a "
                               "flag, the largest resting on 8 test images (of 200).")
