@@ -129,10 +129,10 @@ def lipschitz_histories(grids=("thesis-vgg", "thesis-resnet20"), path=None):
     trained before those columns existed (a grid's own run wins a shared label)."""
     from kaflib.grid import GRIDS
 
-    histories = {}
+    histories, roots = {}, (results_dir(path), results_dir(path) / "lipschitz-evolution")
     for grid in grids:
         found = {}
-        for root in (results_dir(path), results_dir(path) / "lipschitz-evolution"):
+        for root in roots:
             for row in load_grid(grid, root).itertuples():
                 history = load_run(row.run_dir)["history"]
                 if history is not None and "lipschitz_bound_log10" in history:
@@ -519,8 +519,8 @@ def masking_verdict(table):
     (the lowest accuracy any attack of `masking_table()` reached on the model)."""
     from IPython.display import Markdown
 
-    images, largest = table.attrs.get("test_images", {}), max(_flag_images(table).values(), default=0)
-    flagged = int(table[[f for f in MASKING_FLAGS if f in table]].any(axis=1).sum())
+    images, behind = table.attrs.get("test_images", {}), _flag_images(table)
+    largest, flagged = max(behind.values(), default=0), len({(grid, model) for _, grid, model in behind})
     attacks = [c for c in ("pgd", "apgd_ce", "apgd_dlr_t", "square", "surrogate", "worst", "transfer_in") if c in table]
     strongest = table[attacks].min(axis=1)
     text = (f"The gradient-masking checks ran on {len(table)} models ({', '.join(table.index.unique('grid'))}); "
