@@ -2,6 +2,7 @@
 
     python -m kaflib.bench training [--model resnet20] [--act relu] [--json out.json]
     python -m kaflib.bench kaf [--batch-size 128] [--json bench/kaf-cpu.json]
+    python -m kaflib.bench memory [--act relu --act kaf] [--batch-size 128]
     python -m kaflib.bench attack MODEL [--steps 20] [--json out.json]
 
 `kaf`: ResNet20 train-step seconds (standard and FGSM-RS) and peak memory of
@@ -12,7 +13,10 @@ forward+backward alone on `(128, 32, 32, 16)`. Configurations are timed in
 drifts of the machine hit all alike; medians are reported. Ratios to ReLU and speed-ups
 over the direct formula. Peak memory is TensorFlow's allocator peak during
 the step minus what was allocated before it (weights, inputs): the
-activations kept for the backward pass plus temporaries.
+activations kept for the backward pass plus temporaries. TensorFlow keeps
+these statistics on a CPU only when `TF_CPU_ALLOCATOR_USE_BFC=true` was set
+before it started, so on a CPU the memory is measured in a fresh process that
+kaflib starts with that variable (`memory` alone runs that measurement).
 
 `attack`: kaflib's compiled PGD (`attacks.pgd_perturb`, one `tf.function`
 over all iterations) next to ART's `ProjectedGradientDescent` on the same
@@ -31,7 +35,7 @@ import time
 
 import numpy as np
 
-__all__ = ["training_epoch_times", "kaf_costs", "attack_speed"]
+__all__ = ["training_epoch_times", "kaf_costs", "attack_speed", "fgsm_rs_peak_memory", "memory_report"]
 
 
 def _epoch_seconds(method, model, act, train, batch_size, repeats):
@@ -110,6 +114,17 @@ def _layer_fn(kind, shape):
     return forward_backward
 
 
+def _check_activations(activations):
+    from kaflib.activations import ACTIVATIONS
+
+    activations = tuple(activations)
+    bad = [kind for kind in activations if _parse(kind)[0] not in ACTIVATIONS]
+    if not activations or bad:
+        raise ValueError(f"activations={activations!r} is invalid: each must be one of {', '.join(ACTIVATIONS)}, "
+                         "optionally followed by ' (direct)' for the direct-formula KAF.")
+    return activations
+
+
 def _parse(kind):
     return kind.removesuffix(" (direct)"), kind.endswith("(direct)")
 
@@ -134,15 +149,89 @@ def _interleaved_seconds(fns, rounds, progress, desc, block=3):
     return {name: float(np.median(t)) for name, t in times.items()}
 
 
-def _peak_step_memory(fn):
+def _allocator_device():
+    """The device whose allocator statistics TensorFlow keeps in this process, or None.
+
+    A GPU always has them; the CPU only when `TF_CPU_ALLOCATOR_USE_BFC=true` was in
+    the environment before TensorFlow started."""
+    import tensorflow as tf
+
+    device = "GPU:0" if tf.config.list_physical_devices("GPU") else "CPU:0"
+    try:
+        tf.config.experimental.get_memory_info(device)
+    except ValueError:
+        return None
+    return device
+
+
+def _peak_step_memory(fn, device):
     """TensorFlow's allocator peak during one call of `fn` minus what was allocated before (bytes)."""
     import tensorflow as tf
 
     fn()
-    before = tf.config.experimental.get_memory_info("CPU:0")["current"]
-    tf.config.experimental.reset_memory_stats("CPU:0")
+    before = tf.config.experimental.get_memory_info(device)["current"]
+    tf.config.experimental.reset_memory_stats(device)
     fn()
-    return tf.config.experimental.get_memory_info("CPU:0")["peak"] - before
+    return tf.config.experimental.get_memory_info(device)["peak"] - before
+
+
+def fgsm_rs_peak_memory(activations=("relu", "kaf"), batch_size=128):
+    """Peak memory of one ResNet20 FGSM-RS train step per activation.
+
+    Returns `(device, {activation: bytes})`: the allocator peak during the step
+    minus what was allocated before it (weights, inputs), on `device` ("CPU:0"
+    or "GPU:0").
+
+    Measured in this process when TensorFlow keeps allocator statistics here (a GPU,
+    or a CPU process started with `TF_CPU_ALLOCATOR_USE_BFC=true`); otherwise in a
+    fresh Python process started with that variable (`python -m kaflib.bench memory`),
+    since TensorFlow reads it only when it starts.
+    """
+    activations = _check_activations(activations)
+    device = _allocator_device()
+    if device is None:
+        return _peak_memory_in_subprocess(activations, batch_size)
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.uniform(size=(batch_size, 32, 32, 3)).astype("float32"))
+    y = tf.constant(rng.integers(0, 10, batch_size))
+    seed = tf.constant([0, 1], tf.int64)
+    peaks = {}
+    for kind in activations:
+        step = _train_step_fn(kind, "fgsm_rs", batch_size)
+        peaks[kind] = _peak_step_memory(lambda: float(step(x, y, seed)[0]), device)
+    return device, peaks
+
+
+def _peak_memory_in_subprocess(activations, batch_size):
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    env = {**os.environ, "TF_CPU_ALLOCATOR_USE_BFC": "true", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "memory.json")
+        command = [sys.executable, "-m", "kaflib.bench", "memory", "--batch-size", str(batch_size),
+                   "--json", out] + [arg for kind in activations for arg in ("--act", kind)]
+        done = subprocess.run(command, env=env, capture_output=True, text=True)
+        if done.returncode != 0 or not os.path.isfile(out):
+            raise RuntimeError(f"measuring peak memory in a fresh process failed ({' '.join(command)}, "
+                               f"exit code {done.returncode}):\n{done.stderr[-3000:]}")
+        with open(out) as fh:
+            report = json.load(fh)
+    return report["device"], {kind: report["peak_bytes"][kind] for kind in activations}
+
+
+def memory_report(activations=("relu", "kaf"), batch_size=128):
+    """The `memory` benchmark as a dict: peak bytes and MB per activation, ratios to the first."""
+    activations = _check_activations(activations)
+    device, peaks = fgsm_rs_peak_memory(activations, batch_size)
+    first = activations[0]
+    return dict(batch_size=batch_size, device=device, machine=_machine(), versions=_versions(),
+                peak_bytes=peaks, peak_mb={k: v / 2**20 for k, v in peaks.items()},
+                vs_first={k: v / peaks[first] for k, v in peaks.items()})
 
 
 KAF_BENCH_ACTIVATIONS = ("relu", "swish", "kaf", "kaf_free", "kaf (direct)", "kaf_free (direct)")
@@ -160,7 +249,7 @@ def kaf_costs(batch_size=128, steps=5, activations=KAF_BENCH_ACTIVATIONS, progre
     seed = tf.constant([0, 1], tf.int64)
     fns = {(kind, method): (lambda step=_train_step_fn(kind, method, batch_size): float(step(x, y, seed)[0]))
            for kind in activations for method in ("standard", "fgsm_rs")}
-    memory = {kind: _peak_step_memory(fns[kind, "fgsm_rs"]) for kind in activations}
+    memory = fgsm_rs_peak_memory(activations, batch_size)[1]
     seconds = _interleaved_seconds(fns, steps, progress, "ResNet20 train steps")
     rows = {kind: dict(standard_s=seconds[kind, "standard"], fgsm_rs_s=seconds[kind, "fgsm_rs"],
                        fgsm_rs_peak_mb=memory[kind] / 2**20) for kind in activations}
@@ -266,10 +355,11 @@ def _print_attack(report):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m kaflib.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["training", "kaf", "attack"])
+    parser.add_argument("what", choices=["training", "kaf", "memory", "attack"])
     parser.add_argument("model_path", nargs="?", help="attack: a .keras model or a thesis checkpoint")
     parser.add_argument("--model", default="resnet20")
-    parser.add_argument("--act", default="relu")
+    parser.add_argument("--act", action="append",
+                        help="training: the activation (default relu); memory: repeat for each (default relu, kaf)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--steps", type=int, default=None,
@@ -278,7 +368,12 @@ def main(argv=None):
     parser.add_argument("--test-size", type=int, default=None)
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
-    if args.what == "kaf":
+    if args.what == "memory":
+        report = memory_report(tuple(args.act or ("relu", "kaf")), args.batch_size)
+        print(f"ResNet20 FGSM-RS step, batch {report['batch_size']}, peak memory on {report['device']}")
+        for kind, mb in report["peak_mb"].items():
+            print(f"  {kind:18s} {mb:8.0f} MB  {report['vs_first'][kind]:6.2f}x {next(iter(report['peak_mb']))}")
+    elif args.what == "kaf":
         report = kaf_costs(args.batch_size, args.steps or 5)
         _print_kaf(report)
     elif args.what == "attack":
@@ -287,7 +382,10 @@ def main(argv=None):
         report = attack_speed(args.model_path, steps=args.steps or 20, test_size=args.test_size)
         _print_attack(report)
     else:
-        report = training_epoch_times(args.model, args.act, args.batch_size, args.repeats, args.train_size)
+        if args.act and len(args.act) > 1:
+            parser.error("training takes one --act")
+        act = args.act[0] if args.act else "relu"
+        report = training_epoch_times(args.model, act, args.batch_size, args.repeats, args.train_size)
         print(f"{report['model']}/{report['act']}, batch {report['batch_size']}, {report['train_images']} "
               f"training images, {report['machine']}")
         for method, seconds in report["seconds"].items():

@@ -272,6 +272,9 @@ def audit_checkpoints(paths, out, test_size=None, data_dir=None, pgd_restarts=1,
     `protocol`: names of checkpoints (zip file names) that also get
     `thesis_protocol`; it is added to finished checkpoints that lack it.
     """
+    unknown = set(protocol) - {Path(p).name for p in paths}
+    if unknown:
+        raise ValueError(f"protocol={sorted(unknown)} names checkpoints that are not among {len(paths)} audited.")
     from tqdm.auto import tqdm
 
     from kaflib.data import load_cifar10
@@ -290,9 +293,6 @@ def audit_checkpoints(paths, out, test_size=None, data_dir=None, pgd_restarts=1,
                       seed=seed, labels="true", output="logits")
     if done is None or done.get("parameters") != parameters:
         done = dict(parameters=parameters, checkpoints={})
-    unknown = set(protocol) - {Path(p).name for p in paths}
-    if unknown:
-        raise ValueError(f"protocol={sorted(unknown)} names checkpoints that are not among {len(paths)} audited.")
 
     def save():
         done.update(environment=environment(),

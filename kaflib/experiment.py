@@ -117,8 +117,12 @@ def resolve(model="resnet20", act="relu", preset="auto", method=None, epochs=Non
     """Validate the notebook's parameters and fill the unset (None) ones from the preset.
 
     `preset="auto"` picks ``thesis`` when TensorFlow sees a GPU and ``quick``
-    otherwise. Explicit parameters override the preset. Raises ValueError naming
-    the parameter, its value and what is allowed.
+    otherwise. Explicit parameters override the preset. A preset's eps warm-up is
+    a share of its epochs, so with `epochs` given and `eps_warmup_epochs` not, the
+    warm-up keeps that share (`quick` ResNet20: 6 of 20 epochs, so `epochs=1` warms
+    up over 0.3 epochs); an explicit `eps_warmup_epochs` is taken as given and must
+    not exceed `epochs`. Raises ValueError naming the parameter, its value and what
+    is allowed.
     """
     _check("model", model, model in MODELS, f"one of {', '.join(MODELS)}")
     _check("act", act, act in ACTIVATIONS, f"one of {', '.join(ACTIVATIONS)}")
@@ -143,6 +147,11 @@ def resolve(model="resnet20", act="relu", preset="auto", method=None, epochs=Non
     overridden = sorted(k for k, v in given.items() if v is not None)
     if overridden:
         reason += f"; overridden: {', '.join(overridden)}"
+    if epochs is not None and eps_warmup_epochs is None and settings["eps_warmup_epochs"]:
+        # the preset's warm-up is a share of the preset's epochs: it keeps that share
+        scaled = round(settings["eps_warmup_epochs"] * epochs / settings["epochs"], 6) if _positive_int(epochs) else 0
+        reason += f"; eps_warmup_epochs scaled with epochs: {settings['eps_warmup_epochs']:g} -> {scaled:g}"
+        settings["eps_warmup_epochs"] = scaled
     settings.update({k: v for k, v in given.items() if v is not None})
     method = method or METHOD[model]
     from kaflib.train import METHODS

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from kaflib.data import find_cifar10, load_cifar10, stratified_first
-from tests.conftest import mini_data_dir
+from tests.conftest import TINY_DATA_DIR, mini_data_dir
 
 
 def write_fake_cifar(root, per_batch=20):
@@ -68,3 +68,20 @@ def test_mini_set(mini_test_set):
     x, y = mini_test_set
     assert x.shape == (1017, 32, 32, 3) and np.bincount(y).sum() == 1017
     assert mini_data_dir() is not None
+
+
+def test_the_repository_carries_real_cifar10_for_the_tests(monkeypatch, tmp_path):
+    """The fallback set is read by the real loader from the official layout, balanced,
+    and (where the mini set is at hand) made of the very first images of each class."""
+    monkeypatch.delenv("KAFLIB_DATA_DIR", raising=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # never the Keras cache, never a download
+    (x, y), (xt, yt) = load_cifar10(TINY_DATA_DIR, download=False)
+    assert x.shape == (400, 32, 32, 3) and xt.shape == (100, 32, 32, 3)
+    assert np.bincount(y).tolist() == [40] * 10 and np.bincount(yt).tolist() == [10] * 10
+    assert 0.3 < x.mean() < 0.6 and x.std() > 0.15  # natural images, not blank or noise-free
+    mini = mini_data_dir()
+    if mini is not None:
+        _, (mini_x, mini_y) = load_cifar10(mini, download=False)
+        first = np.sort(np.concatenate([np.flatnonzero(mini_y == c)[:10] for c in range(10)]))
+        np.testing.assert_array_equal(xt, mini_x[first])
+        np.testing.assert_array_equal(yt, mini_y[first])

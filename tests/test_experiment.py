@@ -26,6 +26,19 @@ def test_presets_and_overrides():
     assert experiment.train_config(quick).eps_warmup_epochs == quick.eps_warmup_epochs
 
 
+def test_the_preset_warmup_shrinks_with_the_users_epochs_and_an_explicit_one_must_fit():
+    preset = resolve(model="resnet20", preset="quick")
+    short = resolve(model="resnet20", preset="quick", epochs=1)
+    assert short.eps_warmup_epochs == pytest.approx(preset.eps_warmup_epochs / preset.epochs)
+    assert "eps_warmup_epochs scaled with epochs" in short.preset_reason
+    longer = resolve(model="vgg", preset="quick", epochs=20)
+    assert longer.eps_warmup_epochs / 20 == pytest.approx(resolve(model="vgg", preset="quick").eps_warmup_epochs / 10)
+    assert resolve(model="resnet20", preset="quick", epochs=1, eps_warmup_epochs=0.5).eps_warmup_epochs == 0.5
+    assert resolve(model="resnet20", preset="thesis", epochs=3).eps_warmup_epochs == 0
+    with pytest.raises(ValueError, match=r"eps_warmup_epochs=6 is invalid: must be a number in \[0, epochs=1\]"):
+        resolve(model="resnet20", preset="quick", epochs=1, eps_warmup_epochs=6)
+
+
 @pytest.mark.parametrize("kwargs, name", [
     (dict(act="sigmoidal"), "act"), (dict(model="resnet18"), "model"), (dict(preset="fast"), "preset"),
     (dict(epochs=0), "epochs"), (dict(train_size=-5), "train_size"), (dict(eps=8), "eps"),

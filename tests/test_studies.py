@@ -3,7 +3,7 @@ import json
 import pytest
 
 from kaflib import studies
-from tests.conftest import mini_data_dir
+from tests.conftest import cifar10_dir
 
 
 def test_pgd_iterations_needs_a_finished_run(tmp_path):
@@ -17,10 +17,8 @@ def test_read_study_of_a_missing_file_is_none(tmp_path):
 
 
 def test_grad_norms_writes_a_complete_file_and_skips_it_next_time(tmp_path):
-    if mini_data_dir() is None:
-        pytest.skip("CIFAR-10 mini set not found")
     meta, rows = studies.grad_norms("light", "kaf", steps=2, batch_size=8, train_size=40,
-                                    data_dir=mini_data_dir(), out_dir=tmp_path)
+                                    data_dir=cifar10_dir(), out_dir=tmp_path)
     path = tmp_path / "exploding-gradients" / "light-kaf.json"
     payload = json.loads(path.read_text())
     assert payload["parameters"]["act"] == "kaf" and payload["data"] == {"train": 40}
@@ -31,9 +29,7 @@ def test_grad_norms_writes_a_complete_file_and_skips_it_next_time(tmp_path):
 
 
 def test_deep_kaf_records_init_diagnostics_training_and_divergence(tmp_path, monkeypatch):
-    if mini_data_dir() is None:
-        pytest.skip("CIFAR-10 mini set not found")
-    common = dict(model="light", epochs=1, train_size=400, test_size=40, data_dir=mini_data_dir(),
+    common = dict(model="light", epochs=1, train_size=400, test_size=40, data_dir=cifar10_dir(),
                   out_dir=tmp_path, progress=False)
     meta, rows = studies.deep_kaf(act="kaf_smooth", **common)
     assert meta["diverged"] is None and list(rows["epoch"]) == [1]
@@ -96,7 +92,6 @@ def test_masking_checks_of_the_thesis_checkpoints_needs_their_folder(tmp_path):
         assert {f"{stem}.zip" for stem in THESIS_CHECKPOINTS.values()} <= {p.name for p in CHECKPOINTS}
 
 
-@pytest.mark.skipif(mini_data_dir() is None, reason="needs the CIFAR-10 mini set")
 def test_pgd_curves_skip_untrained_runs_and_resume_from_saved_models(tmp_path):
     from kaflib.models import build_model
     from tests.test_results import _finished_run
@@ -104,7 +99,7 @@ def test_pgd_curves_skip_untrained_runs_and_resume_from_saved_models(tmp_path):
     for act, clean in (("relu", 0.5), ("kaf", 0.1)):
         folder = _finished_run(tmp_path, "thesis-light", "light", act, clean, 0.0)
         build_model("light", act).save(folder / "model.keras")
-    kwargs = dict(test_size=16, iterations=(1, 3), results=tmp_path, data_dir=mini_data_dir(), progress=False)
+    kwargs = dict(test_size=16, iterations=(1, 3), results=tmp_path, data_dir=cifar10_dir(), progress=False)
     meta, rows = studies.pgd_curves("thesis-light", **kwargs)
     assert list(rows["model"]) == ["relu", "relu"] and list(rows["iterations"]) == [1, 3]
     assert meta["parameters"]["skipped"] == {"kaf": "did not train: 10.0% clean accuracy"}
@@ -121,14 +116,13 @@ def test_pgd_curves_skip_untrained_runs_and_resume_from_saved_models(tmp_path):
     assert not out.with_suffix(".partial.json").exists()
 
 
-@pytest.mark.skipif(mini_data_dir() is None, reason="needs the CIFAR-10 mini set")
 def test_apgd_of_a_grid_cascades_ce_then_targeted_dlr(tmp_path):
     from kaflib.models import build_model
     from tests.test_results import _finished_run
 
     folder = _finished_run(tmp_path, "thesis-light", "light", "relu", 0.5, 0.0)
     build_model("light", "relu").save(folder / "model.keras")
-    meta, rows = studies.apgd("thesis-light", test_size=16, targets=2, results=tmp_path, data_dir=mini_data_dir(),
+    meta, rows = studies.apgd("thesis-light", test_size=16, targets=2, results=tmp_path, data_dir=cifar10_dir(),
                               progress=False)
     row = rows.iloc[0]
     assert row["model"] == "relu" and 0 <= row["apgd_dlr_t"] <= row["apgd_ce"] <= 1
