@@ -19,26 +19,33 @@ from kaflib.activations import ACTIVATIONS
 from kaflib.files import write_atomic
 from kaflib.models import MODELS
 
-__all__ = ["PRESETS", "Experiment", "resolve", "run_dir", "write_results", "read_metrics", "environment"]
+__all__ = ["PRESETS", "QUICK_DEVIATIONS", "UNRECORDED_PARAMETERS", "recipe_table", "parameter_differences", "recorded_parameters",
+           "RESNET20_LEARNING_RATES", "THESIS_RECIPE_SOURCES", "VGG_LEARNING_RATES", "Experiment",
+           "build_experiment_model", "resolve", "run_dir", "write_results", "read_metrics", "environment"]
 
-#: Per-preset, per-model settings. `quick` fits the 5085/1017-image mini set
-#: on 2 CPU cores; `thesis` is the thesis' full setting; `smoke` is for tests.
-#: On 5085 images, fast AT at eps 8/255 overfits catastrophically within 8-15
-#: epochs whatever the learning rate; growing eps from 0 over the first 30% of
-#: the epochs (`eps_warmup_epochs`) prevents it (see the README of results/).
+#: Per-preset, per-model settings. `thesis` is the thesis author's recipe, item
+#: by item (every setting and its source: `THESIS_RECIPE_SOURCES`, the table in
+#: results/README.md; `tests/test_thesis_recipe.py` checks it against the
+#: training configs stored in the published checkpoints). `quick` fits the
+#: 5085/1017-image mini set on 2 CPU cores; `smoke` is for tests. On 5085
+#: images, fast AT at eps 8/255 overfits catastrophically within 8-15 epochs
+#: whatever the learning rate; growing eps from 0 over the first 30% of the
+#: epochs (`eps_warmup_epochs`) prevents it (see the README of results/).
 PRESETS = {
     "thesis": {
         "*": dict(batch_size=128, train_size=None, test_size=None, pgd_steps=50, pgd_restarts=10,
-                  eps=8 / 255, pgd_step=2 / 255, eps_warmup_epochs=0),
+                  eps=8 / 255, pgd_step=2 / 255, eps_warmup_epochs=0, momentum=0.0, recipe="thesis",
+                  kaf_random_stddev="thesis", mixed_precision=True, extra_epochs=0, extra_lr=None),
         "light": dict(epochs=30, min_lr=0.0, max_lr=0.05, test_size=1000, pgd_restarts=40,
                       eps=0.031, pgd_step=0.003),
         "vgg": dict(epochs=60, min_lr=1e-4, max_lr=0.1),
-        "resnet20": dict(epochs=80, min_lr=0.0, max_lr=0.2),
+        "resnet20": dict(epochs=80, min_lr=1e-4, max_lr=0.2, extra_epochs=20, extra_lr=0.01),
         "resnet56": dict(epochs=80, min_lr=0.0, max_lr=0.1),
     },
     "quick": {
         "*": dict(batch_size=128, train_size=None, test_size=None, pgd_steps=50, pgd_restarts=1,
-                  eps=8 / 255, pgd_step=2 / 255, eps_warmup_epochs=0),
+                  eps=8 / 255, pgd_step=2 / 255, eps_warmup_epochs=0, momentum=0.9, recipe="he-bn0.9",
+                  kaf_random_stddev="thesis", mixed_precision=None, extra_epochs=0, extra_lr=None),
         "light": dict(epochs=10, min_lr=0.0, max_lr=0.05, eps=0.031, pgd_step=0.003),
         "vgg": dict(epochs=10, min_lr=1e-4, max_lr=0.1, eps_warmup_epochs=3),
         "resnet20": dict(epochs=20, min_lr=0.0, max_lr=0.2, eps_warmup_epochs=6),
@@ -46,15 +53,80 @@ PRESETS = {
     },
     "smoke": {
         "*": dict(batch_size=32, train_size=200, test_size=50, epochs=1, min_lr=0.0, max_lr=0.05,
-                  pgd_steps=2, pgd_restarts=1, eps=8 / 255, pgd_step=2 / 255, eps_warmup_epochs=0),
+                  pgd_steps=2, pgd_restarts=1, eps=8 / 255, pgd_step=2 / 255, eps_warmup_epochs=0,
+                  momentum=0.9, recipe="thesis", kaf_random_stddev="thesis", mixed_precision=None,
+                  extra_epochs=0, extra_lr=None),
     },
 }
 
 #: The thesis' learning-rate range (min_lr, max_lr) per activation for the VGG
 #: grid, chosen with its LR range test (thesis tab. "vggrob"); the `thesis` and
-#: `quick` presets use them (the ResNet20 grid used one range for all).
+#: `quick` presets use them.
 VGG_LEARNING_RATES = {"relu": (1e-4, 0.08), "elu": (1e-4, 0.1), "kaf": (0.01, 1.0), "kaf_elu": (1e-4, 0.1),
                       "swish": (1e-4, 0.3), "kaf_swish": (1e-4, 0.8), "kaf_free": (0.01, 2.0)}
+
+#: The ResNet20 learning-rate ranges on record: the `TriangularCyclicalLearningRate`
+#: (initial, maximal) stored in the optimizer config of the published checkpoints
+#: saved before their fine-tuning phase (`resnet20_elu_ocrob_lrf.zip`,
+#: `resnet20_kafrelu_ocrob_lrfinder.zip`, `resnet20_kafswish_ocrob_lrfinder_tmp.zip`).
+#: The other checkpoints were saved after fine-tuning, which replaced the schedule by
+#: a constant; for them the `thesis` preset uses ELU's range, the one fixed-activation
+#: range on record.
+RESNET20_LEARNING_RATES = {"elu": (1e-4, 0.2), "kaf_relu": (0.01, 0.8), "kaf_swish": (0.006, 1.0)}
+
+#: Where each setting of the `thesis` preset comes from ("ckpt:" = the Keras
+#: training config in every published checkpoint's saved_model.pb; paths are in
+#: ../shared/thesis/author/).
+THESIS_RECIPE_SOURCES = {
+    "optimizer": ("SGD, momentum 0.0, nesterov False",
+                  "ckpt: training_config.optimizer_config.config.optimizer (SGD); variables: optimizer/momentum = 0"),
+    "loss scaling": ("dynamic LossScaleOptimizer, initial scale 32768; a non-finite step is skipped",
+                     "ckpt: optimizer_config (LossScaleOptimizer, DynamicLossScale initial_loss_scale 32768)"),
+    "dtype policy": ("mixed_float16 (output layer float32)",
+                     "ckpt: every layer's dtype Policy mixed_float16, Dense float32; "
+                     "src/fbf_training_kafresnets.ipynb cell 0"),
+    "conv kernels": ("GlorotUniform, L2 5e-4, with bias", "ckpt: Conv2D kernel_initializer, kernel_regularizer"),
+    "batch norm": ("momentum 0.99, epsilon 1e-3", "ckpt: BatchNormalization momentum, epsilon"),
+    "output layer": ("Dense HeNormal, L2 5e-4 (softmax in the checkpoints; kaflib keeps logits and a "
+                     "cross-entropy from logits, the same loss)", "ckpt: Dense kernel_initializer, kernel_regularizer"),
+    "KAF random init": ("N(0, 0.05^2) (Keras 'random_normal')", "src/activationsf.py, Kaf.build (lines 233-241)"),
+    "ResNet20 schedule": ("one triangular cycle over 80 epochs (step_size = 40 epochs)",
+                          "ckpt: TriangularCyclicalLearningRate step_size 15625 = 40 x 390.6 steps; "
+                          "src/fbf_training_kafresnets.ipynb cell 11"),
+    "ResNet20 learning rates": ("elu (1e-4, 0.2), kaf_relu (0.01, 0.8), kaf_swish (0.006, 1.0); others: elu's",
+                                "ckpt: TriangularCyclicalLearningRate initial/maximal of the three checkpoints "
+                                "saved before fine-tuning"),
+    "ResNet20 fine-tuning": ("20 more FGSM-RS epochs, SGD lr 0.01 halved at the start of every 4th epoch",
+                             "src/fbf_training_kafresnets.ipynb cell 14; resnet20_kafrelu_ocrob_lrfinder_last.zip "
+                             "ends at lr 0.0003125 = 0.01 / 2^5"),
+    "ResNet20 augmentation": ("zero-pad 4, random 32x32 crop, random horizontal flip",
+                              "src/fbf_training_kafresnets.ipynb cell 4"),
+    "VGG": ("60 epochs, per-activation LR ranges, He-uniform kernels, L2 0.0012 on dense layers",
+            "thesis/thesis.tex ch. 7.1 (lines 1515-1520) and tab. vggrob"),
+    "attack": ("PGD-50, eps 8/255, step 2/255, 10 restarts, L-inf", "thesis/thesis.tex lines 1442-1444"),
+    "batch size": ("128", "src/fbf_training_kafresnets.ipynb cells 4 and 11"),
+}
+
+#: How the `quick` preset departs from `thesis`, and why: the measurement behind
+#: each choice, or the plain statement that it has not been measured yet.
+QUICK_DEVIATIONS = {
+    "data": ("CIFAR-10 mini set, 5085 training / 1017 test images",
+             "the only CIFAR-10 on the machines these runs were made on (results/README.md, Scale)"),
+    "epochs": ("VGG 10, ResNet20 20, no fine-tuning (thesis: 60; 80 + 20)",
+               "compute budget of a 2-core CPU; ReLU ResNet20 reaches 45.9% clean at 20 epochs"),
+    "eps warm-up": ("training eps grown from 0 over the first 30% of the epochs",
+                    "without it every schedule tried overfit catastrophically after 8-15 epochs on 5085 "
+                    "images (results/README.md, Why the eps warm-up)"),
+    "PGD restarts": ("1 (thesis: 10)", "compute budget; the masking checks add APGD and Square"),
+    "mixed precision": ("off without a GPU", "float16 has no fast path on these CPUs; on a GPU it is on, as in "
+                        "the thesis"),
+    "SGD momentum": ("0.9 (thesis: 0)", "not measured yet: kept from the runs committed before the thesis' "
+                     "recipe was read from the checkpoints (issue 19)"),
+    "layers": ("he-bn0.9: He-normal convs, batch-norm momentum 0.9, no L2 on the output (thesis: Glorot, 0.99, "
+               "L2 5e-4)", "not measured yet: kept from the runs committed before issue 19"),
+    "ResNet20 learning rates": ("(0, 0.2) for every activation", "not measured yet: the per-activation LR range "
+                                "tests on the mini set are to come (issue 19)"),
+}
 
 #: How each model is trained in the thesis.
 METHOD = {"light": "standard", "vgg": "fgsm_rs", "resnet20": "fgsm_rs", "resnet56": "fgsm_rs"}
@@ -87,16 +159,23 @@ class Experiment:
     out_dir: str
     grid: str
     kaf_kernel: str = "gaussian"
+    momentum: float = 0.9            #: SGD momentum
+    recipe: str = "thesis"           #: layer initialisers and batch norm (`kaflib.models.LAYER_RECIPES`)
+    kaf_random_stddev: float | None = None  #: std of random KAF coefficients (kaf, kaf_free); None otherwise
+    extra_epochs: int = 0            #: epochs after the cycle (the thesis' fine-tuning)
+    extra_lr: float | None = None    #: their starting rate, halved every 4 epochs (None: linear decay)
 
     @property
     def run_dir(self):
-        return run_dir(self.out_dir, self.grid, self.model, self.act, self.kaf_kernel)
+        return run_dir(self.out_dir, self.grid, self.model, self.act, self.kaf_kernel, self.seed)
 
 
-def run_dir(out_dir, grid, model, act, kaf_kernel="gaussian"):
-    """`<out_dir>/<grid>/<model>-<act>/` (`<model>-<act>-<kaf_kernel>-kernel/`
-    for a non-Gaussian KAF kernel): where one run writes its results."""
+def run_dir(out_dir, grid, model, act, kaf_kernel="gaussian", seed=0):
+    """`<out_dir>/<grid>/<model>-<act>/` (with `-<kaf_kernel>-kernel` for a
+    non-Gaussian KAF kernel and `-seed<seed>` for a seed other than 0): where
+    one run writes its results."""
     suffix = "" if kaf_kernel == "gaussian" else f"-{kaf_kernel}-kernel"
+    suffix += f"-seed{seed}" if seed else ""
     return Path(out_dir) / grid / f"{model}-{act}{suffix}"
 
 
@@ -113,7 +192,8 @@ def _positive_int(value):
 def resolve(model="resnet20", act="relu", preset="auto", method=None, epochs=None, batch_size=None,
             eps=None, eps_warmup_epochs=None, min_lr=None, max_lr=None, train_size=None, test_size=None,
             pgd_steps=None, pgd_step=None, pgd_restarts=None, seed=0, mixed_precision=None, data_dir=None,
-            out_dir="results", grid="adhoc", kaf_kernel="gaussian"):
+            out_dir="results", grid="adhoc", kaf_kernel="gaussian", momentum=None, recipe=None,
+            kaf_random_stddev=None, extra_epochs=None, extra_lr=None):
     """Validate the notebook's parameters and fill the unset (None) ones from the preset.
 
     `preset="auto"` picks ``thesis`` when TensorFlow sees a GPU and ``quick``
@@ -140,10 +220,13 @@ def resolve(model="resnet20", act="relu", preset="auto", method=None, epochs=Non
     settings = {**table["*"], **table.get(model, {})}
     if model == "vgg" and preset in ("thesis", "quick") and act in VGG_LEARNING_RATES:
         settings["min_lr"], settings["max_lr"] = VGG_LEARNING_RATES[act]
+    if model == "resnet20" and preset == "thesis":
+        settings["min_lr"], settings["max_lr"] = RESNET20_LEARNING_RATES.get(act, RESNET20_LEARNING_RATES["elu"])
     given = dict(epochs=epochs, batch_size=batch_size, eps=eps, eps_warmup_epochs=eps_warmup_epochs,
                  min_lr=min_lr, max_lr=max_lr,
                  train_size=train_size, test_size=test_size, pgd_steps=pgd_steps, pgd_step=pgd_step,
-                 pgd_restarts=pgd_restarts)
+                 pgd_restarts=pgd_restarts, momentum=momentum, recipe=recipe, kaf_random_stddev=kaf_random_stddev,
+                 extra_epochs=extra_epochs, extra_lr=extra_lr, mixed_precision=mixed_precision)
     overridden = sorted(k for k, v in given.items() if v is not None)
     if overridden:
         reason += f"; overridden: {', '.join(overridden)}"
@@ -170,14 +253,41 @@ def resolve(model="resnet20", act="relu", preset="auto", method=None, epochs=Non
     _check("pgd_step", settings["pgd_step"], 0 < settings["pgd_step"] <= 1, "in (0, 1]")
     _check("max_lr", settings["max_lr"], settings["max_lr"] > 0, "> 0")
     _check("min_lr", settings["min_lr"], 0 <= settings["min_lr"] <= settings["max_lr"], "in [0, max_lr]")
-    _check("seed", seed, isinstance(seed, (int, np.integer)) and seed >= 0, "an integer >= 0")
+    _check("seed", seed, isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0,
+           "an integer >= 0")
     _check("grid", grid, isinstance(grid, str) and grid and "/" not in grid, "a folder name")
-    if mixed_precision is None:
-        mixed_precision = gpu
+    _check("momentum", settings["momentum"], _is_number(settings["momentum"]) and 0 <= settings["momentum"] < 1,
+           "a number in [0, 1)")
+    from kaflib.models import LAYER_RECIPES, RANDOM_INIT_KAFS
+
+    _check("recipe", settings["recipe"], settings["recipe"] in LAYER_RECIPES, f"one of {', '.join(LAYER_RECIPES)}")
+    _check("extra_epochs", settings["extra_epochs"],
+           _is_int(settings["extra_epochs"]) and settings["extra_epochs"] >= 0, "an integer >= 0")
+    _check("extra_lr", settings["extra_lr"],
+           settings["extra_lr"] is None or (_is_number(settings["extra_lr"]) and settings["extra_lr"] > 0),
+           "None (linear decay to min_lr / 10) or a number > 0")
+    from kaflib.kaf import RANDOM_STDDEVS, _random_stddev
+
+    stddev = settings.pop("kaf_random_stddev")
+    try:
+        stddev = _random_stddev(stddev)
+    except ValueError:
+        _check("kaf_random_stddev", stddev, False, f"a number > 0 or one of {', '.join(RANDOM_STDDEVS)}")
+    if settings["mixed_precision"] is None:
+        settings["mixed_precision"] = gpu
+    settings["mixed_precision"] = bool(settings["mixed_precision"])
     return Experiment(model=model, act=act, preset=preset, preset_reason=reason, method=method,
-                      augment=model.startswith("resnet"), seed=int(seed),
-                      mixed_precision=bool(mixed_precision), data_dir=data_dir, out_dir=str(out_dir),
-                      grid=grid, kaf_kernel=kaf_kernel, **settings)
+                      augment=model.startswith("resnet"), seed=int(seed), data_dir=data_dir, out_dir=str(out_dir),
+                      grid=grid, kaf_kernel=kaf_kernel,
+                      kaf_random_stddev=stddev if act in RANDOM_INIT_KAFS else None, **settings)
+
+
+def _is_int(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _is_number(value):
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
 def _check(name, value, ok, allowed):
@@ -185,12 +295,30 @@ def _check(name, value, ok, allowed):
         raise ValueError(f"Parameter {name}={value!r} is invalid: must be {allowed}.")
 
 
+def recipe_table(sources):
+    """`THESIS_RECIPE_SOURCES` or `QUICK_DEVIATIONS` as a DataFrame (setting, value, source or why)."""
+    import pandas as pd
+
+    second = "why" if sources is QUICK_DEVIATIONS else "source"
+    return pd.DataFrame([dict(setting=k, value=v, **{second: src}) for k, (v, src) in sources.items()])
+
+
+def build_experiment_model(exp):
+    """A fresh, untrained model of an experiment (its model, activation, KAF kernel,
+    layer recipe and random-KAF init)."""
+    from kaflib.models import build_model
+
+    return build_model(exp.model, exp.act, kaf_kernel=exp.kaf_kernel, recipe=exp.recipe,
+                       kaf_random_stddev=exp.kaf_random_stddev or "thesis")
+
+
 def train_config(exp):
     """The `kaflib.train.TrainConfig` of an experiment."""
     from kaflib.train import TrainConfig
 
     return TrainConfig(method=exp.method, epochs=exp.epochs, batch_size=exp.batch_size,
-                       min_lr=exp.min_lr, max_lr=exp.max_lr, eps=exp.eps,
+                       min_lr=exp.min_lr, max_lr=exp.max_lr, eps=exp.eps, momentum=exp.momentum,
+                       extra_epochs=exp.extra_epochs, extra_lr=exp.extra_lr,
                        eps_warmup_epochs=exp.eps_warmup_epochs, augment=exp.augment,
                        mixed_precision=exp.mixed_precision, seed=exp.seed, stop_on_divergence=True,
                        guard_size=256 if exp.train_size is None else min(256, exp.train_size // 8))
@@ -244,6 +372,41 @@ def write_results(exp, data_sizes, train_result, clean_acc, robust_acc, timings)
     write_atomic(out / "metrics.json",
             lambda p: p.write_text(json.dumps(metrics, indent=2, default=_json_default) + "\n"))
     return metrics
+
+
+#: Parameters that runs finished before they were recorded (issue 19) ran with:
+#: SGD momentum 0.9, the "he-bn0.9" layers, random KAFs N(0, 0.8^2), no extra epochs.
+UNRECORDED_PARAMETERS = dict(momentum=0.9, recipe="he-bn0.9", kaf_random_stddev=0.8, extra_epochs=0, extra_lr=None)
+
+
+def recorded_parameters(metrics):
+    """A finished run's parameters, with the values of `UNRECORDED_PARAMETERS`
+    filled in for runs that finished before those were recorded."""
+    from kaflib.models import RANDOM_INIT_KAFS
+
+    p = dict(metrics["parameters"])
+    for name, value in UNRECORDED_PARAMETERS.items():
+        if name not in p:
+            p[name] = value if name != "kaf_random_stddev" or p["act"] in RANDOM_INIT_KAFS else None
+    return p
+
+
+#: Parameters that do not change what a run computes (where it reads and writes, why a preset was chosen).
+_BOOKKEEPING = ("preset_reason", "data_dir", "out_dir")
+
+
+def parameter_differences(metrics, exp):
+    """`{name: (recorded, now)}` for every parameter where a finished run differs from `exp`."""
+    recorded = recorded_parameters(metrics)
+    wanted = dataclasses.asdict(exp)
+    return {name: (recorded.get(name), value) for name, value in wanted.items()
+            if name not in _BOOKKEEPING and not _same(recorded.get(name), value)}
+
+
+def _same(a, b):
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    return a == b
 
 
 def read_metrics(path):

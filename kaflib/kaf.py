@@ -17,7 +17,7 @@ from keras import ops
 
 from kaflib.kaf_ops import KERNELS, kaf_free, kaf_grid, kaf_kernel, kaf_reference, kernel_values
 
-__all__ = ["KAF", "DirectKAF", "kaf_dictionary", "kaf_gamma", "ridge_coefficients", "smooth_init_matrix",
+__all__ = ["KAF", "DirectKAF", "RANDOM_STDDEVS", "kaf_dictionary", "kaf_gamma", "ridge_coefficients", "smooth_init_matrix",
            "kaf_geometry"]
 
 
@@ -119,6 +119,26 @@ def smooth_init_matrix(dictionary, gamma, length_scale, regularization=1e-6, ker
     return np.linalg.solve(K + regularization * np.eye(D), cholesky)
 
 
+#: Named standard deviations of the random init (`KAF(random_stddev=...)`):
+#: ``"thesis"``, 0.05, is Keras' ``'random_normal'``, the thesis author's KAF
+#: (`activationsf.py`, `Kaf.build`); ``"kafnets"``, 0.8, is the original KAF
+#: paper's code (Scardapane et al. 2019).
+RANDOM_STDDEVS = {"thesis": 0.05, "kafnets": 0.8}
+
+
+def _random_stddev(value):
+    """The float standard deviation of `value` (a number > 0 or a name in `RANDOM_STDDEVS`)."""
+    if isinstance(value, str):
+        if value not in RANDOM_STDDEVS:
+            raise ValueError(f"KAF random_stddev={value!r} is invalid: must be a number > 0 or one of "
+                             f"{', '.join(f'{k!r} ({v})' for k, v in RANDOM_STDDEVS.items())}.")
+        return RANDOM_STDDEVS[value]
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not value > 0:
+        raise ValueError(f"KAF random_stddev={value!r} is invalid: must be a number > 0 or one of "
+                         f"{', '.join(map(repr, RANDOM_STDDEVS))}.")
+    return float(value)
+
+
 @keras.saving.register_keras_serializable(package="kaflib")
 class KAF(keras.layers.Layer):
     """Kernel activation function, one per channel (Gaussian kernel by default).
@@ -139,7 +159,10 @@ class KAF(keras.layers.Layer):
             activation name (``"relu"``, ``"elu"``, ``"swish"``, ...) sets
             `alpha` by ridge regression so that the KAF starts as that
             activation (see `ridge_coefficients`).
-        random_stddev: standard deviation of the random init.
+        random_stddev: standard deviation of the random init: a number, or
+            ``"thesis"`` (0.05, the default: Keras' ``'random_normal'`` in the
+            thesis author's KAF) or ``"kafnets"`` (0.8, the original KAF
+            paper's code); see `RANDOM_STDDEVS`.
         smooth_length: length scale of the smooth init, in input units (the
             dictionary spans `2 * boundary`).
         trainable_dictionary: also train the dictionary and the bandwidth,
@@ -157,7 +180,7 @@ class KAF(keras.layers.Layer):
     """
 
     def __init__(self, dictionary_size=20, boundary=3.0, init="random",
-                 random_stddev=0.8, trainable_dictionary=False, kernel="gaussian", smooth_length=2.0,
+                 random_stddev="thesis", trainable_dictionary=False, kernel="gaussian", smooth_length=2.0,
                  **kwargs):
         super().__init__(**kwargs)
         if not isinstance(dictionary_size, (int, np.integer)) or dictionary_size < 2:
@@ -165,8 +188,7 @@ class KAF(keras.layers.Layer):
                 f"KAF dictionary_size must be an integer >= 2, got {dictionary_size!r}.")
         if not boundary > 0:
             raise ValueError(f"KAF boundary must be > 0, got {boundary!r}.")
-        if not random_stddev > 0:
-            raise ValueError(f"KAF random_stddev must be > 0, got {random_stddev!r}.")
+        random_stddev = _random_stddev(random_stddev)
         if kernel not in KERNELS:
             raise ValueError(f"KAF kernel must be one of {', '.join(KERNELS)}, got {kernel!r}.")
         if trainable_dictionary and kernel != "gaussian":

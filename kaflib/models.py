@@ -5,10 +5,16 @@ shape, and returns a functional `keras.Model` mapping images
 `(batch, H, W, channels)` in [0, 1] to LOGITS `(batch, num_classes)` (no
 softmax: losses and attacks use `from_logits=True`). The output Dense layer
 always computes in float32, so the models are safe under a mixed-precision
-policy. Batch normalization uses momentum 0.9 (PyTorch's default, as in Wong
-et al.'s fast AT code) rather than Keras' 0.99: with few steps per epoch and a
-one-cycle schedule, 0.99 lets the moving statistics lag the weights and the
-test accuracy swing from epoch to epoch.
+policy.
+
+How the layers around the activations are initialised and regularised is a
+named recipe (`LAYER_RECIPES`, the `recipe=` argument of every builder):
+``"thesis"`` is the thesis author's, read from the Keras configs stored in the
+published ResNet20 checkpoints (Conv2D GlorotUniform, BatchNormalization
+momentum 0.99 and epsilon 1e-3, output Dense HeNormal with L2 5e-4; the VGG's
+He-uniform kernels from the thesis text); ``"he-bn0.9"`` is what kaflib used
+before it read those configs (He-normal convs, batch-norm momentum 0.9 as in
+PyTorch and Wong et al.'s fast AT code, no L2 on the output layer).
 """
 
 import contextlib
@@ -21,7 +27,7 @@ from keras import layers
 from kaflib.activations import KAF_ACTIVATIONS, get_activation
 from kaflib.kaf_ops import KERNELS
 
-__all__ = ["MODELS", "build_model", "dtype_policy", "light_cnn", "vgg_inspired", "resnet", "resnet20", "resnet56",
+__all__ = ["LAYER_RECIPES", "MODELS", "RANDOM_INIT_KAFS", "build_model", "dtype_policy", "light_cnn", "vgg_inspired", "resnet", "resnet20", "resnet56",
            "kaf_activation_factory"]
 
 
@@ -45,31 +51,51 @@ def _check_common(act, num_classes, input_shape):
             f"input_shape must be (height, width, channels) of positive integers, got {input_shape!r}.")
 
 
-BN_MOMENTUM = 0.9
+#: Initialisers, regularisers and batch-norm settings of the layers around the
+#: activations, by name. ``thesis``: the checkpoints' `saved_model.pb` Keras
+#: configs (`tests/test_thesis_recipe.py` checks every field); ``he-bn0.9``:
+#: kaflib before it read them. The VGG keeps He-uniform kernels and L2 0.0012 on
+#: its dense layers in both (thesis ch. 7.1).
+LAYER_RECIPES = {
+    "thesis": dict(conv_initializer="glorot_uniform", bn_momentum=0.99, bn_epsilon=1e-3,
+                   logits_initializer="he_normal", logits_l2=5e-4),
+    "he-bn0.9": dict(conv_initializer="he_normal", bn_momentum=0.9, bn_epsilon=1e-3,
+                     logits_initializer="glorot_uniform", logits_l2=0.0),
+}
 
 
-def _batch_norm():
-    return layers.BatchNormalization(momentum=BN_MOMENTUM)
+def _recipe(recipe):
+    if recipe not in LAYER_RECIPES:
+        raise ValueError(f"recipe={recipe!r} is invalid: must be one of {', '.join(LAYER_RECIPES)}.")
+    return LAYER_RECIPES[recipe]
+
+
+def _batch_norm(recipe="thesis"):
+    r = _recipe(recipe)
+    return lambda: layers.BatchNormalization(momentum=r["bn_momentum"], epsilon=r["bn_epsilon"])
 
 
 def _logits(x, num_classes, **kwargs):
     return layers.Dense(num_classes, dtype="float32", name="logits", **kwargs)(x)
 
 
-def light_cnn(act="relu", num_classes=10, input_shape=(32, 32, 3), dropout=0.25, activation=get_activation):
+def light_cnn(act="relu", num_classes=10, input_shape=(32, 32, 3), dropout=0.25, activation=get_activation,
+              recipe="thesis"):
     """The light CNN of thesis ch. 6.1 (trained normally, then attacked).
 
     Two blocks of [conv3x3 -> BN -> act] x 2, 2x2 max-pool and dropout, with
     32 then 64 filters; global average pooling; dense 128 -> act; logits.
-    `activation(act)` makes the activation layers.
+    `activation(act)` makes the activation layers; `recipe` (see
+    `LAYER_RECIPES`) sets the batch-norm momentum.
     """
     _check_common(act, num_classes, input_shape)
+    batch_norm = _batch_norm(recipe)
     inputs = keras.Input(input_shape)
     x = inputs
     for filters in (32, 64):
         for _ in range(2):
             x = layers.Conv2D(filters, 3, padding="same")(x)
-            x = _batch_norm()(x)
+            x = batch_norm()(x)
             x = activation(act)(x)
         x = layers.MaxPooling2D(2)(x)
         x = layers.Dropout(dropout)(x)
@@ -78,21 +104,24 @@ def light_cnn(act="relu", num_classes=10, input_shape=(32, 32, 3), dropout=0.25,
     return keras.Model(inputs, _logits(x, num_classes), name=f"light_cnn_{act}")
 
 
-def vgg_inspired(act="relu", num_classes=10, input_shape=(32, 32, 3), l2=0.0012, activation=get_activation):
+def vgg_inspired(act="relu", num_classes=10, input_shape=(32, 32, 3), l2=0.0012, activation=get_activation,
+                 recipe="thesis"):
     """The VGG-inspired CNN of thesis ch. 7.1.
 
     Three blocks of [conv3x3 -> BN -> act] x 2 with 32/64/128 filters, each
     followed by 2x2 max-pool and dropout 0.2/0.3/0.4; flatten; dense 128 ->
     act -> dropout 0.5; logits. He-uniform init; L2 `l2` on the dense layers.
-    `activation(act)` makes the activation layers.
+    `activation(act)` makes the activation layers; `recipe` (see
+    `LAYER_RECIPES`) sets the batch-norm momentum.
     """
     _check_common(act, num_classes, input_shape)
+    batch_norm = _batch_norm(recipe)
     inputs = keras.Input(input_shape)
     x = inputs
     for filters, rate in ((32, 0.2), (64, 0.3), (128, 0.4)):
         for _ in range(2):
             x = layers.Conv2D(filters, 3, padding="same", kernel_initializer="he_uniform")(x)
-            x = _batch_norm()(x)
+            x = batch_norm()(x)
             x = activation(act)(x)
         x = layers.MaxPooling2D(2)(x)
         x = layers.Dropout(rate)(x)
@@ -104,34 +133,37 @@ def vgg_inspired(act="relu", num_classes=10, input_shape=(32, 32, 3), l2=0.0012,
     return keras.Model(inputs, logits, name=f"vgg_inspired_{act}")
 
 
-def _conv(filters, strides=1, l2=5e-4):
-    return layers.Conv2D(filters, 3, strides=strides, padding="same",
-                         kernel_initializer="he_normal",
-                         kernel_regularizer=keras.regularizers.L2(l2))
+def _conv_maker(initializer, l2=5e-4):
+    return lambda filters, strides=1: layers.Conv2D(
+        filters, 3, strides=strides, padding="same", kernel_initializer=initializer,
+        kernel_regularizer=keras.regularizers.L2(l2))
 
 
-def _residual_block(x, filters, strides, act, batch_norm, activation):
+def _residual_block(x, filters, strides, act, batch_norm, activation, conv):
     """Thesis block: conv(s)-BN-act-conv, shortcut (3x3 conv(s) if s > 1), add, BN, act."""
-    y = _conv(filters, strides)(x)
+    y = conv(filters, strides)(x)
     y = activation(act)(batch_norm()(y))
-    y = _conv(filters)(y)
-    shortcut = _conv(filters, strides)(x) if strides > 1 else x
+    y = conv(filters)(y)
+    shortcut = conv(filters, strides)(x) if strides > 1 else x
     y = layers.Add()([y, shortcut])
     return activation(act)(batch_norm()(y))
 
 
-def resnet(depth=20, act="relu", num_classes=10, input_shape=(32, 32, 3), batch_norm=_batch_norm,
-           activation=get_activation):
+def resnet(depth=20, act="relu", num_classes=10, input_shape=(32, 32, 3), batch_norm=None,
+           activation=get_activation, recipe="thesis"):
     """The thesis ResNet of ch. 7.2, depth 6n+2 (20 -> ResNet20, 56 -> ResNet56).
 
     conv3x3(16)-BN-act, then 3 stages of n residual blocks with 16, 32, 64
     filters (the first block of stages 2 and 3 strides 2 and has a 3x3 conv
-    shortcut); global average pooling; logits. All convs have biases, He-normal
-    init and L2 5e-4 on the kernels. This is exactly the architecture of the
-    published thesis checkpoints (`kaflib.thesis.load_checkpoint`).
+    shortcut); global average pooling; logits. All convs have biases and L2
+    5e-4 on the kernels. This is exactly the architecture of the published
+    thesis checkpoints (`kaflib.thesis.load_checkpoint`). `recipe` (see
+    `LAYER_RECIPES`) sets the initialisers, the batch-norm momentum and the
+    output layer's L2; the default is the checkpoints' own.
 
     `batch_norm()` and `activation(act)` make the batch-normalization and
-    activation layers (the importer passes layers that round like TF 2.3).
+    activation layers (the importer passes layers that round like TF 2.3;
+    default: the recipe's).
 
     Deeper than 20 with KAFs whose slope is unbounded at initialisation
     (``kaf``, ``kaf_free``: random; ``kaf_relu``) warns: gradients explode
@@ -145,25 +177,33 @@ def resnet(depth=20, act="relu", num_classes=10, input_shape=(32, 32, 3), batch_
         warnings.warn(f"resnet({depth}, act={act!r}): KAFs initialised with unbounded slope make gradients "
                       f"explode in ResNets deeper than 20 (ResNet56: first/last conv gradient ratio 1e4-1e11 at "
                       f"initialisation, chance accuracy); act='kaf_elu' or 'kaf_smooth' trains.", stacklevel=2)
+    r = _recipe(recipe)
+    batch_norm = batch_norm or _batch_norm(recipe)
+    conv = _conv_maker(r["conv_initializer"])
     inputs = keras.Input(input_shape)
-    x = activation(act)(batch_norm()(_conv(16)(inputs)))
+    x = activation(act)(batch_norm()(conv(16)(inputs)))
     for stage, filters in enumerate((16, 32, 64)):
         for block in range((depth - 2) // 6):
             strides = 2 if stage > 0 and block == 0 else 1
-            x = _residual_block(x, filters, strides, act, batch_norm, activation)
+            x = _residual_block(x, filters, strides, act, batch_norm, activation, conv)
     x = layers.GlobalAveragePooling2D()(x)
-    return keras.Model(inputs, _logits(x, num_classes), name=f"resnet{depth}_{act}")
+    logits_l2 = keras.regularizers.L2(r["logits_l2"]) if r["logits_l2"] else None
+    logits = _logits(x, num_classes, kernel_initializer=r["logits_initializer"], kernel_regularizer=logits_l2)
+    return keras.Model(inputs, logits, name=f"resnet{depth}_{act}")
 
 
-def resnet20(act="relu", num_classes=10, input_shape=(32, 32, 3), activation=get_activation):
+def resnet20(act="relu", num_classes=10, input_shape=(32, 32, 3), activation=get_activation, recipe="thesis"):
     """ResNet20 of thesis ch. 7.2 (see `resnet`)."""
-    return resnet(20, act, num_classes, input_shape, activation=activation)
+    return resnet(20, act, num_classes, input_shape, activation=activation, recipe=recipe)
 
 
-def resnet56(act="relu", num_classes=10, input_shape=(32, 32, 3), activation=get_activation):
+def resnet56(act="relu", num_classes=10, input_shape=(32, 32, 3), activation=get_activation, recipe="thesis"):
     """ResNet56 of thesis ch. 7.2 (see `resnet`)."""
-    return resnet(56, act, num_classes, input_shape, activation=activation)
+    return resnet(56, act, num_classes, input_shape, activation=activation, recipe=recipe)
 
+
+#: KAF activations with random coefficients (`KAF(init="random")`): `random_stddev` applies.
+RANDOM_INIT_KAFS = ("kaf", "kaf_free")
 
 #: KAF activations whose initial slope is unbounded (see `resnet`).
 _STEEP_INIT_KAFS = ("kaf", "kaf_free", "kaf_relu")
@@ -172,15 +212,24 @@ _STEEP_INIT_KAFS = ("kaf", "kaf_free", "kaf_relu")
 MODELS = {"light": light_cnn, "vgg": vgg_inspired, "resnet20": resnet20, "resnet56": resnet56}
 
 
-def build_model(model, act="relu", num_classes=10, input_shape=(32, 32, 3), kaf_kernel="gaussian"):
+def build_model(model, act="relu", num_classes=10, input_shape=(32, 32, 3), kaf_kernel="gaussian",
+                recipe="thesis", kaf_random_stddev="thesis"):
     """Build a thesis model by name (`light`, `vgg`, `resnet20`, `resnet56`); returns logits.
 
     `kaf_kernel` (``gaussian``, ``relu``, ``softplus``) is the kernel of every
-    KAF when `act` is a KAF (``kaf``, ``kaf_elu``, ...).
+    KAF when `act` is a KAF (``kaf``, ``kaf_elu``, ...). `recipe` names the
+    layers' initialisers and batch-norm settings (`LAYER_RECIPES`).
+    `kaf_random_stddev` is the standard deviation of the randomly initialised
+    KAFs (``kaf``, ``kaf_free``): a number, ``"thesis"`` (0.05) or ``"kafnets"``
+    (0.8); see `kaflib.kaf.RANDOM_STDDEVS`.
     """
     if model not in MODELS:
         raise ValueError(f"Unknown model {model!r}; valid names are: {', '.join(MODELS)}.")
-    return MODELS[model](act, num_classes, input_shape, activation=kaf_activation_factory(act, kaf_kernel))
+    _recipe(recipe)
+    activation = kaf_activation_factory(act, kaf_kernel)
+    if act in RANDOM_INIT_KAFS:
+        activation = functools.partial(activation, random_stddev=kaf_random_stddev)
+    return MODELS[model](act, num_classes, input_shape, activation=activation, recipe=recipe)
 
 
 def kaf_activation_factory(act, kaf_kernel="gaussian"):

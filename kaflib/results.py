@@ -20,7 +20,7 @@ __all__ = ["KAF_ACTIVATIONS", "MIN_TRAINED_CLEAN", "MASKING_FLAGS", "results_dir
            "reported_results", "stopped_note", "compare_with_thesis", "kaf_versus_fixed", "scale_caption",
            "missing_note", "test_images", "load_model", "checkpoint_audit_table", "checkpoint_audit_findings",
            "load_pgd_curves", "masking_table", "masking_findings", "masking_verdict", "compute_time",
-           "load_deep_kaf", "deep_kaf_table"]
+           "load_deep_kaf", "deep_kaf_table", "study_label"]
 
 #: Activations that are KAFs (plotted as filled crosses; the others as thin diamonds).
 KAF_ACTIVATIONS = ("kaf", "kaf_relu", "kaf_elu", "kaf_swish", "kaf_free", "kaf_smooth")
@@ -35,7 +35,8 @@ _GRID_EXPERIMENT = {"thesis-light": "light_standard", "thesis-vgg": "vgg_fast_at
                     "thesis-resnet20": "resnet_fast_at"}
 
 _COLUMNS = ["model", "act", "clean_acc", "robust_acc", "preset", "method", "epochs", "epochs_run", "train_size",
-            "test_size", "pgd_steps", "pgd_restarts", "eps", "seed", "train_minutes", "stopped", "run_dir"]
+            "test_size", "pgd_steps", "pgd_restarts", "eps", "seed", "train_minutes", "stopped", "momentum", "recipe",
+            "kaf_random_stddev", "run_dir"]
 
 
 def results_dir(path=None):
@@ -57,7 +58,9 @@ def _train_seconds(history, metrics):
 
 
 def _row(folder, metrics):
-    p = metrics["parameters"]
+    from kaflib.experiment import recorded_parameters
+
+    p = recorded_parameters(metrics)
     return dict(model=p["model"], act=p["act"], clean_acc=100 * metrics["clean_acc"],
                 robust_acc=100 * metrics["robust_acc"], preset=p["preset"], method=p["method"],
                 epochs=p["epochs"], epochs_run=metrics.get("epochs_run", p["epochs"]),
@@ -65,6 +68,7 @@ def _row(folder, metrics):
                 test_size=metrics["data"]["test"], pgd_steps=p["pgd_steps"],
                 pgd_restarts=p["pgd_restarts"], eps=p["eps"], seed=p["seed"],
                 train_minutes=_train_seconds(_read_history(folder), metrics) / 60, stopped=_stopped(metrics),
+                momentum=p["momentum"], recipe=p["recipe"], kaf_random_stddev=p["kaf_random_stddev"],
                 run_dir=str(folder))
 
 
@@ -104,6 +108,8 @@ def load_grid(grid, path=None):
     (planned), epochs_run (finished; fewer when the run stopped early),
     train_size and test_size (images), pgd_steps, pgd_restarts, eps,
     seed, train_minutes, stopped (why the run ended early, "" if it did not),
+    momentum, recipe, kaf_random_stddev (as recorded, or the values of
+    `experiment.UNRECORDED_PARAMETERS` for runs from before they were),
     run_dir. Empty (with these columns) when nothing ran.
     """
     root = results_dir(path) / grid
@@ -253,8 +259,13 @@ def scale_caption(measured):
     restarts = "/".join(str(int(v)) for v in sorted(set(measured["pgd_restarts"])))
     tests = "/".join(str(int(v)) for v in sorted(set(measured["test_size"])))
     presets = "/".join(sorted(set(measured["preset"])))
-    return (f"this project: {', '.join(part)} ({presets} preset), PGD-{steps} with {restarts} "
-            f"restart(s) on {tests} test images; thesis: full CIFAR-10 (50000/10000)")
+    momenta = "/".join(f"{m:g}" for m in sorted(set(measured["momentum"])))
+    recipes = "/".join(sorted(set(measured["recipe"])))
+    stds = sorted({s for s in measured["kaf_random_stddev"] if s == s and s is not None})
+    random_kafs = f", random KAFs N(0, {'/'.join(f'{s:g}' for s in stds)}²)" if stds else ""
+    return (f"this project: {', '.join(part)} ({presets} preset: SGD momentum {momenta}, {recipes} "
+            f"layers{random_kafs}), PGD-{steps} with {restarts} restart(s) on {tests} test images; "
+            f"thesis: full CIFAR-10 (50000/10000), SGD momentum 0, thesis layers, random KAFs N(0, 0.05²)")
 
 
 def stopped_note(measured):
@@ -587,25 +598,36 @@ def compute_time(path=None):
     return pd.DataFrame(rows, columns=["file", "kind", "minutes"])
 
 
-def load_deep_kaf(runs=(("resnet56", "relu"), ("resnet56", "kaf"), ("resnet56", "kaf_smooth"),
-                        ("resnet56", "kaf_elu"), ("resnet20", "kaf"), ("resnet20", "kaf_smooth"),
-                        ("resnet20", "kaf_elu")), path=None):
-    """{"<model> / <act>": study dict} of the `deep-kaf` studies that exist, in `runs` order.
+def load_deep_kaf(runs=("resnet56-relu", "resnet56-kaf-std0.8", "resnet56-kaf-std0.05", "resnet56-kaf_smooth",
+                        "resnet56-kaf_elu", "resnet20-kaf-std0.8", "resnet20-kaf-std0.05", "resnet20-kaf_smooth",
+                        "resnet20-kaf_elu"), path=None):
+    """{label: study dict} of the `deep-kaf` studies that exist, in `runs` order.
 
-    Each study dict is the JSON of `kaflib.studies.deep_kaf` with `rows` (the
-    per-epoch history) as a DataFrame and the init diagnostics as DataFrames.
+    `runs` are study names (`kaflib.studies.study_name`: random KAFs carry their
+    coefficients' std, e.g. ``resnet56-kaf-std0.05``); labels read "<model> / <act>"
+    with the std, e.g. "resnet56 / kaf N(0, 0.05²)". Each study dict is the JSON of
+    `kaflib.studies.deep_kaf` with `rows` (the per-epoch history) and the init
+    diagnostics as DataFrames; studies written before their layer recipe and KAF
+    std were recorded get those filled in (he-bn0.9; the std of the file name).
     """
     import json
 
     found = {}
-    for model, act in runs:
-        file = results_dir(path) / "deep-kaf" / f"{model}-{act}.json"
+    for name in runs:
+        file = results_dir(path) / "deep-kaf" / f"{name}.json"
         if file.is_file():
             study = json.loads(file.read_text())
             for key in ("rows", "init_gradient_norms", "init_kaf_slopes"):
                 study[key] = pd.DataFrame(study[key])
-            found[f"{model} / {act}"] = study
+            found[study_label(name)] = study
     return found
+
+
+def study_label(name):
+    """"resnet56 / kaf N(0, 0.05²)" for the study name "resnet56-kaf-std0.05"."""
+    model, _, act = name.partition("-")
+    act, _, std = act.partition("-std")
+    return f"{model} / {act}" + (f" N(0, {std}²)" if std else "")
 
 
 def deep_kaf_table(studies):
@@ -631,7 +653,7 @@ def deep_kaf_table(studies):
         })
     table = pd.DataFrame(rows).set_index("run")
     relu = {label.split(" / ")[0]: row["last clean %"] for label, row in table.iterrows()
-            if label.endswith(" / relu")}
+            if label.split(" / ")[1] == "relu"}
     table.insert(4, "vs ReLU (points)", [row["last clean %"] - relu.get(label.split(" / ")[0], float("nan"))
                                          for label, row in table.iterrows()])
     return table

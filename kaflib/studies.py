@@ -57,7 +57,7 @@ import pandas as pd
 
 from kaflib.files import write_atomic
 
-__all__ = ["pgd_iterations", "lr_range", "grad_norms", "deep_kaf", "kaf_slopes", "lipschitz", "masking", "pgd_curves",
+__all__ = ["STUDY_RECIPE", "study_name", "pgd_iterations", "lr_range", "grad_norms", "deep_kaf", "kaf_slopes", "lipschitz", "masking", "pgd_curves",
            "apgd", "read_study", "THESIS_CHECKPOINTS"]
 
 
@@ -110,53 +110,92 @@ def pgd_iterations(run_dir, iterations=(5, 10, 20, 50, 100, 150), test_size=None
     return read_study(out)
 
 
+#: The layers the lr-range, grad-norms and deep-kaf studies were first measured with
+#: (`kaflib.models.LAYER_RECIPES`); another recipe is named in the study's file name.
+STUDY_RECIPE = "he-bn0.9"
+
+
+def study_name(model, act, kaf_random_stddev="thesis", recipe=STUDY_RECIPE):
+    """`<model>-<act>[-std<s>][-<recipe>]`: the file name (without .json) of a per-model
+    study. Randomly initialised KAFs (kaf, kaf_free) always carry their coefficients'
+    standard deviation, so runs of different inits never share a file; a layer recipe
+    other than `STUDY_RECIPE` is named too."""
+    from kaflib.kaf import _random_stddev
+    from kaflib.models import LAYER_RECIPES, RANDOM_INIT_KAFS
+
+    if recipe not in LAYER_RECIPES:
+        raise ValueError(f"recipe={recipe!r} is invalid: must be one of {', '.join(LAYER_RECIPES)}.")
+    stddev = _random_stddev(kaf_random_stddev)
+    name = f"{model}-{act}" + (f"-std{stddev:g}" if act in RANDOM_INIT_KAFS else "")
+    return name + ("" if recipe == STUDY_RECIPE else f"-{recipe}")
+
+
+def _study_model(model, act, kaf_random_stddev, recipe):
+    from kaflib.models import build_model
+
+    return lambda: build_model(model, act, recipe=recipe, kaf_random_stddev=kaf_random_stddev)
+
+
 def lr_range(model="resnet20", act="relu", method=None, steps=100, start_lr=1e-4, end_lr=10.0,
-             train_size=None, seed=0, data_dir=None, out_dir="results", force=False):
+             train_size=None, seed=0, data_dir=None, out_dir="results", force=False, kaf_random_stddev="thesis",
+             recipe=STUDY_RECIPE, momentum=0.9):
     """The learning-rate range test of one model/activation, with its training method."""
     import keras
 
     from kaflib.data import load_cifar10
     from kaflib.experiment import METHOD
-    from kaflib.models import build_model
     from kaflib.train import TrainConfig, lr_range_test
 
-    out = Path(out_dir) / "lr-range" / f"{model}-{act}.json"
+    out = Path(out_dir) / "lr-range" / f"{study_name(model, act, kaf_random_stddev, recipe)}{_momentum_suffix(momentum)}.json"
     if out.exists() and not force:
         return read_study(out)
     started = time.perf_counter()
     method = method or METHOD[model]
     (x, y), _ = load_cifar10(data_dir, train_size=train_size, test_size=1)
     keras.utils.set_random_seed(seed)
-    config = TrainConfig(method=method, augment=model.startswith("resnet"), seed=seed)
-    rows = lr_range_test(lambda: build_model(model, act), (x, y), config, start_lr=start_lr, end_lr=end_lr,
-                         steps=steps)
+    config = TrainConfig(method=method, augment=model.startswith("resnet"), seed=seed, momentum=momentum)
+    rows = lr_range_test(_study_model(model, act, kaf_random_stddev, recipe), (x, y), config, start_lr=start_lr,
+                         end_lr=end_lr, steps=steps)
     parameters = dict(model=model, act=act, method=method, steps=steps, start_lr=start_lr, end_lr=end_lr,
-                      batch_size=config.batch_size, eps=config.eps, seed=seed)
+                      batch_size=config.batch_size, eps=config.eps, seed=seed, momentum=momentum, recipe=recipe,
+                      kaf_random_stddev=_init_stddev(act, kaf_random_stddev))
     _write(out, parameters, dict(train=len(y)), rows, started)
     return read_study(out)
 
 
 def grad_norms(model="resnet56", act="kaf", steps=150, batch_size=128, learning_rate=0.05,
-               train_size=None, seed=0, data_dir=None, out_dir="results", force=False):
+               train_size=None, seed=0, data_dir=None, out_dir="results", force=False, kaf_random_stddev="thesis",
+               recipe=STUDY_RECIPE):
     """Per-layer gradient norms over the first `steps` steps of standard training."""
     import keras
 
     from kaflib.data import load_cifar10
     from kaflib.gradients import gradient_norm_trace
-    from kaflib.models import build_model
 
-    out = Path(out_dir) / "exploding-gradients" / f"{model}-{act}.json"
+    out = Path(out_dir) / "exploding-gradients" / f"{study_name(model, act, kaf_random_stddev, recipe)}.json"
     if out.exists() and not force:
         return read_study(out)
     started = time.perf_counter()
     (x, y), _ = load_cifar10(data_dir, train_size=train_size, test_size=1)
     keras.utils.set_random_seed(seed)
-    rows = gradient_norm_trace(build_model(model, act), x, y, steps=steps, batch_size=batch_size,
-                               learning_rate=learning_rate, seed=seed)
+    rows = gradient_norm_trace(_study_model(model, act, kaf_random_stddev, recipe)(), x, y, steps=steps,
+                               batch_size=batch_size, learning_rate=learning_rate, seed=seed)
     parameters = dict(model=model, act=act, method="standard", steps=steps, batch_size=batch_size,
-                      learning_rate=learning_rate, momentum=0.9, seed=seed)
+                      learning_rate=learning_rate, momentum=0.9, seed=seed, recipe=recipe,
+                      kaf_random_stddev=_init_stddev(act, kaf_random_stddev))
     _write(out, parameters, dict(train=len(y)), rows, started)
     return read_study(out)
+
+
+def _init_stddev(act, kaf_random_stddev):
+    from kaflib.kaf import _random_stddev
+    from kaflib.models import RANDOM_INIT_KAFS
+
+    return _random_stddev(kaf_random_stddev) if act in RANDOM_INIT_KAFS else None
+
+
+def _momentum_suffix(momentum):
+    return "" if momentum == 0.9 else f"-momentum{momentum:g}"
 
 
 def kaf_slopes(model, lo=-4.0, hi=4.0, points=801):
@@ -198,16 +237,17 @@ def _init_gradient_norms(model, images, labels):
 
 
 def deep_kaf(model="resnet56", act="kaf_smooth", epochs=10, max_lr=0.1, train_size=None, test_size=None,
-             seed=0, data_dir=None, out_dir="results", force=False, progress=True):
+             seed=0, data_dir=None, out_dir="results", force=False, progress=True, kaf_random_stddev="thesis",
+             recipe=STUDY_RECIPE):
     """Initialisation diagnostics and standard training of one model/activation (issue 7)."""
     import keras
     import tensorflow as tf
 
     from kaflib.data import load_cifar10
-    from kaflib.models import build_model
     from kaflib.train import TrainConfig, TrainingDiverged, fit
 
-    out = Path(out_dir) / "deep-kaf" / f"{model}-{act}.json"
+    name = study_name(model, act, kaf_random_stddev, recipe)
+    out = Path(out_dir) / "deep-kaf" / f"{name}.json"
     if out.exists() and not force:
         return read_study(out)
     started = time.perf_counter()
@@ -215,21 +255,23 @@ def deep_kaf(model="resnet56", act="kaf_smooth", epochs=10, max_lr=0.1, train_si
     config = TrainConfig(method="standard", epochs=epochs, max_lr=max_lr, augment=model.startswith("resnet"),
                          seed=seed, eval_size=32, stop_on_collapse=False)
     keras.utils.set_random_seed(seed)  # as `fit` does: the same initial weights
-    net = build_model(model, act)
+    build = _study_model(model, act, kaf_random_stddev, recipe)
+    net = build()
     batch = slice(0, config.batch_size)
     norms = _init_gradient_norms(net, tf.constant(x[batch]), tf.constant(y[batch]))
     slopes = kaf_slopes(net)
-    checkpoint = out.parent / "checkpoint" / f"{model}-{act}"
+    checkpoint = out.parent / "checkpoint" / name
     diverged = None
     try:
-        history = fit(lambda: build_model(model, act), (x, y), test, config, checkpoint_dir=checkpoint,
+        history = fit(build, (x, y), test, config, checkpoint_dir=checkpoint,
                       progress=progress).history
     except TrainingDiverged as err:
         diverged = str(err)
         csv = checkpoint / "history.csv"
         history = pd.read_csv(csv) if csv.exists() else pd.DataFrame(columns=["epoch", "test_clean_acc"])
     parameters = dict(model=model, act=act, method="standard", epochs=epochs, max_lr=max_lr,
-                      batch_size=config.batch_size, augment=config.augment, seed=seed)
+                      batch_size=config.batch_size, augment=config.augment, seed=seed, recipe=recipe,
+                      kaf_random_stddev=_init_stddev(act, kaf_random_stddev))
     _write(out, parameters, dict(train=len(y), test=len(test[1])), history, started,
            diverged=diverged, init_gradient_norms=norms.to_dict(orient="records"),
            init_kaf_slopes=slopes.to_dict(orient="records"))
@@ -476,6 +518,13 @@ def apgd(grid, test_size=256, targets=3, results=None, seed=0, data_dir=None, fo
     partial.finish()
     return read_study(out)
 
+def _stddev_argument(text):
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m kaflib.studies", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -497,6 +546,11 @@ def main(argv=None):
             q.add_argument("--steps", type=int, default=100 if name == "lr-range" else 150)
         q.add_argument("--train-size", type=int)
         q.add_argument("--out-dir", default="results")
+        q.add_argument("--kaf-random-stddev", type=_stddev_argument, default="thesis",
+                       help="random KAF coefficients' std: a number, 'thesis' (0.05) or 'kafnets' (0.8)")
+        q.add_argument("--recipe", default=STUDY_RECIPE, help="layer recipe (kaflib.models.LAYER_RECIPES)")
+        if name == "lr-range":
+            q.add_argument("--momentum", type=float, default=0.9)
     q = sub.add_parser("lipschitz", help="Lipschitz constants of a grid's finished runs")
     q.add_argument("grid")
     for name, text in [("masking-checks", "gradient-masking checks"), ("pgd-curves", "PGD accuracy vs iterations"),

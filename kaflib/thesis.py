@@ -22,7 +22,8 @@ from kaflib.kaf import KAF, kaf_dictionary
 from kaflib.models import dtype_policy as _dtype_policy
 from kaflib.models import resnet
 
-__all__ = ["load_checkpoint", "saved_model_predict", "saved_model_dir", "read_layer_weights", "detect_activation"]
+__all__ = ["load_checkpoint", "saved_model_predict", "saved_model_dir", "read_layer_weights", "read_training_config",
+           "detect_activation"]
 
 _VAR = re.compile(r"^layer_with_weights-(\d+)/(\w+)/\.ATTRIBUTES/VARIABLE_VALUE$")
 # Graph op type -> activation, in the order they are checked.
@@ -87,6 +88,39 @@ def _graph_ops(directory):
         for fn in graph.graph_def.library.function:
             ops.update(node.op for node in fn.node_def)
     return ops
+
+
+def read_training_config(path):
+    """The Keras training configuration stored in a checkpoint's `saved_model.pb`.
+
+    TensorFlow 2.3 SavedModels keep each Keras object's config as JSON in the
+    object graph's metadata; this reads it with `saved_model_pb2`, without the
+    author's code.
+
+    Args:
+        path: a checkpoint zip or SavedModel directory.
+
+    Returns:
+        dict with `optimizer` (the model's `training_config.optimizer_config`:
+        `{"class_name": "LossScaleOptimizer", "config": {"optimizer": ...,
+        "loss_scale": ...}}`), `loss` (its config) and `layers` (the model
+        config's layer list: `{"class_name", "config"}` each, in order).
+    """
+    import json
+
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    with saved_model_dir(path) as directory:
+        proto = saved_model_pb2.SavedModel()
+        proto.ParseFromString((Path(directory) / "saved_model.pb").read_bytes())
+    for node in proto.meta_graphs[0].object_graph_def.nodes:
+        if node.WhichOneof("kind") == "user_object" and node.user_object.metadata:
+            metadata = json.loads(node.user_object.metadata)
+            if "training_config" in metadata:
+                training = metadata["training_config"]
+                return dict(optimizer=training["optimizer_config"], loss=training["loss"],
+                            layers=metadata["config"]["layers"])
+    raise ValueError(f"{path}: its saved_model.pb holds no Keras model with a training_config.")
 
 
 def detect_activation(directory, layer_weights, name=""):

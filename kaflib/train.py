@@ -39,11 +39,12 @@ class TrainConfig:
 
     method: str = "fgsm_rs"        #: "standard", "fgsm_rs" (fast AT) or "pgd" (PGD-k AT)
     epochs: int = 15               #: epochs of the one-cycle triangle
-    extra_epochs: int = 0          #: epochs after it, decaying min_lr -> final_lr
+    extra_epochs: int = 0          #: epochs after it: decaying min_lr -> final_lr, or halving from extra_lr
     batch_size: int = 128
     min_lr: float = 0.0
     max_lr: float = 0.2
     final_lr: float | None = None  #: default min_lr / 10
+    extra_lr: float | None = None  #: extra epochs at extra_lr, halved every 4 (the thesis' fine-tuning)
     momentum: float = 0.9
     eps: float = 8 / 255           #: L-inf radius of the training attack
     eps_warmup_epochs: float = 0   #: grow the training eps linearly from 0 over these epochs
@@ -51,7 +52,7 @@ class TrainConfig:
     pgd_steps: int = 7             #: PGD-k training: k
     pgd_step_size: float = 2 / 255
     augment: bool = False          #: pad 4 / random crop / flip (the thesis' ResNets)
-    mixed_precision: bool = False  #: mixed_float16 compute with loss scaling
+    mixed_precision: bool = False  #: mixed_float16 compute with dynamic loss scaling (non-finite steps skipped)
     seed: int = 0
     guard_size: int = 256          #: held-out training images for the overfitting guard
     collapse_drop: float = 0.1     #: fall of the guard accuracy below its best that counts as collapse
@@ -69,6 +70,7 @@ class TrainConfig:
             ("min_lr", 0 <= self.min_lr <= self.max_lr, "0 <= min_lr <= max_lr"),
             ("max_lr", 0 < self.max_lr, "> 0"),
             ("momentum", 0 <= self.momentum < 1, "in [0, 1)"),
+            ("extra_lr", self.extra_lr is None or (_is_number(self.extra_lr) and self.extra_lr > 0), "None or > 0"),
             ("eps", 0 <= self.eps <= 1, "in [0, 1] (pixel units, e.g. 8/255)"),
             ("eps_warmup_epochs", _is_number(self.eps_warmup_epochs) and 0 <= self.eps_warmup_epochs <= self.epochs,
              "a number in [0, epochs]"),
@@ -95,7 +97,7 @@ class TrainConfig:
     def schedule(self, num_images):
         """The `OneCycle` learning-rate schedule of a run on `num_images` training images."""
         return OneCycle(self.steps_per_epoch(num_images), self.epochs, self.min_lr, self.max_lr,
-                        self.extra_epochs, self.final_lr)
+                        self.extra_epochs, self.final_lr, self.extra_lr)
 
 
 def _is_int(value):
@@ -166,8 +168,7 @@ def _train_step(model, optimizer, config, strategy, global_batch, warmup_steps=0
             scaled = optimizer.scale_loss(loss) if config.mixed_precision else loss
         grads = tape.gradient(scaled, model.trainable_variables)
         finite = tf.stack([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
-        if config.mixed_precision:  # the loss scaler skips non-finite steps by itself
-            finite = tf.fill(tf.shape(finite), tf.math.is_finite(loss))
+        # under mixed precision the loss scaler skips a non-finite step and lowers its scale
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         correct = tf.reduce_sum(tf.cast(tf.argmax(logits, -1) == tf.cast(y, tf.int64), tf.float32))
         all_finite = tf.cast(tf.reduce_all(finite), tf.int32)
@@ -251,9 +252,14 @@ def fit(build_model, train, test, config=TrainConfig(), checkpoint_dir=None, str
         weights if no epoch finished (`best_epoch` None), `diverged` says
         where, and the history keeps the finished epochs only.
 
+    Under `config.mixed_precision` (the thesis' setting) a non-finite
+    gradient is not a divergence: the dynamic loss scaler skips that step and
+    lowers its scale, and the step is counted in `skipped_steps`; only an epoch
+    whose every step was skipped counts as diverged.
+
     Raises:
         TrainingDiverged: a non-finite gradient (names epoch, step and layer),
-            unless `config.stop_on_divergence`.
+            unless `config.stop_on_divergence` or `config.mixed_precision`.
     """
     start = time.perf_counter()
     strategy = strategy or tf.distribute.get_strategy()
@@ -296,9 +302,14 @@ def fit(build_model, train, test, config=TrainConfig(), checkpoint_dir=None, str
         data = make_dataset(x_train, y_train, config.batch_size, seed=config.seed * 100_003 + epoch,
                             augment=config.augment, drop_remainder=True)
         loss_sum = correct = seen = 0.0
+        skipped = 0
         bar = _progress(steps_per_epoch, f"epoch {epoch}/{config.total_epochs}", progress)
         for step, (x, y) in enumerate(strategy.experimental_distribute_dataset(data), start=1):
             loss, hits, ok, bad = step_fn(x, y, tf.constant([config.seed, epoch * 1_000_003 + step], tf.int64))
+            if not int(ok) and config.mixed_precision:  # skipped by the loss scaler, as in the thesis
+                skipped += 1
+                bar.update(1)
+                continue
             if not int(ok):
                 error = TrainingDiverged(epoch, step, names[int(bad)], manager and manager.latest_checkpoint)
                 if not config.stop_on_divergence:
@@ -309,6 +320,12 @@ def fit(build_model, train, test, config=TrainConfig(), checkpoint_dir=None, str
             bar.update(1)
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
         bar.close()
+        if not diverged and not seen:  # the loss scaler skipped every step: nothing trains any more
+            error = TrainingDiverged(epoch, skipped, "some variable at every scale the loss scaler tried (all steps skipped)",
+                                     manager and manager.latest_checkpoint)
+            if not config.stop_on_divergence:
+                raise error
+            diverged = str(error)
         if diverged:
             break
         if config.method == "standard":
@@ -322,6 +339,7 @@ def fit(build_model, train, test, config=TrainConfig(), checkpoint_dir=None, str
         history.append(dict(
             epoch=epoch, lr=float(optimizer.learning_rate), train_loss=loss_sum / seen, train_acc=correct / seen,
             guard_acc=guard_acc, test_clean_acc=test_clean, test_pgd_acc=test_pgd, collapsed=is_collapse,
+            skipped_steps=skipped,
             **{name: float(value) for name, value in (epoch_metrics(model) if epoch_metrics else {}).items()},
             seconds=time.perf_counter() - tic))
         if progress:
@@ -349,7 +367,7 @@ def fit(build_model, train, test, config=TrainConfig(), checkpoint_dir=None, str
 
 
 _HISTORY_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "guard_acc", "test_clean_acc", "test_pgd_acc",
-                    "collapsed", "seconds"]
+                    "collapsed", "skipped_steps", "seconds"]
 
 
 def _summary(row):

@@ -64,10 +64,18 @@ def test_kaf_kernel_reaches_the_layers_and_the_run_folder():
     assert len(kafs) == 5 and {layer.kernel for layer in kafs} == {"softplus"}
 
 
+def _finished(exp, **changed):
+    """Write a finished run of `exp` (optionally with some parameters changed) as the notebook would."""
+    import dataclasses
+
+    exp.run_dir.mkdir(parents=True)
+    parameters = dict(dataclasses.asdict(exp), **changed)
+    (exp.run_dir / "metrics.json").write_text(json.dumps(dict(parameters=parameters, clean_acc=0.5, robust_acc=0.1)))
+    return exp.run_dir
+
+
 def test_grid_skips_finished_runs_and_reports_failures(tmp_path, monkeypatch):
-    done = experiment.run_dir(tmp_path, "thesis-light", "light", "relu")
-    done.mkdir(parents=True)
-    (done / "metrics.json").write_text(json.dumps(dict(clean_acc=0.5, robust_acc=0.1)))
+    _finished(grid.expected_experiment("light", "relu", "thesis-light", tmp_path, {"preset": "quick", "seed": 0}))
     calls = []
 
     def fake_run(model, act, grid_name, out_dir, parameters, notebook):
@@ -78,11 +86,45 @@ def test_grid_skips_finished_runs_and_reports_failures(tmp_path, monkeypatch):
 
     monkeypatch.setattr(grid, "_run_one", fake_run)
     status = grid.run_grid("thesis-light", tmp_path, jobs=2, parameters={"preset": "quick"})
-    assert status[("light", "relu")] == "skipped"
-    assert status[("light", "kwta")] == "finished" and status[("light", "kaf")].startswith("failed")
-    assert sorted(a for a, _ in calls) == ["kaf", "kwta"] and calls[0][1] == {"preset": "quick"}
+    assert status[("light", "relu", 0)] == "skipped"
+    assert status[("light", "kwta", 0)] == "finished" and status[("light", "kaf", 0)].startswith("failed")
+    assert sorted(a for a, _ in calls) == ["kaf", "kwta"] and calls[0][1] == {"preset": "quick", "seed": 0}
+    calls.clear()
+    status = grid.run_grid("thesis-light", tmp_path, parameters={"preset": "quick"}, acts=["relu"], seeds=[0, 2])
+    assert status == {("light", "relu", 0): "skipped", ("light", "relu", 2): "finished"}
+    assert calls == [("relu", {"preset": "quick", "seed": 2})]
     with pytest.raises(ValueError, match="valid grids are"):
         grid.run_grid("thesis-resnet18", tmp_path)
+    with pytest.raises(ValueError, match="seeds=\\(-1,\\) is invalid"):
+        grid.run_grid("thesis-light", tmp_path, seeds=[-1])
+
+
+def test_a_run_finished_with_other_parameters_is_stale_never_taken_for_the_new_one(tmp_path, monkeypatch):
+    wanted = grid.expected_experiment("resnet20", "kaf", "thesis-resnet20", tmp_path, {"preset": "quick", "seed": 0})
+    assert wanted.kaf_random_stddev == 0.05
+    folder = _finished(wanted)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    for name in experiment.UNRECORDED_PARAMETERS:  # a run from before these were recorded: N(0, 0.8^2) KAFs
+        del metrics["parameters"][name]
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    (folder / "checkpoint").mkdir()
+    calls = []
+    monkeypatch.setattr(grid, "_run_one", lambda *args: calls.append(args[:2]) or dict(clean_acc=0.4, robust_acc=0.2))
+    status = grid.run_grid("thesis-resnet20", tmp_path, parameters={"preset": "quick"}, acts=["kaf"])
+    assert status[("resnet20", "kaf", 0)].startswith("stale") and "kaf_random_stddev: 0.8 -> 0.05" in \
+        status[("resnet20", "kaf", 0)] and calls == []
+    assert grid.main(["thesis-resnet20", "--out-dir", str(tmp_path), "--preset", "quick", "--act", "kaf"]) == 1
+    status = grid.run_grid("thesis-resnet20", tmp_path, parameters={"preset": "quick"}, acts=["kaf"],
+                           rerun_stale=True)
+    assert status[("resnet20", "kaf", 0)] == "finished" and calls == [("resnet20", "kaf")]
+    assert not (folder / "metrics.json").exists() and not (folder / "checkpoint").exists()
+
+
+def test_recorded_parameters_of_runs_from_before_the_thesis_recipe():
+    old = dict(parameters=dict(act="kaf", model="vgg", seed=0))
+    p = experiment.recorded_parameters(old)
+    assert (p["momentum"], p["recipe"], p["kaf_random_stddev"], p["extra_epochs"]) == (0.9, "he-bn0.9", 0.8, 0)
+    assert experiment.recorded_parameters(dict(parameters=dict(act="relu")))["kaf_random_stddev"] is None
 
 
 def test_vgg_presets_use_the_thesis_learning_rates_per_activation():

@@ -50,12 +50,20 @@ def test_ridge_init_reproduces_activation(name):
     assert error.max() < 0.051
 
 
-def test_random_init_is_not_an_activation_and_differs_per_channel():
+def test_random_init_is_the_thesis_normal_and_the_kafnets_one_stays_available_by_name():
     layer = KAF(init="random")
-    layer.build((None, 4))
+    layer.build((None, 64))
     alpha = numpy(layer.alpha)
-    assert alpha.std() == pytest.approx(0.8, rel=0.3)
+    assert alpha.std() == pytest.approx(0.05, rel=0.1)  # Keras' 'random_normal', as in the author's Kaf.build
     assert not np.allclose(alpha[0], alpha[1])
+    wide = KAF(init="random", random_stddev="kafnets")
+    wide.build((None, 64))
+    assert numpy(wide.alpha).std() == pytest.approx(0.8, rel=0.1)
+    assert wide.get_config()["random_stddev"] == 0.8
+    assert KAF.from_config(wide.get_config()).random_stddev == 0.8
+    for bad in ("wide", 0, -0.1, True):
+        with pytest.raises(ValueError, match=f"random_stddev={bad!r} is invalid"):
+            KAF(random_stddev=bad)
 
 
 def finite_difference_check(layer, x, variables, eps=1e-6):

@@ -30,10 +30,38 @@ def test_resnet_depth(depth, convs, blocks):
     assert count(model, keras.layers.Conv2D) == convs  # + the two 3x3 shortcut convs
     assert count(model, keras.layers.Add) == blocks
     assert count(model, keras.layers.BatchNormalization) == 1 + 2 * blocks
-    assert {layer.momentum for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)} == {0.9}
+    assert {layer.momentum for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)} == {0.99}
     shortcuts = [layer for layer in model.layers
                  if isinstance(layer, keras.layers.Conv2D) and layer.strides == (2, 2)]
     assert len(shortcuts) == 4 and all(layer.kernel_size == (3, 3) for layer in shortcuts)
+
+
+def test_layer_recipes_set_initialisers_batch_norm_and_the_output_l2():
+    thesis, old = resnet(20, "relu"), resnet(20, "relu", recipe="he-bn0.9")
+    for model, conv_init, momentum, logits_init, l2 in ((thesis, "GlorotUniform", 0.99, "HeNormal", 5e-4),
+                                                         (old, "HeNormal", 0.9, "GlorotUniform", None)):
+        convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+        assert {type(c.kernel_initializer).__name__ for c in convs} == {conv_init}
+        assert {b.momentum for b in model.layers if isinstance(b, keras.layers.BatchNormalization)} == {momentum}
+        logits = model.get_layer("logits")
+        assert type(logits.kernel_initializer).__name__ == logits_init
+        assert (logits.kernel_regularizer.l2 if l2 else logits.kernel_regularizer) == (pytest.approx(l2) if l2 else None)
+    vgg = build_model("vgg", "relu", recipe="he-bn0.9")
+    assert {b.momentum for b in vgg.layers if isinstance(b, keras.layers.BatchNormalization)} == {0.9}
+    with pytest.raises(ValueError, match="recipe='wong' is invalid: must be one of thesis, he-bn0.9"):
+        build_model("resnet20", "relu", recipe="wong")
+
+
+def test_random_kafs_take_the_stddev_and_other_activations_ignore_it():
+    from kaflib.kaf import KAF
+
+    kafs = [layer for layer in build_model("light", "kaf", kaf_random_stddev="kafnets").layers
+            if isinstance(layer, KAF)]
+    assert {k.random_stddev for k in kafs} == {0.8}
+    assert {k.random_stddev for k in build_model("light", "kaf_free").layers if isinstance(k, KAF)} == {0.05}
+    build_model("light", "kaf_elu", kaf_random_stddev=0.3)  # ridge init: the std does not apply
+    with pytest.raises(ValueError, match="random_stddev='wide' is invalid"):
+        build_model("light", "kaf", kaf_random_stddev="wide")
 
 
 def test_vgg_inspired_regularizes_dense_layers_only():

@@ -177,18 +177,18 @@ def _deep_kaf_study(folder, model, act, conv_norms, accuracies, diverged=None):
 
 def test_deep_kaf_table_and_figure(tmp_path):
     _deep_kaf_study(tmp_path, "resnet56", "relu", [1.0, 0.5, 2.0], [0.2, 0.4, 0.35])
-    _deep_kaf_study(tmp_path, "resnet56", "kaf", [1e11, 1.0, 0.5], [], diverged="Training diverged at epoch 1")
+    _deep_kaf_study(tmp_path, "resnet56", "kaf-std0.8", [1e11, 1.0, 0.5], [], diverged="Training diverged at epoch 1")
     _deep_kaf_study(tmp_path, "resnet56", "kaf_elu", [1.0, 1.0, 1.0], [0.3, 0.34])
     _deep_kaf_study(tmp_path, "resnet20", "kaf_elu", [1.0, 1.0, 1.0], [0.3, 0.5])
     studies = results.load_deep_kaf(path=tmp_path)
-    assert list(studies) == ["resnet56 / relu", "resnet56 / kaf", "resnet56 / kaf_elu",
+    assert list(studies) == ["resnet56 / relu", "resnet56 / kaf N(0, 0.8²)", "resnet56 / kaf_elu",
                              "resnet20 / kaf_elu"]  # runs order; missing ones left out
     table = results.deep_kaf_table(studies)
     assert table.loc["resnet56 / relu", "init grad first/last conv"] == pytest.approx(0.5)
-    assert table.loc["resnet56 / kaf", "init grad first/last conv"] == pytest.approx(2e11)
+    assert table.loc["resnet56 / kaf N(0, 0.8²)", "init grad first/last conv"] == pytest.approx(2e11)
     assert table.loc["resnet56 / relu", "best clean %"] == pytest.approx(40.0)
     assert table.loc["resnet56 / relu", "last clean %"] == pytest.approx(35.0)
-    assert table.loc["resnet56 / kaf", "diverged"] == "yes" and table.loc["resnet56 / kaf", "epochs"] == 0
+    assert table.loc["resnet56 / kaf N(0, 0.8²)", "diverged"] == "yes" and table.loc["resnet56 / kaf N(0, 0.8²)", "epochs"] == 0
     assert np.isnan(table.loc["resnet56 / relu", "KAF max |f'| (median layer)"])
     assert table.loc["resnet56 / kaf_elu", "vs ReLU (points)"] == pytest.approx(-1.0)
     assert np.isnan(table.loc["resnet20 / kaf_elu", "vs ReLU (points)"])  # no ResNet20 / ReLU study

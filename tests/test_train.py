@@ -199,6 +199,36 @@ def test_mixed_precision_trains(tmp_path):
     result = fit(lambda: tiny_model("kaf"), tiny_data(), tiny_data(64, seed=9), config, progress=False)
     assert result.model.layers[1].compute_dtype == "float16"
     assert np.isfinite(result.history["train_loss"]).all()
+    assert result.history["skipped_steps"].tolist() == [0]
+
+
+def test_under_mixed_precision_a_non_finite_step_is_skipped_and_counted_not_stopped():
+    x, y = tiny_data()
+    x[[3, 50, 120]] = np.nan  # three poisoned images: their batches have non-finite gradients
+    config = TrainConfig(method="standard", epochs=2, batch_size=32, guard_size=32, eval_size=32,
+                         mixed_precision=True)
+    result = fit(tiny_model, (x, y), tiny_data(64, seed=9), config, progress=False)
+    skipped = result.history["skipped_steps"].tolist()
+    assert result.diverged is None and len(skipped) == 2
+    assert all(1 <= n < config.steps_per_epoch(len(y)) for n in skipped)
+    # the skipped updates leave the trained weights finite (batch-norm moving statistics are
+    # updated by the forward pass itself, as in Keras 2 and the thesis, so NaN images reach them)
+    assert all(np.isfinite(w.numpy()).all() for w in result.model.trainable_weights)
+    assert np.isfinite(result.history["train_loss"]).all()
+    x[:] = np.nan  # every step skipped: nothing trains any more, and that is a divergence
+    stopped = fit(tiny_model, (x, y), tiny_data(64, seed=9), TrainConfig(**{
+        **config.__dict__, "stop_on_divergence": True}), progress=False)
+    assert "loss scaler" in stopped.diverged and "epoch 1" in stopped.diverged and stopped.history.empty
+
+
+def test_the_thesis_fine_tuning_halves_its_rate_every_four_epochs():
+    s = OneCycle(steps_per_epoch=10, epochs=4, min_lr=0.01, max_lr=0.2, extra_epochs=20, extra_lr=0.01)
+    lr = ops.convert_to_numpy(s(np.arange(0, 240, 10)))  # the first step of every epoch
+    assert lr[4] == pytest.approx(0.005) and lr[7] == pytest.approx(0.005) and lr[8] == pytest.approx(0.0025)
+    assert lr[23] == pytest.approx(0.01 / 2 ** 5)  # resnet20_kafrelu_ocrob_lrfinder_last's final rate
+    assert OneCycle.from_config(s.get_config()).get_config() == s.get_config()
+    with pytest.raises(ValueError, match="extra_lr"):
+        OneCycle(10, 4, 0.0, 0.1, extra_lr=0)
 
 
 MIRRORED = """
