@@ -118,8 +118,8 @@ QUICK_DEVIATIONS = {
                     "without it every schedule tried overfit catastrophically after 8-15 epochs on 5085 "
                     "images (results/README.md, Why the eps warm-up)"),
     "PGD restarts": ("1 (thesis: 10)", "compute budget; the masking checks add APGD and Square"),
-    "mixed precision": ("off without a GPU", "float16 has no fast path on these CPUs; on a GPU it is on, as in "
-                        "the thesis"),
+    "mixed precision": ("off without a GPU (on with one, as in the thesis)",
+                        "not measured on this CPU: kept from the runs committed before issue 19"),
     "SGD momentum": ("0.9 (thesis: 0)", "not measured yet: kept from the runs committed before the thesis' "
                      "recipe was read from the checkpoints (issue 19)"),
     "layers": ("he-bn0.9: He-normal convs, batch-norm momentum 0.9, no L2 on the output (thesis: Glorot, 0.99, "
