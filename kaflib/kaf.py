@@ -119,6 +119,12 @@ def smooth_init_matrix(dictionary, gamma, length_scale, regularization=1e-6, ker
     return np.linalg.solve(K + regularization * np.eye(D), cholesky)
 
 
+def _tiled(row, shape, dtype=None):
+    """`row` repeated to `shape`, as a tensor that owns its memory (PyTorch cannot assign
+    into a broadcast view, so a layer initialised from one could not load weights)."""
+    return ops.convert_to_tensor(np.array(np.broadcast_to(row, shape)), dtype=dtype or "float32")
+
+
 #: Named standard deviations of the random init (`KAF(random_stddev=...)`):
 #: ``"thesis"``, 0.05, is Keras' ``'random_normal'``, the thesis author's KAF
 #: (`activationsf.py`, `Kaf.build`); ``"kafnets"``, 0.8, is the original KAF
@@ -213,8 +219,7 @@ class KAF(keras.layers.Layer):
                 ops.matmul(normal(shape, "float32"), mixing), dtype)
         else:
             ridge = ridge_coefficients(init, d, g, kernel=kernel)
-            self._alpha_init = lambda shape, dtype=None: ops.cast(
-                ops.broadcast_to(ridge.astype("float32"), shape), dtype)
+            self._alpha_init = lambda shape, dtype=None: _tiled(ridge, shape, dtype)
         self._fixed_dictionary = d.astype("float32")
         self._fixed_gamma = float(g)
 
@@ -233,7 +238,7 @@ class KAF(keras.layers.Layer):
             d0, g0 = self._fixed_dictionary, self._fixed_gamma
             self.dictionary = self.add_weight(
                 shape=(channels, D), name="dictionary",
-                initializer=lambda shape, dtype=None: ops.cast(ops.broadcast_to(d0, shape), dtype),
+                initializer=lambda shape, dtype=None: _tiled(d0, shape, dtype),
                 autocast=False)
             self.gamma = self.add_weight(
                 shape=(channels,), name="gamma",
@@ -244,7 +249,7 @@ class KAF(keras.layers.Layer):
         # Gaussians need float32 at least: float16 would overflow in the
         # exponent and lose the small kernel values. The result goes back to
         # the compute dtype (bounded by sum |alpha|, so it cannot overflow).
-        dtype = "float64" if inputs.dtype == "float64" else "float32"
+        dtype = "float64" if keras.backend.standardize_dtype(inputs.dtype) == "float64" else "float32"
         x, alpha = ops.cast(inputs, dtype), ops.cast(self.alpha, dtype)
         if self.trainable_dictionary:
             y = kaf_free(x, alpha, ops.cast(self.dictionary, dtype), ops.cast(self.gamma, dtype))
