@@ -18,7 +18,7 @@ class FusedOrderBatchNormalization(keras.layers.BatchNormalization):
     rounding, which under a float16 policy flips about 1 in 2,000 outputs by
     one float16 step. That is enough to change the predictions of the thesis'
     ridge-initialised KAF ResNets (coefficients up to ~70, summed in float16),
-    so `kaflib.thesis.load_checkpoint` uses this layer to reproduce them.
+    so `kaflib.thesis.checkpoints.load_checkpoint` uses this layer to reproduce them.
     Training behaves exactly as the parent class. Only `axis=-1`.
     """
 

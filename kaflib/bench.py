@@ -32,6 +32,7 @@ import argparse
 import json
 import platform
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -309,11 +310,11 @@ def attack_speed(model_path, steps=20, eps=8 / 255, step=2 / 255, test_size=None
 def _load_model(path):
     import keras
 
-    if str(path).endswith(".keras"):
-        return keras.models.load_model(path)
-    from kaflib.thesis import load_checkpoint
-
-    return load_checkpoint(path, dtype_policy="float32")
+    if not str(path).endswith(".keras") or not Path(path).is_file():
+        raise ValueError(f"MODEL={str(path)!r} is invalid: must be an existing .keras file (a run's model.keras; "
+                         "a published thesis checkpoint converts with "
+                         "`python -m kaflib.thesis.checkpoints ZIP --save-keras DIR`).")
+    return keras.models.load_model(path)
 
 
 def _machine():

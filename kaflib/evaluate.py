@@ -1,15 +1,56 @@
-"""Evaluation: clean accuracy and robust accuracy under ART's PGD.
+"""Evaluation: clean accuracy, robust accuracy under ART's PGD and APGD, intervals.
 
 The reported robust accuracy uses the IBM Adversarial Robustness Toolbox:
 `ProjectedGradientDescent` (L-inf) on the LOGITS model wrapped in a
 `TensorFlowV2Classifier` with a from-logits cross-entropy, attacking the TRUE
-labels. With several random restarts, an image counts as robust only if it
-is classified correctly after every restart.
+labels. Several attacks (restarts, APGD's target classes, AutoAttack's list)
+run as a per-image cascade (`attack_survivors`): each attacks only the images
+that survived the ones before, and an image counts as robust only if it is
+classified correctly after all of them.
 """
 
 import numpy as np
 
-__all__ = ["accuracy_under_attack", "art_classifier", "clean_accuracy", "pgd_robust", "robust_accuracy"]
+__all__ = ["DifferenceLogitsRatio", "accuracy_under_attack", "apgd_robust", "art_classifier", "attack_survivors",
+           "clean_accuracy", "pgd_robust", "predict_classes", "robust_accuracy", "wilson_interval"]
+
+
+def wilson_interval(successes, n, z=1.96):
+    """95% Wilson score interval `(low, high)` of a proportion `successes / n`."""
+    if n <= 0:
+        raise ValueError(f"n must be >= 1, got {n!r}.")
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(centre - half), float(centre + half)
+
+
+def predict_classes(model, images, batch_size=256):
+    """Predicted classes `(N,)` of an ART classifier or a Keras model."""
+    if hasattr(model, "nb_classes"):
+        return np.argmax(model.predict(images, batch_size=batch_size), -1)
+    return np.argmax(model.predict(images, batch_size=batch_size, verbose=0), -1)
+
+
+def attack_survivors(generate, judge, images, labels, robust, batch_size=256):
+    """One step of the per-image cascade: attack the images still robust, score on `judge`.
+
+    Args:
+        generate: callable(images `(n, H, W, C)`, labels `(n,)`, index `(n,)`) ->
+            adversarial images `(n, H, W, C)`, for the survivors only (`index`
+            are their positions in `images`).
+        judge: ART classifier or Keras model whose predictions decide correctness.
+        robust: bool `(N,)`, the images that survived so far (not modified).
+
+    Returns:
+        bool `(N,)`: `robust`, with every survivor the attack fooled set to False.
+    """
+    robust = np.array(robust, bool)
+    todo = np.flatnonzero(robust)
+    if len(todo):
+        adversarial = generate(images[todo], labels[todo], todo)
+        robust[todo] = predict_classes(judge, adversarial, batch_size) == labels[todo]
+    return robust
 
 
 def clean_accuracy(model, images, labels, batch_size=256):
@@ -72,11 +113,94 @@ def pgd_robust(model, images, labels, eps=8 / 255, step=2 / 255, steps=50, resta
     robust = np.argmax(judged.predict(images, batch_size=batch_size), -1) == labels
     np.random.seed(seed)  # ART draws its random starts from NumPy's global generator
     for _ in tqdm(range(restarts), desc=f"PGD-{steps} restarts", disable=not progress, leave=False):
-        todo = np.flatnonzero(robust)  # only images that survived so far can still fall
-        if len(todo) == 0:
-            break
-        adversarial = attack.generate(images[todo], y=labels[todo])
-        robust[todo] &= np.argmax(judged.predict(adversarial, batch_size=batch_size), -1) == labels[todo]
+        robust = attack_survivors(lambda x, y, _: attack.generate(x, y=y), judged, images, labels, robust,
+                                  batch_size)
+    return robust
+
+
+class DifferenceLogitsRatio:
+    """ART's difference-of-logits-ratio loss, vectorised: `-(z_y - z_i) / (z_1 - z_3)`.
+
+    `y_true` one-hot `(B, K)`, `y_pred` logits `(B, K)`; z_1 >= z_2 >= z_3 are the
+    sorted logits, z_y the label's logit and z_i the largest other one.
+    The same values and gradients as the loss ART builds for
+    `AutoProjectedGradientDescent(loss_type="difference_logits_ratio")`, which
+    loops over the batch in Python (eagerly) on every gradient call and made
+    targeted APGD about as slow as all other attacks together.
+    `reduction`: "mean", "sum" or "none" (ART sets it).
+    """
+
+    def __init__(self, reduction="mean"):
+        self.reduction = reduction
+
+    def __call__(self, y_true, y_pred, *args, **kwargs):
+        import tensorflow as tf
+
+        y_pred = tf.cast(y_pred, tf.float32)
+        label = tf.argmax(y_true, axis=1, output_type=tf.int32)
+        order = tf.argsort(y_pred, axis=1, direction="DESCENDING")
+        ranked = tf.gather(y_pred, order[:, :3], batch_dims=1)
+        z_y = tf.gather(y_pred, label[:, None], batch_dims=1)[:, 0]
+        z_i = tf.where(order[:, 0] == label, ranked[:, 1], ranked[:, 0])
+        dlr = -(z_y - z_i) / (ranked[:, 0] - ranked[:, 2])
+        if self.reduction in ("mean", "sum_over_batch_size"):
+            return tf.reduce_mean(dlr)
+        if self.reduction == "sum":
+            return tf.reduce_sum(dlr)
+        if self.reduction == "none":
+            return dlr
+        raise ValueError(f"reduction={self.reduction!r} is invalid: 'mean', 'sum' or 'none'.")
+
+
+def _dlr_classifier(logits):
+    """The ART logits classifier `logits` (same compiled forward pass) with the `DifferenceLogitsRatio` loss."""
+    from art.estimators.classification import TensorFlowV2Classifier
+
+    return TensorFlowV2Classifier(model=logits.model, nb_classes=logits.nb_classes,
+                                  input_shape=logits.input_shape, loss_object=DifferenceLogitsRatio(),
+                                  clip_values=logits.clip_values)
+
+
+def apgd_robust(model, images, labels, loss="cross_entropy", targets=9, eps=8 / 255, steps=100,
+                batch_size=256, seed=0, robust=None, judge=None):
+    """Per-image robustness `(N,)` under ART's APGD on the logits.
+
+    Args:
+        loss: ``"cross_entropy"`` (untargeted APGD-CE) or ``"dlr_targeted"``
+            (APGD with ART's DLR loss, one targeted run per target class).
+        targets: for ``"dlr_targeted"``: how many of the most likely wrong
+            classes (on the clean image) to target, in order.
+        robust: bool `(N,)` of images still to attack (default: the correctly
+            classified ones); the others stay as given.
+        judge: model whose predictions decide correctness (default `model`),
+            as in `pgd_robust`.
+    """
+    from art.attacks.evasion import AutoProjectedGradientDescent
+
+    if loss not in ("cross_entropy", "dlr_targeted"):
+        raise ValueError(f"loss={loss!r} is invalid: 'cross_entropy' or 'dlr_targeted'.")
+    if not isinstance(targets, (int, np.integer)) or not 1 <= targets <= 9:
+        raise ValueError(f"targets={targets!r} is invalid: an integer in [1, 9].")
+    if not 0 < eps <= 1:
+        raise ValueError(f"eps={eps!r} is invalid: in (0, 1] (pixel units, e.g. 8/255).")
+    classifier = art_classifier(model)
+    judged = classifier if judge is None else art_classifier(judge)
+    labels = np.asarray(labels)
+    logits = judged.predict(images, batch_size=batch_size)
+    robust = (np.argmax(logits, -1) == labels) if robust is None else robust.copy()
+    if loss == "cross_entropy":
+        attack_on, loss_type = classifier, "cross_entropy"
+    else:  # ART's own DLR loss gives the same numbers, slowly (see DifferenceLogitsRatio)
+        attack_on, loss_type = _dlr_classifier(classifier), None
+    attack = AutoProjectedGradientDescent(
+        attack_on, norm=np.inf, eps=eps, eps_step=2 * eps, max_iter=steps, targeted=loss == "dlr_targeted",
+        nb_random_init=1, batch_size=batch_size, verbose=False, loss_type=loss_type)
+    np.random.seed(seed)
+    ranked = np.argsort(-logits, axis=1)
+    for rank in range(1, 1 + (targets if loss == "dlr_targeted" else 1)):
+        goal = (lambda y, index: y) if loss == "cross_entropy" else (lambda y, index: ranked[index, rank])
+        robust = attack_survivors(lambda x, y, index: attack.generate(x, y=np.eye(logits.shape[1])[goal(y, index)]),
+                                  judged, images, labels, robust, batch_size)
     return robust
 
 

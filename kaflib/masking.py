@@ -21,7 +21,7 @@ an image counts as robust only if it survives.
 import numpy as np
 import pandas as pd
 
-from kaflib.evaluate import art_classifier, pgd_robust
+from kaflib.evaluate import art_classifier, attack_survivors, pgd_robust, predict_classes
 
 __all__ = ["EPS_SWEEP", "square_robust", "pgd_images", "transfer_robust", "eps_sweep", "pgd_iteration_curve",
            "masking_checks", "smoothed_twin", "surrogate_robust"]
@@ -39,16 +39,14 @@ def square_robust(model, images, labels, eps=8 / 255, max_iter=1000, restarts=1,
         raise ValueError(f"Square eps={eps!r} is invalid: must be in [0, 1] (pixel units).")
     labels = np.asarray(labels)
     classifier = art_classifier(model)
-    robust = np.argmax(classifier.predict(images, batch_size=batch_size), -1) == labels
-    todo = np.flatnonzero(robust)
-    if len(todo) and eps > 0:
-        np.random.seed(seed)  # ART draws the squares from NumPy's global generator
-        attack = SquareAttack(classifier, norm=np.inf, eps=eps, max_iter=max_iter, nb_restarts=restarts,
-                              batch_size=batch_size, verbose=False)
-        one_hot = np.eye(classifier.nb_classes)[labels[todo]]
-        adversarial = attack.generate(images[todo], y=one_hot)
-        robust[todo] = np.argmax(classifier.predict(adversarial, batch_size=batch_size), -1) == labels[todo]
-    return robust
+    robust = predict_classes(classifier, images, batch_size) == labels
+    if eps == 0:
+        return robust
+    np.random.seed(seed)  # ART draws the squares from NumPy's global generator
+    attack = SquareAttack(classifier, norm=np.inf, eps=eps, max_iter=max_iter, nb_restarts=restarts,
+                          batch_size=batch_size, verbose=False)
+    return attack_survivors(lambda x, y, _: attack.generate(x, y=np.eye(classifier.nb_classes)[y]), classifier,
+                            images, labels, robust, batch_size)
 
 
 def pgd_images(model, images, labels, eps=8 / 255, step=2 / 255, steps=50, seed=0, batch_size=256):
@@ -68,12 +66,9 @@ def transfer_robust(source, target, images, labels, eps=8 / 255, step=2 / 255, s
     `source` (only the images `target` classifies correctly are attacked)."""
     labels = np.asarray(labels)
     judge = art_classifier(target)
-    robust = np.argmax(judge.predict(images, batch_size=batch_size), -1) == labels
-    todo = np.flatnonzero(robust)
-    if len(todo):
-        adversarial = pgd_images(source, images[todo], labels[todo], eps, step, steps, seed, batch_size)
-        robust[todo] = np.argmax(judge.predict(adversarial, batch_size=batch_size), -1) == labels[todo]
-    return robust
+    robust = predict_classes(judge, images, batch_size) == labels
+    return attack_survivors(lambda x, y, _: pgd_images(source, x, y, eps, step, steps, seed, batch_size), judge,
+                            images, labels, robust, batch_size)
 
 
 def eps_sweep(model, images, labels, eps_values=EPS_SWEEP, steps=20, seed=0, batch_size=256):

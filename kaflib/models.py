@@ -157,7 +157,7 @@ def resnet(depth=20, act="relu", num_classes=10, input_shape=(32, 32, 3), batch_
     filters (the first block of stages 2 and 3 strides 2 and has a 3x3 conv
     shortcut); global average pooling; logits. All convs have biases and L2
     5e-4 on the kernels. This is exactly the architecture of the published
-    thesis checkpoints (`kaflib.thesis.load_checkpoint`). `recipe` (see
+    thesis checkpoints (`kaflib.thesis.checkpoints.load_checkpoint`). `recipe` (see
     `LAYER_RECIPES`) sets the initialisers, the batch-norm momentum and the
     output layer's L2; the default is the checkpoints' own.
 

@@ -2,6 +2,7 @@ import keras
 import numpy as np
 import pytest
 
+from kaflib import evaluate
 from kaflib.evaluate import clean_accuracy, pgd_robust, robust_accuracy
 from tests.test_train import tiny_data, tiny_model
 
@@ -34,3 +35,45 @@ def test_bad_attack_parameters(model_and_data, kwargs, name):
     model, (x, y) = model_and_data
     with pytest.raises(ValueError, match=f"PGD {name}="):
         pgd_robust(model, x, y, progress=False, **kwargs)
+
+
+def test_wilson_interval_matches_the_formula():
+    low, high = evaluate.wilson_interval(50, 100)
+    assert low == pytest.approx(0.4038, abs=1e-4) and high == pytest.approx(0.5962, abs=1e-4)
+    low, high = evaluate.wilson_interval(0, 1017)
+    assert low == pytest.approx(0.0, abs=1e-12) and 0 < high < 0.004
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        evaluate.wilson_interval(0, 0)
+
+
+def test_vectorised_dlr_equals_arts_loss_and_gradient():
+    import tensorflow as tf
+    from art.attacks.evasion import AutoProjectedGradientDescent
+    from art.estimators.classification import TensorFlowV2Classifier
+
+    # ART builds its (slow, per-sample) DLR loss inside APGD's constructor; take it from there.
+    net = tf.function(lambda x, training=False: x)
+    logits_clf = TensorFlowV2Classifier(model=net, nb_classes=10, input_shape=(10,),
+                                        loss_object=tf.keras.losses.CategoricalCrossentropy(from_logits=True),
+                                        clip_values=(-10.0, 10.0))
+    art_loss = AutoProjectedGradientDescent(logits_clf, loss_type="difference_logits_ratio",
+                                            verbose=False).estimator._loss_object
+    rng = np.random.default_rng(0)
+    logits = tf.constant(rng.normal(size=(16, 10)) * 3, tf.float32)
+    labels = rng.integers(0, 10, 16)
+    labels[:4] = np.argmax(logits[:4], -1)  # the label is the top logit for some rows
+    onehot = tf.constant(np.eye(10)[labels], tf.float32)
+    ours = evaluate.DifferenceLogitsRatio()
+    for reduction in ("none", "mean", "sum"):
+        ours.reduction = art_loss.reduction = reduction
+        np.testing.assert_allclose(ours(onehot, logits), art_loss(onehot, logits), rtol=1e-6)
+    ours.reduction = art_loss.reduction = "mean"
+    gradients = []
+    for loss in (ours, art_loss):
+        with tf.GradientTape() as tape:
+            tape.watch(logits)
+            value = loss(onehot, logits)
+        gradients.append(tape.gradient(value, logits))
+    np.testing.assert_allclose(gradients[0], gradients[1], rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="reduction='max'"):
+        evaluate.DifferenceLogitsRatio("max")(onehot, logits)

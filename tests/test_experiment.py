@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from kaflib import experiment, grid
-from kaflib.experiment import resolve
+from kaflib.thesis import experiment, grid
+from kaflib.thesis.experiment import resolve
 
 
 def test_auto_preset_without_gpu_is_quick_and_says_why():
@@ -128,7 +128,7 @@ def test_recorded_parameters_of_runs_from_before_the_thesis_recipe():
 
 
 def test_vgg_presets_use_the_thesis_learning_rates_per_activation():
-    from kaflib.results import reported_results
+    from kaflib.thesis.results import reported_results
 
     reported = reported_results("vgg_fast_at").set_index("activation")
     assert set(experiment.VGG_LEARNING_RATES) == set(reported.index)

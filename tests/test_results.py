@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kaflib import results
+from kaflib.thesis import results
 
 
 def _finished_run(root, grid, model, act, clean, robust, train=4829, epochs=12):
@@ -97,8 +97,8 @@ def test_scale_caption_states_data_and_attack(tmp_path):
 
 
 def test_missing_note_names_the_command():
-    note = results.missing_note("the VGG grid", "python -m kaflib.grid thesis-vgg")
-    assert "`python -m kaflib.grid thesis-vgg`" in note.data and "VGG grid" in note.data
+    note = results.missing_note("the VGG grid", "python -m kaflib.thesis.grid thesis-vgg")
+    assert "`python -m kaflib.thesis.grid thesis-vgg`" in note.data and "VGG grid" in note.data
 
 
 def test_test_images_never_download(tmp_path, monkeypatch):
@@ -141,7 +141,7 @@ def test_checkpoint_audit_table_joins_the_thesis_numbers(tmp_path):
     assert "the thesis' 50.2% is **above** our PGD-50 interval [-3.0, 3.0]%" in findings[1]
     assert findings[2].endswith("gives 55.0%; with float32 gradients, logits and true labels, 49.0% (+6.0 points).")
 
-    from kaflib.analysis import plot_checkpoint_audit
+    from kaflib.thesis.figures import plot_checkpoint_audit
 
     ax = plot_checkpoint_audit(table).axes[0]
     worst = next(bars for bars in ax.containers if bars.get_label() == "worst case (+ APGD-T)")
@@ -192,7 +192,7 @@ def test_deep_kaf_table_and_figure(tmp_path):
     assert np.isnan(table.loc["resnet56 / relu", "KAF max |f'| (median layer)"])
     assert table.loc["resnet56 / kaf_elu", "vs ReLU (points)"] == pytest.approx(-1.0)
     assert np.isnan(table.loc["resnet20 / kaf_elu", "vs ReLU (points)"])  # no ResNet20 / ReLU study
-    from kaflib.analysis import plot_deep_kaf
+    from kaflib.thesis.figures import plot_deep_kaf
 
     fig = plot_deep_kaf(studies)
     left, right = fig.axes
@@ -201,7 +201,7 @@ def test_deep_kaf_table_and_figure(tmp_path):
 
 
 def test_lipschitz_histories_keep_runs_that_recorded_the_bound(tmp_path):
-    from kaflib.analysis import plot_lipschitz_evolution
+    from kaflib.thesis.figures import plot_lipschitz_evolution
 
     def record(folder, bound, steepest, train_acc):
         pd.DataFrame(dict(epoch=[1, 2], lipschitz_bound_log10=bound, activation_lipschitz_max=steepest,
@@ -332,3 +332,19 @@ def test_masking_table_joins_grids_and_the_audit_and_states_the_flags(tmp_path):
     assert verdict.endswith("thesis-vgg: ReLU 18.0%, the KAF models 6.0% on average (-12.0 points); "
                             "thesis-checkpoints: ReLU 30.0%, the KAF models 30.0% on average (+0.0 points).")  # APGD-CE 30%
     assert results.masking_table(path=tmp_path / "none") is None
+
+
+def test_the_repository_is_found_from_any_folder_inside_it(tmp_path, monkeypatch):
+    from kaflib.thesis import store
+
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / "train.ipynb").write_text("{}")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "book" / "deep").mkdir(parents=True)
+    monkeypatch.delenv("KAFLIB_RESULTS_DIR", raising=False)
+    monkeypatch.chdir(tmp_path / "book" / "deep")
+    assert store.repository_root() == tmp_path
+    assert store.results_dir() == tmp_path / "results"
+    assert store.study_path("lr-range", "resnet20-relu") == tmp_path / "results" / "lr-range" / "resnet20-relu.json"
+    with pytest.raises(ValueError, match="study='nope' is invalid"):
+        store.study_path("nope", "x")

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from kaflib import studies
+from kaflib.thesis import store, studies
 from tests.conftest import cifar10_dir
 
 
@@ -13,7 +13,7 @@ def test_pgd_iterations_needs_a_finished_run(tmp_path):
 
 
 def test_read_study_of_a_missing_file_is_none(tmp_path):
-    assert studies.read_study(tmp_path / "nope.json") is None
+    assert store.read_study(tmp_path / "nope.json") is None
 
 
 def test_grad_norms_writes_a_complete_file_and_skips_it_next_time(tmp_path):
@@ -93,7 +93,7 @@ def test_lipschitz_of_a_grid_reads_every_finished_run(tmp_path):
 
 
 def test_masking_checks_of_the_thesis_checkpoints_needs_their_folder(tmp_path):
-    from kaflib.studies import THESIS_CHECKPOINTS, masking
+    from kaflib.thesis.studies import THESIS_CHECKPOINTS, masking
     from tests.conftest import CHECKPOINTS
 
     with pytest.raises(ValueError, match="needs checkpoints="):
@@ -147,11 +147,11 @@ def test_partial_study_keeps_finished_models_and_their_time_under_the_same_key(t
     import time
 
     out = tmp_path / "masking" / "grid.json"
-    first = studies._PartialStudy(out, dict(test=16), time.perf_counter() - 5)
+    first = store.PartialStudy(out, dict(test=16), time.perf_counter() - 5)
     first.save("relu", dict(pgd=0.25))
-    again = studies._PartialStudy(out, dict(test=16), time.perf_counter())
+    again = store.PartialStudy(out, dict(test=16), time.perf_counter())
     assert again.done == {"relu": {"pgd": 0.25}} and time.perf_counter() - again.started >= 5
-    other = studies._PartialStudy(out, dict(test=32), time.perf_counter())  # another test size: start afresh
+    other = store.PartialStudy(out, dict(test=32), time.perf_counter())  # another test size: start afresh
     assert other.done == {} and time.perf_counter() - other.started < 5
     again.finish()
     assert not out.with_suffix(".partial.json").exists()

@@ -4,8 +4,8 @@ every published checkpoint stores in its saved_model.pb (skipped without ../shar
 import keras
 import pytest
 
-from kaflib import experiment
-from kaflib.experiment import resolve
+from kaflib.thesis import experiment
+from kaflib.thesis.experiment import resolve
 from tests.conftest import CHECKPOINTS, SHARED
 
 needs_checkpoints = pytest.mark.skipif(
@@ -14,7 +14,7 @@ needs_checkpoints = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def configs():
-    from kaflib.thesis import read_training_config
+    from kaflib.thesis.checkpoints import read_training_config
 
     return {path.name: read_training_config(path) for path in CHECKPOINTS}
 

@@ -1,27 +1,24 @@
 """One experiment of the thesis: parameters and presets, training, attack, results files.
 
 `notebooks/train.ipynb` is a thin literate front-end to this module; the grid
-runner (`kaflib.grid`) executes that notebook once per model/activation.
+runner (`kaflib.thesis.grid`) executes that notebook once per model/activation.
 """
 
 import dataclasses
 import datetime
-import json
 import math
-import os
-import platform
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from kaflib.activations import ACTIVATIONS
 from kaflib.files import write_atomic
+from kaflib.thesis.store import environment, read_json, write_json
 from kaflib.models import MODELS
 
 __all__ = ["PRESETS", "QUICK_DEVIATIONS", "UNRECORDED_PARAMETERS", "recipe_table", "parameter_differences", "recorded_parameters",
            "RESNET20_LEARNING_RATES", "THESIS_RECIPE_SOURCES", "VGG_LEARNING_RATES", "Experiment",
-           "build_experiment_model", "resolve", "run_dir", "write_results", "read_metrics", "environment"]
+           "build_experiment_model", "resolve", "run_dir", "write_results", "read_metrics"]
 
 #: Per-preset, per-model settings. `thesis` is the thesis author's recipe, item
 #: by item (every setting and its source: `THESIS_RECIPE_SOURCES`, the table in
@@ -324,30 +321,6 @@ def train_config(exp):
                        guard_size=256 if exp.train_size is None else min(256, exp.train_size // 8))
 
 
-def environment():
-    """Library versions and the machine, for results files."""
-    import art
-    import keras
-    import tensorflow as tf
-
-    import kaflib
-
-    gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
-    return dict(python=sys.version.split()[0], platform=platform.platform(), kaflib=kaflib.__version__,
-                tensorflow=tf.__version__, keras=keras.__version__, numpy=np.__version__,
-                adversarial_robustness_toolbox=art.__version__, cpus=os.cpu_count(), gpus=gpus)
-
-
-def _json_default(value):
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return None if math.isnan(value) else float(value)
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serializable: {value!r}")
-
-
 def write_results(exp, data_sizes, train_result, clean_acc, robust_acc, timings):
     """Write `metrics.json`, `history.csv` and `model.keras` into `exp.run_dir`, atomically.
 
@@ -369,8 +342,7 @@ def write_results(exp, data_sizes, train_result, clean_acc, robust_acc, timings)
         epochs_run=len(train_result.history), resumed_from_epoch=train_result.resumed_from_epoch,
         seconds=timings, environment=environment(),
         finished=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
-    write_atomic(out / "metrics.json",
-            lambda p: p.write_text(json.dumps(metrics, indent=2, default=_json_default) + "\n"))
+    write_json(out / "metrics.json", metrics, indent=2)
     return metrics
 
 
@@ -411,5 +383,4 @@ def _same(a, b):
 
 def read_metrics(path):
     """The metrics dict of a finished run folder (or None if it has not finished)."""
-    path = Path(path) / "metrics.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    return read_json(Path(path) / "metrics.json")

@@ -2,18 +2,21 @@
 
 The book's chapters read everything through this module: `load_grid` collects
 the `metrics.json` of a grid's finished runs, `reported_results` is the thesis'
-own numbers (a copy of its tables, `kaflib/thesis_reported.csv`), and
-`compare_with_thesis` puts the two side by side. Accuracies are in percent.
+own numbers (a copy of its tables, `kaflib/thesis/reported_results.csv`), and
+`compare_with_thesis` puts the two side by side. Where results live is
+`kaflib.thesis.store`'s to say. The tables are for display: their accuracies are
+in percent (fractions everywhere else, thresholds included).
 """
 
-import os
 from importlib import resources
 from pathlib import Path
 
 import pandas as pd
 
-from kaflib.checkpoint_audit import PROTOCOL as _PROTOCOL
-from kaflib.experiment import read_metrics
+from kaflib.thesis.audit import PROTOCOL as _PROTOCOL
+from kaflib.activations import KAF_ACTIVATIONS
+from kaflib.thesis.experiment import read_metrics
+from kaflib.thesis.store import STUDIES, audit_path, read_json, results_dir, study_path
 
 __all__ = ["KAF_ACTIVATIONS", "MIN_TRAINED_CLEAN", "MASKING_FLAGS", "results_dir", "load_grid", "load_run",
            "load_histories", "lipschitz_histories", "lipschitz_evolution_findings", "bound_robustness_correlation",
@@ -22,13 +25,10 @@ __all__ = ["KAF_ACTIVATIONS", "MIN_TRAINED_CLEAN", "MASKING_FLAGS", "results_dir
            "load_pgd_curves", "masking_table", "masking_findings", "masking_verdict", "compute_time",
            "load_deep_kaf", "deep_kaf_table", "study_label"]
 
-#: Activations that are KAFs (plotted as filled crosses; the others as thin diamonds).
-KAF_ACTIVATIONS = ("kaf", "kaf_relu", "kaf_elu", "kaf_swish", "kaf_free", "kaf_smooth")
+#: Clean accuracy (a fraction) below which a CIFAR-10 run counts as not trained (chance is 0.1).
+MIN_TRAINED_CLEAN = 0.15
 
-#: Clean accuracy (%) below which a CIFAR-10 run counts as not trained (chance is 10%).
-MIN_TRAINED_CLEAN = 15.0
-
-# Names of the first and last rows of `kaflib.checkpoint_audit.PROTOCOL`.
+# Names of the first and last rows of `kaflib.thesis.audit.PROTOCOL`.
 PROTOCOL_THESIS, PROTOCOL_FIXED = _PROTOCOL[0][0], _PROTOCOL[-1][0]
 
 _GRID_EXPERIMENT = {"thesis-light": "light_standard", "thesis-vgg": "vgg_fast_at",
@@ -37,15 +37,6 @@ _GRID_EXPERIMENT = {"thesis-light": "light_standard", "thesis-vgg": "vgg_fast_at
 _COLUMNS = ["model", "act", "clean_acc", "robust_acc", "preset", "method", "epochs", "epochs_run", "train_size",
             "test_size", "pgd_steps", "pgd_restarts", "eps", "seed", "train_minutes", "stopped", "momentum", "recipe",
             "kaf_random_stddev", "run_dir"]
-
-
-def results_dir(path=None):
-    """The results root: `path`, else `$KAFLIB_RESULTS_DIR`, else the repository's `results/`."""
-    if path is not None:
-        return Path(path)
-    if os.environ.get("KAFLIB_RESULTS_DIR"):
-        return Path(os.environ["KAFLIB_RESULTS_DIR"])
-    return Path(__file__).resolve().parents[1] / "results"
 
 
 def _train_seconds(history, metrics):
@@ -58,7 +49,7 @@ def _train_seconds(history, metrics):
 
 
 def _row(folder, metrics):
-    from kaflib.experiment import recorded_parameters
+    from kaflib.thesis.experiment import recorded_parameters
 
     p = recorded_parameters(metrics)
     return dict(model=p["model"], act=p["act"], clean_acc=100 * metrics["clean_acc"],
@@ -133,7 +124,7 @@ def lipschitz_histories(grids=("thesis-vgg", "thesis-resnet20"), path=None):
     columns (runs trained with `fit(..., epoch_metrics=lipschitz_epoch_metrics)`): the
     grids' own runs, then the reruns in `<results>/lipschitz-evolution/<grid>/` of runs
     trained before those columns existed (a grid's own run wins a shared label)."""
-    from kaflib.grid import GRIDS
+    from kaflib.thesis.grid import GRIDS
 
     histories, roots = {}, (results_dir(path), results_dir(path) / "lipschitz-evolution")
     for grid in grids:
@@ -172,7 +163,7 @@ def bound_robustness_correlation(runs, min_clean=None):
     Lipschitz bound and with its largest activation constant (-1: the steeper,
     the less robust). `runs`: the rows of `lipschitz` studies. Columns: model,
     runs, bound_vs_robust, activation_vs_robust."""
-    min_clean = MIN_TRAINED_CLEAN / 100 if min_clean is None else min_clean
+    min_clean = MIN_TRAINED_CLEAN if min_clean is None else min_clean
     rows = []
     for model, group in runs[runs["clean_acc"] >= min_clean].groupby("model", sort=False):
         ranks = group[["log10_bound", "max_activation", "robust_acc"]].rank()  # Spearman: Pearson on ranks
@@ -190,7 +181,7 @@ def reported_results(experiment=None):
             ``vgg_fast_at``, ``resnet_standard``, ``resnet_fast_at``, or a grid
             name (``thesis-light``, ``thesis-vgg``, ``thesis-resnet20``).
     """
-    with resources.files("kaflib").joinpath("thesis_reported.csv").open() as f:
+    with resources.files("kaflib.thesis").joinpath("reported_results.csv").open() as f:
         table = pd.read_csv(f)
     if experiment is None:
         return table
@@ -225,8 +216,8 @@ def kaf_versus_fixed(grids=("thesis-vgg", "thesis-resnet20"), path=None, min_cle
     """Mean clean and robust accuracy (%) of the KAF runs vs the fixed-activation runs, per grid.
 
     One row per grid and source (``ours`` / ``thesis``), with the number of runs
-    averaged. Runs whose clean accuracy is below `min_clean` (%) did not train
-    (10 classes: chance is 10%); they are left out of the means and named in
+    averaged. Runs whose clean accuracy is below `min_clean` (a fraction) did not
+    train (10 classes: chance is 0.1); they are left out of the means and named in
     the column ``did not train``, so one failed run does not pass for a
     robustness result. The thesis' claim (KAFs no more robust than fixed smooth
     activations) is read off this table.
@@ -235,7 +226,7 @@ def kaf_versus_fixed(grids=("thesis-vgg", "thesis-resnet20"), path=None, min_cle
     for grid in grids:
         table = compare_with_thesis(load_grid(grid, path), grid)
         for who in ("ours", "thesis"):
-            failed = table[f"clean ({who})"] < min_clean
+            failed = table[f"clean ({who})"] < 100 * min_clean
             trained = table[table[f"robust ({who})"].notna() & ~failed]
             is_kaf = trained.index.isin(KAF_ACTIVATIONS)
             rows.append({"grid": grid, "source": who,
@@ -302,7 +293,7 @@ def load_model(grid, model, act, path=None):
     """The trained `model.keras` of a finished run, or None when the run has not finished."""
     import keras
 
-    from kaflib.experiment import run_dir
+    from kaflib.thesis.experiment import run_dir
 
     folder = run_dir(results_dir(path), grid, model, act)
     if read_metrics(folder) is None:
@@ -323,7 +314,7 @@ def checkpoint_audit_table(path=None):
     """
     import json
 
-    path = Path(path) if path is not None else results_dir() / "thesis-checkpoints.json"
+    path = Path(path) if path is not None else audit_path()
     if not path.is_file():
         return None
     audit = json.loads(path.read_text())
@@ -390,10 +381,10 @@ def load_pgd_curves(grid, path=None):
     (fractions; `analysis.plot_pgd_iterations` draws it), or {} if absent."""
     import json
 
-    study = results_dir(path) / "pgd-curves" / f"{grid}.json"
-    if not study.is_file():
+    study = read_json(study_path("pgd-curves", grid, path))
+    if study is None:
         return {}
-    rows = pd.DataFrame(json.loads(study.read_text())["rows"]).rename(columns={"accuracy": "robust_acc"})
+    rows = pd.DataFrame(study["rows"]).rename(columns={"accuracy": "robust_acc"})
     return {model: curve[["iterations", "robust_acc"]].reset_index(drop=True)
             for model, curve in rows.groupby("model", sort=False)}
 
@@ -424,22 +415,21 @@ def masking_table(grids=("thesis-vgg", "thesis-resnet20", "thesis-checkpoints"),
     root = results_dir(path)
     tables, skipped, parameters, test_images = [], {}, {}, {}
     for grid in grids:
-        study = root / "masking" / f"{grid}.json"
-        if not study.is_file():
+        payload = read_json(study_path("masking", grid, root))
+        if payload is None:
             continue
-        payload = json.loads(study.read_text())
         parameters[grid] = payload["parameters"]
         test_images[grid] = payload["data"]["test"]
         skipped.update({(grid, m): why for m, why in payload["parameters"].get("skipped", {}).items()})
         rows = pd.DataFrame(payload["rows"]).assign(grid=grid)
         if grid == "thesis-checkpoints":
-            audit = checkpoint_audit_table(root / "thesis-checkpoints.json")
+            audit = checkpoint_audit_table(audit_path(root))
             if audit is not None:  # the audit row of the very checkpoint each model was loaded from
                 stems = rows["model"].map(payload["parameters"]["checkpoints"])
                 for attack in ("apgd_ce", "apgd_dlr_t"):
                     rows[attack] = stems.map(audit[attack] / 100)
-        elif (root / "apgd" / f"{grid}.json").is_file():
-            apgd = pd.DataFrame(json.loads((root / "apgd" / f"{grid}.json").read_text())["rows"]).set_index("model")
+        elif (apgd := read_json(study_path("apgd", grid, root))) is not None:
+            apgd = pd.DataFrame(apgd["rows"]).set_index("model")
             for attack in ("apgd_ce", "apgd_dlr_t"):
                 rows[attack] = rows["model"].map(apgd[attack])
         curves = load_pgd_curves(grid, root)
@@ -581,17 +571,15 @@ def compute_time(path=None):
             add(metrics.parent, kind, _train_seconds(run["history"], run) + run["seconds"]["attack"])
     for study in sorted(root.glob("thesis-*/*/pgd_iterations.json")):
         add(study, "pgd-iterations", json.loads(study.read_text())["seconds"])
-    for folder, kind in (("lr-range", "lr-range"), ("exploding-gradients", "grad-norms"), ("deep-kaf", "deep-kaf"),
-                         ("lipschitz", "lipschitz"), ("masking", "masking-checks"),
-                         ("pgd-curves", "pgd-curves"), ("apgd", "apgd")):
-        for study in sorted((root / folder).glob("*.json")):
+    for kind in STUDIES:
+        for study in sorted(study_path(kind, "*", root).parent.glob("*.json")) if kind != "pgd-iterations" else []:
             if study.name.endswith(".partial.json"):  # an unfinished study's progress
                 continue
             payload = json.loads(study.read_text())
             epochs = pd.DataFrame(payload.get("rows", []))
             trained = kind == "deep-kaf" and "seconds" in epochs
             add(study, kind, epochs["seconds"].sum() if trained else payload["seconds"])
-    audit = root / "thesis-checkpoints.json"
+    audit = audit_path(root)
     if audit.is_file():
         checkpoints = json.loads(audit.read_text())["checkpoints"].values()
         add(audit, "checkpoint audit", sum(c["seconds"]["total"] for c in checkpoints))
@@ -603,10 +591,10 @@ def load_deep_kaf(runs=("resnet56-relu", "resnet56-kaf-std0.8", "resnet56-kaf-st
                         "resnet20-kaf_elu"), path=None):
     """{label: study dict} of the `deep-kaf` studies that exist, in `runs` order.
 
-    `runs` are study names (`kaflib.studies.study_name`: random KAFs carry their
+    `runs` are study names (`kaflib.thesis.studies.study_name`: random KAFs carry their
     coefficients' std, e.g. ``resnet56-kaf-std0.05``); labels read "<model> / <act>"
     with the std, e.g. "resnet56 / kaf N(0, 0.05²)". Each study dict is the JSON of
-    `kaflib.studies.deep_kaf` with `rows` (the per-epoch history) and the init
+    `kaflib.thesis.studies.deep_kaf` with `rows` (the per-epoch history) and the init
     diagnostics as DataFrames; studies written before their layer recipe and KAF
     std were recorded get those filled in (he-bn0.9; the std of the file name).
     """
@@ -614,9 +602,8 @@ def load_deep_kaf(runs=("resnet56-relu", "resnet56-kaf-std0.8", "resnet56-kaf-st
 
     found = {}
     for name in runs:
-        file = results_dir(path) / "deep-kaf" / f"{name}.json"
-        if file.is_file():
-            study = json.loads(file.read_text())
+        study = read_json(study_path("deep-kaf", name, path))
+        if study is not None:
             for key in ("rows", "init_gradient_norms", "init_kaf_slopes"):
                 study[key] = pd.DataFrame(study[key])
             found[study_label(name)] = study

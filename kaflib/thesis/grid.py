@@ -1,6 +1,6 @@
 """Run the train notebook for every model/activation of a thesis grid.
 
-    python -m kaflib.grid thesis-resnet20 --preset quick --jobs 2 --seeds 0 1 2
+    python -m kaflib.thesis.grid thesis-resnet20 --preset quick --jobs 2 --seeds 0 1 2
 
 Each run executes `notebooks/train.ipynb` with papermill into
 `<out-dir>/<grid>/<model>-<act>[-seed<n>]/train.ipynb`. Finished runs (a
@@ -20,11 +20,17 @@ import shutil
 import sys
 from pathlib import Path
 
-from kaflib.experiment import parameter_differences, read_metrics, resolve, run_dir
+from kaflib.thesis.experiment import parameter_differences, read_metrics, resolve, run_dir
+from kaflib.thesis.store import repository_root, results_dir
 
 __all__ = ["GRIDS", "grid_runs", "run_grid"]
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "train.ipynb"
+
+
+def train_notebook():
+    """The checkout's `notebooks/train.ipynb` (see `store.repository_root`)."""
+    return repository_root() / "notebooks" / "train.ipynb"
+
 
 #: The thesis' experiments: grid name -> (model, activations).
 GRIDS = {
@@ -70,13 +76,15 @@ def _clear_run(folder):
     shutil.rmtree(folder / "checkpoint", ignore_errors=True)
 
 
-def run_grid(grid, out_dir="results", jobs=1, parameters=None, notebook=NOTEBOOK, acts=None, seeds=(0,),
+def run_grid(grid, out_dir=None, jobs=1, parameters=None, notebook=None, acts=None, seeds=(0,),
              rerun_stale=False):
     """Execute the notebook for every run of `grid` not finished yet.
 
     Args:
         grid: a name in `GRIDS`.
-        out_dir: results root; runs go to `<out_dir>/<grid>/<model>-<act>[-seed<n>]/`.
+        out_dir: results root (default `store.results_dir()`); runs go to
+            `<out_dir>/<grid>/<model>-<act>[-seed<n>]/`.
+        notebook: the notebook to execute (default `train_notebook()`).
         jobs: runs executed in parallel (each uses all cores it is given).
         parameters: extra notebook parameters (e.g. `{"preset": "quick"}`).
         acts: restrict to these activations.
@@ -92,6 +100,8 @@ def run_grid(grid, out_dir="results", jobs=1, parameters=None, notebook=NOTEBOOK
     if not seeds or any(not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in seeds):
         raise ValueError(f"seeds={seeds!r} is invalid: must be integers >= 0 (at least one).")
     runs = grid_runs(grid)
+    out_dir = results_dir(out_dir)
+    notebook = train_notebook() if notebook is None else notebook
     if acts:
         unknown = set(acts) - {act for _, act in runs}
         if unknown:
@@ -153,10 +163,10 @@ def _parse_parameter(text):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m kaflib.grid", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m kaflib.thesis.grid", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("grid", choices=sorted(GRIDS))
-    parser.add_argument("--out-dir", default="results")
+    parser.add_argument("--out-dir", default=None, help="results root (default: the checkout's results/)")
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel")
     parser.add_argument("--preset", default=None, help="auto, quick or thesis (default: the notebook's)")
     parser.add_argument("--act", action="append", help="only this activation (repeatable)")

@@ -1,6 +1,6 @@
 """Re-evaluate the thesis' published ResNet20 checkpoints with the thesis' attack and stronger ones.
 
-    python -m kaflib.checkpoint_audit ../shared/thesis/checkpoints --test-size 1017
+    python -m kaflib.thesis.audit ../shared/thesis/checkpoints --test-size 1017
 
 For each checkpoint, on the CIFAR-10 test images (robust = correct after every attack):
 
@@ -36,70 +36,16 @@ rewritten atomically after each checkpoint; finished checkpoints are skipped.
 
 import argparse
 import datetime
-import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from kaflib.files import write_atomic
+from kaflib.evaluate import apgd_robust, predict_classes, wilson_interval
 
-__all__ = ["wilson_interval", "DifferenceLogitsRatio", "probability_classifier", "apgd_robust", "pgd_protocol_accuracy",
-           "PROTOCOL", "thesis_protocol", "audit_checkpoint", "audit_checkpoints"]
-
-
-def wilson_interval(successes, n, z=1.96):
-    """95% Wilson score interval `(low, high)` of a proportion `successes / n`."""
-    if n <= 0:
-        raise ValueError(f"n must be >= 1, got {n!r}.")
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return float(centre - half), float(centre + half)
-
-
-class DifferenceLogitsRatio:
-    """ART's difference-of-logits-ratio loss, vectorised: `-(z_y - z_i) / (z_1 - z_3)`.
-
-    `y_true` one-hot `(B, K)`, `y_pred` logits `(B, K)`; z_1 >= z_2 >= z_3 are the
-    sorted logits, z_y the label's logit and z_i the largest other one.
-    The same values and gradients as the loss ART builds for
-    `AutoProjectedGradientDescent(loss_type="difference_logits_ratio")`, which
-    loops over the batch in Python (eagerly) on every gradient call and made
-    targeted APGD about as slow as all other attacks together.
-    `reduction`: "mean", "sum" or "none" (ART sets it).
-    """
-
-    def __init__(self, reduction="mean"):
-        self.reduction = reduction
-
-    def __call__(self, y_true, y_pred, *args, **kwargs):
-        import tensorflow as tf
-
-        y_pred = tf.cast(y_pred, tf.float32)
-        label = tf.argmax(y_true, axis=1, output_type=tf.int32)
-        order = tf.argsort(y_pred, axis=1, direction="DESCENDING")
-        ranked = tf.gather(y_pred, order[:, :3], batch_dims=1)
-        z_y = tf.gather(y_pred, label[:, None], batch_dims=1)[:, 0]
-        z_i = tf.where(order[:, 0] == label, ranked[:, 1], ranked[:, 0])
-        dlr = -(z_y - z_i) / (ranked[:, 0] - ranked[:, 2])
-        if self.reduction in ("mean", "sum_over_batch_size"):
-            return tf.reduce_mean(dlr)
-        if self.reduction == "sum":
-            return tf.reduce_sum(dlr)
-        if self.reduction == "none":
-            return dlr
-        raise ValueError(f"reduction={self.reduction!r} is invalid: 'mean', 'sum' or 'none'.")
-
-
-def _dlr_classifier(logits):
-    """The ART logits classifier `logits` (same compiled forward pass) with the `DifferenceLogitsRatio` loss."""
-    from art.estimators.classification import TensorFlowV2Classifier
-
-    return TensorFlowV2Classifier(model=logits.model, nb_classes=logits.nb_classes,
-                                  input_shape=logits.input_shape, loss_object=DifferenceLogitsRatio(),
-                                  clip_values=logits.clip_values)
+__all__ = ["probability_classifier", "pgd_protocol_accuracy", "PROTOCOL", "thesis_protocol", "audit_checkpoint",
+           "audit_checkpoints"]
 
 
 def probability_classifier(model):
@@ -113,61 +59,6 @@ def probability_classifier(model):
                                   input_shape=tuple(model.input_shape[1:]),
                                   loss_object=keras.losses.SparseCategoricalCrossentropy(from_logits=False),
                                   clip_values=(0.0, 1.0))
-
-
-def _predict(model, images, batch_size=256):
-    """Predicted classes `(N,)` of an ART classifier or a Keras model."""
-    if hasattr(model, "nb_classes"):
-        return np.argmax(model.predict(images, batch_size=batch_size), -1)
-    return np.argmax(model.predict(images, batch_size=batch_size, verbose=0), -1)
-
-
-def apgd_robust(model, images, labels, loss="cross_entropy", targets=9, eps=8 / 255, steps=100,
-                batch_size=256, seed=0, robust=None, judge=None):
-    """Per-image robustness `(N,)` under ART's APGD on the logits.
-
-    Args:
-        loss: ``"cross_entropy"`` (untargeted APGD-CE) or ``"dlr_targeted"``
-            (APGD with ART's DLR loss, one targeted run per target class).
-        targets: for ``"dlr_targeted"``: how many of the most likely wrong
-            classes (on the clean image) to target, in order.
-        robust: bool `(N,)` of images still to attack (default: the correctly
-            classified ones); the others stay as given.
-        judge: model whose predictions decide correctness (default `model`),
-            as in `kaflib.evaluate.pgd_robust`.
-    """
-    from art.attacks.evasion import AutoProjectedGradientDescent
-
-    from kaflib.evaluate import art_classifier
-
-    if loss not in ("cross_entropy", "dlr_targeted"):
-        raise ValueError(f"loss={loss!r} is invalid: 'cross_entropy' or 'dlr_targeted'.")
-    if not isinstance(targets, (int, np.integer)) or not 1 <= targets <= 9:
-        raise ValueError(f"targets={targets!r} is invalid: an integer in [1, 9].")
-    if not 0 < eps <= 1:
-        raise ValueError(f"eps={eps!r} is invalid: in (0, 1] (pixel units, e.g. 8/255).")
-    classifier = art_classifier(model)
-    judged = classifier if judge is None else art_classifier(judge)
-    labels = np.asarray(labels)
-    logits = judged.predict(images, batch_size=batch_size)
-    robust = (np.argmax(logits, -1) == labels) if robust is None else robust.copy()
-    if loss == "cross_entropy":
-        attack_on, loss_type = classifier, "cross_entropy"
-    else:  # ART's own DLR loss gives the same numbers, slowly (see DifferenceLogitsRatio)
-        attack_on, loss_type = _dlr_classifier(classifier), None
-    attack = AutoProjectedGradientDescent(
-        attack_on, norm=np.inf, eps=eps, eps_step=2 * eps, max_iter=steps, targeted=loss == "dlr_targeted",
-        nb_random_init=1, batch_size=batch_size, verbose=False, loss_type=loss_type)
-    np.random.seed(seed)
-    ranked = np.argsort(-logits, axis=1)
-    for rank in range(1, 1 + (targets if loss == "dlr_targeted" else 1)):
-        todo = np.flatnonzero(robust)
-        if len(todo) == 0:
-            break
-        goal = labels[todo] if loss == "cross_entropy" else ranked[todo, rank]
-        adversarial = attack.generate(images[todo], y=np.eye(logits.shape[1])[goal])
-        robust[todo] &= _predict(judged, adversarial, batch_size) == labels[todo]
-    return robust
 
 
 def pgd_protocol_accuracy(model, images, labels, use_labels=True, output="logits", eps=8 / 255,
@@ -191,7 +82,7 @@ def pgd_protocol_accuracy(model, images, labels, use_labels=True, output="logits
     np.random.seed(seed)
     adversarial = attack.generate(images, y=np.asarray(labels) if use_labels else None)
     judged = classifier if judge is None else art_classifier(judge)
-    return float(np.mean(_predict(judged, adversarial, batch_size) == labels))
+    return float(np.mean(predict_classes(judged, adversarial, batch_size) == labels))
 
 
 # The thesis' protocol, then one of its choices changed at a time:
@@ -225,7 +116,7 @@ def thesis_protocol(published, twin, images, labels, restarts=1, seed=0):
 def audit_checkpoint(path, images, labels, pgd_restarts=1, targets=9, protocol=False, seed=0):
     """Clean, PGD-50, APGD-CE, APGD-T and worst-case accuracy of one checkpoint: a JSON-ready dict.
 
-    The published model (mixed float16, `kaflib.thesis.load_checkpoint`)
+    The published model (mixed float16, `kaflib.thesis.checkpoints.load_checkpoint`)
     classifies; the attacks take their gradients from its float32 twin (same
     weights), because float16 input gradients of a confident model can
     underflow to zero and hide adversarial examples. APGD-T attacks only the
@@ -234,11 +125,11 @@ def audit_checkpoint(path, images, labels, pgd_restarts=1, targets=9, protocol=F
     `thesis_protocol`. `seconds` holds each part's wall time.
     """
     from kaflib.evaluate import pgd_robust
-    from kaflib.thesis import load_checkpoint
+    from kaflib.thesis.checkpoints import load_checkpoint
 
     started = time.perf_counter()
     published, twin = load_checkpoint(path), load_checkpoint(path, dtype_policy="float32")
-    predicted = _predict(published, images), _predict(twin, images)
+    predicted = predict_classes(published, images), predict_classes(twin, images)
     seconds = {}
     tic = time.perf_counter()
     pgd = pgd_robust(twin, images, labels, steps=50, restarts=pgd_restarts, seed=seed, progress=False,
@@ -278,11 +169,11 @@ def audit_checkpoints(paths, out, test_size=None, data_dir=None, pgd_restarts=1,
     from tqdm.auto import tqdm
 
     from kaflib.data import load_cifar10
-    from kaflib.experiment import _json_default, environment
-    from kaflib.thesis import load_checkpoint
+    from kaflib.thesis.store import audit_path, environment, read_json, write_json
+    from kaflib.thesis.checkpoints import load_checkpoint
 
-    out = Path(out)
-    done = json.loads(out.read_text()) if out.is_file() else None
+    out = audit_path() if out is None else Path(out)
+    done = read_json(out)
     _, (images, labels) = load_cifar10(data_dir, train_size=1, test_size=test_size)
     parameters = dict(test_size=len(labels), eps=8 / 255, pgd=dict(step=2 / 255, steps=50, restarts=pgd_restarts),
                       apgd=dict(steps=100, eps_step="2 eps", restarts=1, targets=targets,
@@ -297,8 +188,7 @@ def audit_checkpoints(paths, out, test_size=None, data_dir=None, pgd_restarts=1,
     def save():
         done.update(environment=environment(),
                     updated=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
-        out.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(out, lambda p: p.write_text(json.dumps(done, indent=1, default=_json_default) + "\n"))
+        write_json(out, done)
 
     for path in tqdm(paths, desc="checkpoints", disable=not progress):
         name = Path(path).name
@@ -319,11 +209,11 @@ def audit_checkpoints(paths, out, test_size=None, data_dir=None, pgd_restarts=1,
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m kaflib.checkpoint_audit", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m kaflib.thesis.audit", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoints", nargs="+", type=Path,
                         help="checkpoint zips, audited in the order given, or a folder of them")
-    parser.add_argument("--out", default="results/thesis-checkpoints.json")
+    parser.add_argument("--out", default=None, help="default: <results>/thesis-checkpoints.json")
     parser.add_argument("--test-size", type=int)
     parser.add_argument("--data-dir")
     parser.add_argument("--pgd-restarts", type=int, default=1)

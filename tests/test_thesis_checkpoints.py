@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from kaflib.thesis import load_checkpoint, saved_model_predict
+from kaflib.thesis.checkpoints import load_checkpoint, saved_model_predict
 from tests.conftest import CHECKPOINTS, SHARED
 
 # Activation of each published checkpoint, from ../shared/README.md.

@@ -6,7 +6,7 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from kaflib.analysis import plot_history, plot_lr_range, plot_schedule  # noqa: E402
+from kaflib.plots import plot_history, plot_lr_range, plot_schedule  # noqa: E402
 from kaflib.schedules import OneCycle  # noqa: E402
 
 
@@ -29,7 +29,7 @@ def test_plots_draw_the_data():
 
 def test_kaf_curve_is_the_layer_on_one_channel():
     from kaflib import KAF
-    from kaflib.analysis import kaf_curve, plot_kaf_inits
+    from kaflib.plots import kaf_curve, plot_kaf_inits
 
     layer = KAF(init="relu")
     layer.build((None, 3))
@@ -41,7 +41,7 @@ def test_kaf_curve_is_the_layer_on_one_channel():
 
 def test_kwta_response_jumps_when_the_ranking_changes():
     from kaflib import KWTA
-    from kaflib.analysis import kwta_response
+    from kaflib.plots import kwta_response
 
     base = np.linspace(-1, 1, 10)
     t = np.linspace(-1.5, 1.5, 301)
@@ -54,7 +54,7 @@ def test_kwta_response_jumps_when_the_ranking_changes():
 def test_activation_distances_and_histograms():
     import keras
 
-    from kaflib.analysis import (activation_distances, activation_layers, activation_values,
+    from kaflib.plots import (activation_distances, activation_layers, activation_values,
                                  plot_activation_distances, plot_activation_histograms)
     from kaflib.models import build_model
 
@@ -78,7 +78,7 @@ def test_activation_distances_and_histograms():
 
 
 def test_robustness_scatter_marks_kafs_and_fixed_activations():
-    from kaflib.analysis import plot_robustness_vs_accuracy
+    from kaflib.thesis.figures import plot_robustness_vs_accuracy
 
     table = pd.DataFrame({"clean (ours)": [40.0, 42.0], "robust (ours)": [10.0, np.nan],
                           "clean (thesis)": [78.1, 77.9], "robust (thesis)": [45.4, 46.8]},
@@ -91,7 +91,7 @@ def test_robustness_scatter_marks_kafs_and_fixed_activations():
 
 
 def test_gradient_norm_plot_marks_non_finite_steps():
-    from kaflib.analysis import plot_gradient_norms
+    from kaflib.plots import plot_gradient_norms
 
     trace = pd.DataFrame(dict(step=[0, 0, 1, 1], layer=["a", "b", "a", "b"], depth=[1, 2, 1, 2],
                               norm=[1.0, 2.0, 3.0, np.nan]))
@@ -106,7 +106,8 @@ def test_gradient_norm_plot_marks_non_finite_steps():
 def test_lipschitz_plots():
     import pandas as pd
 
-    from kaflib.analysis import plot_bound_vs_robustness, plot_kaf_lipschitz
+    from kaflib.plots import plot_kaf_lipschitz
+    from kaflib.thesis.figures import plot_bound_vs_robustness
 
     layers = pd.DataFrame([
         dict(model="vgg", act="relu", depth=1, numeric=1.0), dict(model="vgg", act="relu", depth=2, numeric=1.0),
@@ -129,7 +130,7 @@ def test_lipschitz_plots():
 def test_eps_sweep_plot():
     import pandas as pd
 
-    from kaflib.analysis import plot_eps_sweep
+    from kaflib.plots import plot_eps_sweep
 
     sweep = pd.DataFrame(dict(model=["relu"] * 3 + ["kaf"] * 3, eps=[2 / 255, 8 / 255, 128 / 255] * 2,
                               accuracy=[0.5, 0.3, 0.0, 0.4, 0.2, 0.1]))
@@ -142,7 +143,7 @@ def test_eps_sweep_plot():
 def test_masking_checks_plot_has_a_panel_per_grid_and_a_marker_per_attack():
     import pandas as pd
 
-    from kaflib.analysis import plot_masking_checks
+    from kaflib.thesis.figures import plot_masking_checks
 
     index = pd.MultiIndex.from_tuples([("thesis-vgg", "relu"), ("thesis-vgg", "kaf_elu"),
                                        ("thesis-checkpoints", "kaf")], names=["grid", "model"])

@@ -1,17 +1,9 @@
 import numpy as np
 import pytest
 
-from kaflib import checkpoint_audit as audit
+from kaflib import evaluate
+from kaflib.thesis import audit
 from kaflib.models import build_model
-
-
-def test_wilson_interval_matches_the_formula():
-    low, high = audit.wilson_interval(50, 100)
-    assert low == pytest.approx(0.4038, abs=1e-4) and high == pytest.approx(0.5962, abs=1e-4)
-    low, high = audit.wilson_interval(0, 1017)
-    assert low == pytest.approx(0.0, abs=1e-12) and 0 < high < 0.004
-    with pytest.raises(ValueError, match="n must be >= 1"):
-        audit.wilson_interval(0, 0)
 
 
 @pytest.fixture(scope="module")
@@ -31,16 +23,16 @@ def test_apgd_only_breaks_correct_images_and_a_tiny_eps_breaks_none(tiny):
     model, x, y = tiny
     correct = np.arange(12) >= 4
     for loss in ("cross_entropy", "dlr_targeted"):
-        unchanged = audit.apgd_robust(model, x, y, loss, targets=2, eps=1e-6, steps=3)
+        unchanged = evaluate.apgd_robust(model, x, y, loss, targets=2, eps=1e-6, steps=3)
         np.testing.assert_array_equal(unchanged, correct)
-        attacked = audit.apgd_robust(model, x, y, loss, targets=2, eps=16 / 255, steps=5)
+        attacked = evaluate.apgd_robust(model, x, y, loss, targets=2, eps=16 / 255, steps=5)
         assert not attacked[:4].any() and (attacked <= correct).all()
     with pytest.raises(ValueError, match="loss='dlr'"):
-        audit.apgd_robust(model, x, y, "dlr")
+        evaluate.apgd_robust(model, x, y, "dlr")
     with pytest.raises(ValueError, match="targets=10"):
-        audit.apgd_robust(model, x, y, "dlr_targeted", targets=10)
+        evaluate.apgd_robust(model, x, y, "dlr_targeted", targets=10)
     with pytest.raises(ValueError, match="eps=0"):
-        audit.apgd_robust(model, x, y, eps=0)
+        evaluate.apgd_robust(model, x, y, eps=0)
 
 
 def _constant_model(label):
@@ -61,10 +53,10 @@ def test_the_judge_decides_what_is_robust(tiny):
     expected = y == y[5]
     np.testing.assert_array_equal(pgd_robust(model, x, y, eps=16 / 255, steps=3, progress=False, judge=judge),
                                   expected)
-    np.testing.assert_array_equal(audit.apgd_robust(model, x, y, eps=16 / 255, steps=3, judge=judge), expected)
+    np.testing.assert_array_equal(evaluate.apgd_robust(model, x, y, eps=16 / 255, steps=3, judge=judge), expected)
     assert audit.pgd_protocol_accuracy(model, x, y, eps=16 / 255, steps=3, judge=judge) == pytest.approx(expected.mean())
     # without a judge the attacked model decides: eps 16/255 breaks images the judge would keep
-    assert not audit.apgd_robust(model, x, y, eps=16 / 255, steps=5)[expected].all()
+    assert not evaluate.apgd_robust(model, x, y, eps=16 / 255, steps=5)[expected].all()
 
 
 def test_protocol_names_must_be_audited_checkpoints(tmp_path):
@@ -82,41 +74,8 @@ def test_protocol_without_labels_attacks_the_predictions(tiny):
         audit.pgd_protocol_accuracy(model, x, y, output="softmax")
 
 
-def test_vectorised_dlr_equals_arts_loss_and_gradient():
-    import tensorflow as tf
-    from art.attacks.evasion import AutoProjectedGradientDescent
-    from art.estimators.classification import TensorFlowV2Classifier
-
-    # ART builds its (slow, per-sample) DLR loss inside APGD's constructor; take it from there.
-    net = tf.function(lambda x, training=False: x)
-    logits_clf = TensorFlowV2Classifier(model=net, nb_classes=10, input_shape=(10,),
-                                        loss_object=tf.keras.losses.CategoricalCrossentropy(from_logits=True),
-                                        clip_values=(-10.0, 10.0))
-    art_loss = AutoProjectedGradientDescent(logits_clf, loss_type="difference_logits_ratio",
-                                            verbose=False).estimator._loss_object
-    rng = np.random.default_rng(0)
-    logits = tf.constant(rng.normal(size=(16, 10)) * 3, tf.float32)
-    labels = rng.integers(0, 10, 16)
-    labels[:4] = np.argmax(logits[:4], -1)  # the label is the top logit for some rows
-    onehot = tf.constant(np.eye(10)[labels], tf.float32)
-    ours = audit.DifferenceLogitsRatio()
-    for reduction in ("none", "mean", "sum"):
-        ours.reduction = art_loss.reduction = reduction
-        np.testing.assert_allclose(ours(onehot, logits), art_loss(onehot, logits), rtol=1e-6)
-    ours.reduction = art_loss.reduction = "mean"
-    gradients = []
-    for loss in (ours, art_loss):
-        with tf.GradientTape() as tape:
-            tape.watch(logits)
-            value = loss(onehot, logits)
-        gradients.append(tape.gradient(value, logits))
-    np.testing.assert_allclose(gradients[0], gradients[1], rtol=1e-5, atol=1e-7)
-    with pytest.raises(ValueError, match="reduction='max'"):
-        audit.DifferenceLogitsRatio("max")(onehot, logits)
-
-
 def test_protocol_starts_with_the_thesis_and_ends_with_every_choice_changed():
-    from kaflib import results
+    from kaflib.thesis import results
 
     assert audit.PROTOCOL[0] == (results.PROTOCOL_THESIS, True, False, "probabilities")
     assert audit.PROTOCOL[-1] == (results.PROTOCOL_FIXED, False, True, "logits")

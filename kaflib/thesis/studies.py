@@ -1,14 +1,14 @@
 """The thesis' side studies, each one command writing one JSON results file.
 
-    python -m kaflib.studies pgd-iterations results/thesis-vgg/vgg-relu
-    python -m kaflib.studies lr-range --model resnet20 --act relu
-    python -m kaflib.studies grad-norms --model resnet56 --act kaf --steps 150
-    python -m kaflib.studies deep-kaf --model resnet56 --act kaf_smooth --epochs 10
-    python -m kaflib.studies lipschitz thesis-resnet20
-    python -m kaflib.studies masking-checks thesis-resnet20 --test-size 256
-    python -m kaflib.studies masking-checks thesis-checkpoints --checkpoints ../shared/thesis/checkpoints
-    python -m kaflib.studies pgd-curves thesis-resnet20 --test-size 256
-    python -m kaflib.studies apgd thesis-resnet20 --test-size 256
+    python -m kaflib.thesis.studies pgd-iterations results/thesis-vgg/vgg-relu
+    python -m kaflib.thesis.studies lr-range --model resnet20 --act relu
+    python -m kaflib.thesis.studies grad-norms --model resnet56 --act kaf --steps 150
+    python -m kaflib.thesis.studies deep-kaf --model resnet56 --act kaf_smooth --epochs 10
+    python -m kaflib.thesis.studies lipschitz thesis-resnet20
+    python -m kaflib.thesis.studies masking-checks thesis-resnet20 --test-size 256
+    python -m kaflib.thesis.studies masking-checks thesis-checkpoints --checkpoints ../shared/thesis/checkpoints
+    python -m kaflib.thesis.studies pgd-curves thesis-resnet20 --test-size 256
+    python -m kaflib.thesis.studies apgd thesis-resnet20 --test-size 256
 
 * ``pgd-iterations``: ART PGD robust accuracy of a finished run's model for
   several iteration counts (thesis "pgditers"); writes `pgd_iterations.json`
@@ -48,36 +48,17 @@ skipped (pass --force to redo it).
 """
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 
-from kaflib.files import write_atomic
+from kaflib.thesis import store
+from kaflib.thesis.store import read_study
 
 __all__ = ["STUDY_RECIPE", "study_name", "pgd_iterations", "lr_range", "grad_norms", "deep_kaf", "kaf_slopes", "lipschitz", "masking", "pgd_curves",
            "apgd", "read_study", "THESIS_CHECKPOINTS"]
-
-
-def _write(path, parameters, data, rows, started, **extra):
-    from kaflib.experiment import _json_default, environment
-
-    payload = dict(parameters=parameters, data=data, seconds=time.perf_counter() - started,
-                   environment=environment(), **extra, rows=rows.to_dict(orient="records"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, lambda p: p.write_text(json.dumps(payload, indent=1, default=_json_default) + "\n"))
-    return payload
-
-
-def read_study(path):
-    """(metadata dict, rows DataFrame) of a study file, or None if it does not exist."""
-    path = Path(path)
-    if not path.is_file():
-        return None
-    payload = json.loads(path.read_text())
-    return payload, pd.DataFrame(payload.pop("rows"))
 
 
 def pgd_iterations(run_dir, iterations=(5, 10, 20, 50, 100, 150), test_size=None, restarts=1,
@@ -87,15 +68,15 @@ def pgd_iterations(run_dir, iterations=(5, 10, 20, 50, 100, 150), test_size=None
 
     from kaflib.data import load_cifar10
     from kaflib.evaluate import robust_accuracy
-    from kaflib.experiment import read_metrics
+    from kaflib.thesis.experiment import read_metrics
 
     run_dir = Path(run_dir)
     out = run_dir / "pgd_iterations.json"
     metrics = read_metrics(run_dir)
     if metrics is None:
         raise FileNotFoundError(f"{run_dir} holds no finished run (no metrics.json).")
-    if out.exists() and not force:
-        return read_study(out)
+    if (done := store.finished_study(out, force)) is not None:
+        return done
     started = time.perf_counter()
     p = metrics["parameters"]
     test_size = test_size if test_size is not None else p["test_size"]
@@ -106,7 +87,7 @@ def pgd_iterations(run_dir, iterations=(5, 10, 20, 50, 100, 150), test_size=None
         progress=False)) for k in iterations])
     parameters = dict(run_dir=str(run_dir), iterations=list(iterations), restarts=restarts, seed=seed,
                       eps=p["eps"], step=p["pgd_step"], labels="true", loss="cross-entropy on logits")
-    _write(out, parameters, dict(test=len(y)), rows, started)
+    store.write_study(out, parameters, dict(test=len(y)), rows, started)
     return read_study(out)
 
 
@@ -137,18 +118,19 @@ def _study_model(model, act, kaf_random_stddev, recipe):
 
 
 def lr_range(model="resnet20", act="relu", method=None, steps=100, start_lr=1e-4, end_lr=10.0,
-             train_size=None, seed=0, data_dir=None, out_dir="results", force=False, kaf_random_stddev="thesis",
+             train_size=None, seed=0, data_dir=None, out_dir=None, force=False, kaf_random_stddev="thesis",
              recipe=STUDY_RECIPE, momentum=0.9):
     """The learning-rate range test of one model/activation, with its training method."""
     import keras
 
     from kaflib.data import load_cifar10
-    from kaflib.experiment import METHOD
+    from kaflib.thesis.experiment import METHOD
     from kaflib.train import TrainConfig, lr_range_test
 
-    out = Path(out_dir) / "lr-range" / f"{study_name(model, act, kaf_random_stddev, recipe)}{_momentum_suffix(momentum)}.json"
-    if out.exists() and not force:
-        return read_study(out)
+    out = store.study_path("lr-range", study_name(model, act, kaf_random_stddev, recipe) + _momentum_suffix(momentum),
+                           out_dir)
+    if (done := store.finished_study(out, force)) is not None:
+        return done
     started = time.perf_counter()
     method = method or METHOD[model]
     (x, y), _ = load_cifar10(data_dir, train_size=train_size, test_size=1)
@@ -159,12 +141,12 @@ def lr_range(model="resnet20", act="relu", method=None, steps=100, start_lr=1e-4
     parameters = dict(model=model, act=act, method=method, steps=steps, start_lr=start_lr, end_lr=end_lr,
                       batch_size=config.batch_size, eps=config.eps, seed=seed, momentum=momentum, recipe=recipe,
                       kaf_random_stddev=_init_stddev(act, kaf_random_stddev))
-    _write(out, parameters, dict(train=len(y)), rows, started)
+    store.write_study(out, parameters, dict(train=len(y)), rows, started)
     return read_study(out)
 
 
 def grad_norms(model="resnet56", act="kaf", steps=150, batch_size=128, learning_rate=0.05,
-               train_size=None, seed=0, data_dir=None, out_dir="results", force=False, kaf_random_stddev="thesis",
+               train_size=None, seed=0, data_dir=None, out_dir=None, force=False, kaf_random_stddev="thesis",
                recipe=STUDY_RECIPE):
     """Per-layer gradient norms over the first `steps` steps of standard training."""
     import keras
@@ -172,9 +154,9 @@ def grad_norms(model="resnet56", act="kaf", steps=150, batch_size=128, learning_
     from kaflib.data import load_cifar10
     from kaflib.gradients import gradient_norm_trace
 
-    out = Path(out_dir) / "exploding-gradients" / f"{study_name(model, act, kaf_random_stddev, recipe)}.json"
-    if out.exists() and not force:
-        return read_study(out)
+    out = store.study_path("exploding-gradients", study_name(model, act, kaf_random_stddev, recipe), out_dir)
+    if (done := store.finished_study(out, force)) is not None:
+        return done
     started = time.perf_counter()
     (x, y), _ = load_cifar10(data_dir, train_size=train_size, test_size=1)
     keras.utils.set_random_seed(seed)
@@ -183,7 +165,7 @@ def grad_norms(model="resnet56", act="kaf", steps=150, batch_size=128, learning_
     parameters = dict(model=model, act=act, method="standard", steps=steps, batch_size=batch_size,
                       learning_rate=learning_rate, momentum=0.9, seed=seed, recipe=recipe,
                       kaf_random_stddev=_init_stddev(act, kaf_random_stddev))
-    _write(out, parameters, dict(train=len(y)), rows, started)
+    store.write_study(out, parameters, dict(train=len(y)), rows, started)
     return read_study(out)
 
 
@@ -237,7 +219,7 @@ def _init_gradient_norms(model, images, labels):
 
 
 def deep_kaf(model="resnet56", act="kaf_smooth", epochs=10, max_lr=0.1, train_size=None, test_size=None,
-             seed=0, data_dir=None, out_dir="results", force=False, progress=True, kaf_random_stddev="thesis",
+             seed=0, data_dir=None, out_dir=None, force=False, progress=True, kaf_random_stddev="thesis",
              recipe=STUDY_RECIPE):
     """Initialisation diagnostics and standard training of one model/activation (issue 7)."""
     import keras
@@ -247,9 +229,9 @@ def deep_kaf(model="resnet56", act="kaf_smooth", epochs=10, max_lr=0.1, train_si
     from kaflib.train import TrainConfig, TrainingDiverged, fit
 
     name = study_name(model, act, kaf_random_stddev, recipe)
-    out = Path(out_dir) / "deep-kaf" / f"{name}.json"
-    if out.exists() and not force:
-        return read_study(out)
+    out = store.study_path("deep-kaf", name, out_dir)
+    if (done := store.finished_study(out, force)) is not None:
+        return done
     started = time.perf_counter()
     (x, y), test = load_cifar10(data_dir, train_size=train_size, test_size=test_size)
     config = TrainConfig(method="standard", epochs=epochs, max_lr=max_lr, augment=model.startswith("resnet"),
@@ -272,7 +254,7 @@ def deep_kaf(model="resnet56", act="kaf_smooth", epochs=10, max_lr=0.1, train_si
     parameters = dict(model=model, act=act, method="standard", epochs=epochs, max_lr=max_lr,
                       batch_size=config.batch_size, augment=config.augment, seed=seed, recipe=recipe,
                       kaf_random_stddev=_init_stddev(act, kaf_random_stddev))
-    _write(out, parameters, dict(train=len(y), test=len(test[1])), history, started,
+    store.write_study(out, parameters, dict(train=len(y), test=len(test[1])), history, started,
            diverged=diverged, init_gradient_norms=norms.to_dict(orient="records"),
            init_kaf_slopes=slopes.to_dict(orient="records"))
     return read_study(out)
@@ -280,8 +262,8 @@ def deep_kaf(model="resnet56", act="kaf_smooth", epochs=10, max_lr=0.1, train_si
 
 def _finished_runs(root, grid):
     """[(model, act, folder)] of the finished runs of `grid` under `root`, in grid order."""
-    from kaflib.experiment import run_dir
-    from kaflib.grid import grid_runs
+    from kaflib.thesis.experiment import run_dir
+    from kaflib.thesis.grid import grid_runs
 
     runs = [(m, a, run_dir(root, grid, m, a)) for m, a in grid_runs(grid)]
     finished = [(m, a, folder) for m, a, folder in runs if (folder / "metrics.json").is_file()]
@@ -298,12 +280,12 @@ def lipschitz(grid, results=None, force=False, progress=True):
 
     from kaflib.kaf import KAF
     from kaflib.lipschitz import kaf_lipschitz, network_lipschitz
-    from kaflib.results import load_run, results_dir
+    from kaflib.thesis.results import load_run
 
-    root = results_dir(results)
-    out = root / "lipschitz" / f"{grid}.json"
-    if out.exists() and not force:
-        return read_study(out)
+    root = store.results_dir(results)
+    out = store.study_path("lipschitz", grid, root)
+    if (done := store.finished_study(out, force)) is not None:
+        return done
     started = time.perf_counter()
     runs, layers = [], []
     for model_name, act, folder in tqdm(_finished_runs(root, grid), desc="Lipschitz", disable=not progress):
@@ -323,7 +305,7 @@ def lipschitz(grid, results=None, force=False, progress=True):
                          network_bound=bound, log10_bound=float(np.log10(bound)),
                          max_activation=float(activations["constant"].max()),
                          epochs=run["epochs_run"], train_size=run["data"]["train"]))
-    _write(out, dict(grid=grid, kaf="numeric (max |f'| on a grid) and analytic (sum |alpha| sqrt(2 gamma / e))",
+    store.write_study(out, dict(grid=grid, kaf="numeric (max |f'| on a grid) and analytic (sum |alpha| sqrt(2 gamma / e))",
                      norm="L2, inference mode"), dict(runs=len(runs)), pd.DataFrame(runs), started,
            layers=layers)
     return read_study(out)
@@ -339,7 +321,7 @@ THESIS_CHECKPOINTS = {"relu": "resnet20_relu_ocrob_lrf", "elu": "resnet20_elu_oc
 
 def _checkpoint_twins(folder):
     """{activation: float32 twin} of `THESIS_CHECKPOINTS` found in `folder`."""
-    from kaflib.thesis import load_checkpoint
+    from kaflib.thesis.checkpoints import load_checkpoint
 
     folder = Path(folder)
     found = {act: folder / f"{stem}.zip" for act, stem in THESIS_CHECKPOINTS.items()
@@ -356,7 +338,7 @@ def _trained_models(root, grid, checkpoints, command):
     twins of the published ResNet20s in the folder `checkpoints`."""
     import keras
 
-    from kaflib.results import MIN_TRAINED_CLEAN
+    from kaflib.thesis.results import MIN_TRAINED_CLEAN
 
     if grid == "thesis-checkpoints":
         if checkpoints is None:
@@ -365,9 +347,9 @@ def _trained_models(root, grid, checkpoints, command):
         return models, {}, dict(checkpoints={act: THESIS_CHECKPOINTS[act] for act in models})
     models, skipped = {}, {}
     for _, act, folder in _finished_runs(root, grid):
-        clean = 100 * json.loads((folder / "metrics.json").read_text())["clean_acc"]
+        clean = store.read_json(folder / "metrics.json")["clean_acc"]
         if clean < MIN_TRAINED_CLEAN:  # a constant classifier has no gradient to hide
-            skipped[act] = f"did not train: {clean:.1f}% clean accuracy"
+            skipped[act] = f"did not train: {100 * clean:.1f}% clean accuracy"
         else:
             models[act] = keras.models.load_model(folder / "model.keras")
     return models, skipped, {}
@@ -380,20 +362,19 @@ def masking(grid, test_size=256, square_iter=1000, results=None, seed=0, data_di
     `grid="thesis-checkpoints"` checks the published ResNet20s of
     `THESIS_CHECKPOINTS` instead, from the folder `checkpoints`, as float32
     twins (the float16 originals' own gradients are checked by
-    `kaflib.checkpoint_audit`).
+    `kaflib.thesis.audit`).
     """
     from kaflib.data import load_cifar10
     from kaflib.masking import EPS_SWEEP, masking_checks
-    from kaflib.results import results_dir
 
-    root = results_dir(results)
-    out = root / "masking" / f"{grid}.json"
-    if out.exists() and not force:
-        return read_study(out)
+    root = store.results_dir(results)
+    out = store.study_path("masking", grid, root)
+    if (done := store.finished_study(out, force)) is not None:
+        return done
     started = time.perf_counter()
     models, skipped, extra = _trained_models(root, grid, checkpoints, "masking-checks")
     _, (x, y) = load_cifar10(data_dir, train_size=1, test_size=test_size)
-    partial = _PartialStudy(out, dict(test=len(y), square_iter=square_iter, seed=seed), started)
+    partial = store.PartialStudy(out, dict(test=len(y), square_iter=square_iter, seed=seed), started)
     done = {name: (row, pd.DataFrame(sweep)) for name, (row, sweep) in partial.done.items()}
 
     def save(name, row, model_sweep):
@@ -407,50 +388,10 @@ def masking(grid, test_size=256, square_iter=1000, results=None, seed=0, data_di
                       sweep_attack="kaflib PGD-20, step 2.5 eps / 20, increasing eps, survivors attacked again",
                       transfer="ART PGD-50 images crafted on the relu run", surrogate="ART PGD-50 on the "
                       "smoothed twin (sigma 0.3), judged on the model", skipped=skipped, seed=seed, **extra)
-    _write(out, parameters, dict(test=len(y)), summary.reset_index(), partial.started,
+    store.write_study(out, parameters, dict(test=len(y)), summary.reset_index(), partial.started,
            sweep=sweep.to_dict(orient="records"))
     partial.finish()
     return read_study(out)
-
-
-class _PartialStudy:
-    """An unfinished study's saved per-model results, `<out>.partial.json`.
-
-    `done` holds the models an interrupted call finished under the same `key`
-    (test size, seed, ...; another key starts afresh). `started` is a
-    `time.perf_counter()` value moved back by the time those calls spent, so a
-    resumed study's `seconds` is its whole wall time.
-    """
-
-    def __init__(self, out, key, started):
-        self.path, self.key = out.with_suffix(".partial.json"), key
-        saved = json.loads(self.path.read_text()) if self.path.is_file() else {}
-        same = saved.get("key") == key
-        self.done = saved["models"] if same else {}
-        self.started = started - (saved.get("seconds", 0.0) if same else 0.0)
-
-    def save(self, name, result):
-        """Record `result` (JSON-ready) of model `name`, at once on disk."""
-        self.done[name] = result
-        payload = dict(key=self.key, seconds=time.perf_counter() - self.started, models=self.done)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(self.path, lambda p: p.write_text(json.dumps(payload, default=float)))
-
-    def finish(self):
-        """Delete the file: the study's own file is written."""
-        self.path.unlink(missing_ok=True)
-
-
-def _each_model(partial, models, measure, desc, progress=True):
-    """`{name: measure(name, model)}` (JSON-ready results) for every model, each saved
-    by `partial` (a `_PartialStudy`) as it finishes; models already in
-    `partial.done` are not measured again."""
-    from tqdm.auto import tqdm
-
-    for name, model in tqdm(models.items(), desc=desc, disable=not progress):
-        if name not in partial.done:
-            partial.save(name, measure(name, model))
-    return {name: partial.done[name] for name in models}
 
 
 def pgd_curves(grid, test_size=256, iterations=(5, 10, 20, 50, 100), results=None, seed=0, data_dir=None,
@@ -460,46 +401,44 @@ def pgd_curves(grid, test_size=256, iterations=(5, 10, 20, 50, 100), results=Non
     converge? Saves each model as it finishes; an interrupted call resumes."""
     from kaflib.data import load_cifar10
     from kaflib.masking import pgd_iteration_curve
-    from kaflib.results import results_dir
 
-    root = results_dir(results)
-    out = root / "pgd-curves" / f"{grid}.json"
-    if out.exists() and not force:
-        return read_study(out)
+    root = store.results_dir(results)
+    out = store.study_path("pgd-curves", grid, root)
+    if (done := store.finished_study(out, force)) is not None:
+        return done
     started = time.perf_counter()
     models, skipped, extra = _trained_models(root, grid, checkpoints, "pgd-curves")
     _, (x, y) = load_cifar10(data_dir, train_size=1, test_size=test_size)
-    partial = _PartialStudy(out, dict(test=len(y), iterations=list(iterations), seed=seed), started)
-    done = _each_model(partial, models, lambda name, model: pgd_iteration_curve(
+    partial = store.PartialStudy(out, dict(test=len(y), iterations=list(iterations), seed=seed), started)
+    done = store.each_model(partial, models, lambda name, model: pgd_iteration_curve(
         model, x, y, iterations=iterations, seed=seed).assign(model=name).to_dict(orient="records"),
         "PGD curves", progress)
     rows = pd.DataFrame([r for curve in done.values() for r in curve], columns=["model", "iterations", "accuracy"])
     parameters = dict(grid=grid, eps=8 / 255, step=2 / 255, iterations=list(iterations),
                       attack="kaflib compiled PGD, one random start, checked after each count; true labels, logits",
                       skipped=skipped, seed=seed, **extra)
-    _write(out, parameters, dict(test=len(y)), rows, partial.started)
+    store.write_study(out, parameters, dict(test=len(y)), rows, partial.started)
     partial.finish()
     return read_study(out)
 
 
 def apgd(grid, test_size=256, targets=3, results=None, seed=0, data_dir=None, force=False, progress=True):
     """APGD-CE, then targeted APGD with the DLR loss on its survivors
-    (`kaflib.checkpoint_audit.apgd_robust`, AutoAttack's cascade) on every trained
+    (`kaflib.evaluate.apgd_robust`, AutoAttack's cascade) on every trained
     run of `grid`: the grid models' APGD, next to the masking checks. (The
     published checkpoints have theirs in the checkpoint audit.)"""
     import numpy as np
 
-    from kaflib.checkpoint_audit import apgd_robust
+    from kaflib.evaluate import apgd_robust
     from kaflib.data import load_cifar10
-    from kaflib.results import results_dir
 
     if grid == "thesis-checkpoints":
         raise ValueError("apgd grid='thesis-checkpoints' is invalid: the checkpoint audit "
-                         "(python -m kaflib.checkpoint_audit) runs APGD on the published models.")
-    root = results_dir(results)
-    out = root / "apgd" / f"{grid}.json"
-    if out.exists() and not force:
-        return read_study(out)
+                         "(python -m kaflib.thesis.audit) runs APGD on the published models.")
+    root = store.results_dir(results)
+    out = store.study_path("apgd", grid, root)
+    if (done := store.finished_study(out, force)) is not None:
+        return done
     started = time.perf_counter()
     models, skipped, _ = _trained_models(root, grid, None, "apgd")
     _, (x, y) = load_cifar10(data_dir, train_size=1, test_size=test_size)
@@ -509,12 +448,12 @@ def apgd(grid, test_size=256, targets=3, results=None, seed=0, data_dir=None, fo
         both = apgd_robust(model, x, y, "dlr_targeted", targets=targets, seed=seed, robust=ce)
         return dict(model=name, apgd_ce=float(np.mean(ce)), apgd_dlr_t=float(np.mean(both)))
 
-    partial = _PartialStudy(out, dict(test=len(y), targets=targets, seed=seed), started)
-    done = _each_model(partial, models, measure, "APGD", progress)
+    partial = store.PartialStudy(out, dict(test=len(y), targets=targets, seed=seed), started)
+    done = store.each_model(partial, models, measure, "APGD", progress)
     parameters = dict(grid=grid, eps=8 / 255, apgd_ce="ART APGD-CE, 100 iterations, step 2 eps, 1 restart",
                       apgd_dlr_t=f"ART APGD, DLR loss, targeted at the {targets} likeliest wrong classes, on the "
                       "images that survived APGD-CE (robust to both)", skipped=skipped, seed=seed)
-    _write(out, parameters, dict(test=len(y)), pd.DataFrame(list(done.values())), partial.started)
+    store.write_study(out, parameters, dict(test=len(y)), pd.DataFrame(list(done.values())), partial.started)
     partial.finish()
     return read_study(out)
 
@@ -526,7 +465,7 @@ def _stddev_argument(text):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m kaflib.studies", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m kaflib.thesis.studies", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="study", required=True)
     p = sub.add_parser("pgd-iterations", help="PGD accuracy vs iterations of a finished run")

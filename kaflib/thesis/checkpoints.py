@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from kaflib.activations import get_activation, get_direct_activation
-from kaflib.batchnorm import FusedOrderBatchNormalization
+from kaflib.files import write_atomic
 from kaflib.kaf import KAF, kaf_dictionary
 from kaflib.models import dtype_policy as _dtype_policy
+from kaflib.batchnorm import FusedOrderBatchNormalization
 from kaflib.models import resnet
 
 __all__ = ["load_checkpoint", "saved_model_predict", "saved_model_dir", "read_layer_weights", "read_training_config",
@@ -238,15 +239,17 @@ def saved_model_predict(path, images, batch_size=256):
 
 
 def main(argv=None):
-    """`python -m kaflib.thesis CHECKPOINT...`: activation and clean accuracy of each checkpoint."""
+    """`python -m kaflib.thesis.checkpoints CHECKPOINT...`: activation and clean accuracy of each checkpoint."""
     import argparse
 
     from kaflib.data import load_cifar10
 
-    parser = argparse.ArgumentParser(prog="python -m kaflib.thesis", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m kaflib.thesis.checkpoints", description=main.__doc__)
     parser.add_argument("checkpoints", nargs="+", type=Path, help="zips or SavedModel directories")
     parser.add_argument("--data-dir", help="CIFAR-10 folder (default: KAFLIB_DATA_DIR, Keras cache, download)")
     parser.add_argument("--test-size", type=int, default=None, help="first-N stratified test images")
+    parser.add_argument("--save-keras", type=Path, metavar="DIR",
+                        help="also save each checkpoint's float32 twin as DIR/<name>.keras")
     args = parser.parse_args(argv)
     _, (x, y) = load_cifar10(args.data_dir, test_size=args.test_size)
     print(f"{'checkpoint':45s} {'activation':10s} clean accuracy on {len(y)} test images")
@@ -254,6 +257,11 @@ def main(argv=None):
         model = load_checkpoint(path)
         accuracy = np.mean(model.predict(x, batch_size=256, verbose=0).argmax(1) == y)
         print(f"{path.name:45s} {model.activation_name:10s} {100 * accuracy:.2f}%", flush=True)
+        if args.save_keras:
+            args.save_keras.mkdir(parents=True, exist_ok=True)
+            out = args.save_keras / f"{path.name.removesuffix('.zip')}.keras"
+            write_atomic(out, load_checkpoint(path, dtype_policy="float32").save)
+            print(f"  float32 twin saved to {out}", flush=True)
 
 
 if __name__ == "__main__":

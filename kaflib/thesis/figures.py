@@ -1,0 +1,197 @@
+"""The book's figures of thesis results: grids, studies, the published checkpoints.
+
+Each function takes a table from `kaflib.thesis.results` and draws one figure.
+"""
+
+import numpy as np
+
+from kaflib.plots import act_marker
+
+__all__ = ["plot_robustness_vs_accuracy", "plot_deep_kaf", "plot_bound_vs_robustness",
+           "plot_lipschitz_evolution", "plot_checkpoint_audit", "plot_masking_checks"]
+
+
+def plot_robustness_vs_accuracy(comparison, title=None):
+    """Robust against clean accuracy, this project's runs beside the thesis' numbers.
+
+    Args:
+        comparison: `kaflib.results.compare_with_thesis` table (percent).
+
+    Returns:
+        The figure: left panel measured here, right panel reported by the thesis;
+        one colour per activation, KAFs as filled crosses, fixed activations as
+        thin diamonds.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, who in zip(axes, ("ours", "thesis")):
+        for i, (act, row) in enumerate(comparison.iterrows()):
+            x, y = row[f"clean ({who})"], row[f"robust ({who})"]
+            if np.isfinite(x) and np.isfinite(y):
+                marker = act_marker(act)
+                colour = {"edgecolors" if "facecolors" in marker else "color": colours[i % len(colours)]}
+                ax.scatter(x, y, label=act, **marker, **colour)
+        ax.set(xlabel="clean accuracy (%)", ylabel="robust accuracy (%)",
+               title="this project" if who == "ours" else "thesis (reported)")
+        ax.grid(alpha=0.3)
+    handles = {h.get_label(): h for ax in axes for h in ax.collections}
+    fig.legend(handles.values(), handles.keys(), loc="center right", fontsize="small")
+    fig.tight_layout(rect=(0, 0, 0.87, 0.95 if title else 1))
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+# --- Kernel activation functions ---------------------------------------------
+
+
+def plot_deep_kaf(studies):
+    """Two panels for `kaflib.results.load_deep_kaf` studies: the gradient norm of
+    every convolution's kernel and bias at initialisation, in the order from
+    input to output (log scale), and the clean test accuracy per epoch of
+    standard training (a cross marks a divergence)."""
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for label, study in studies.items():
+        norms = study["init_gradient_norms"]
+        convs = norms[norms["layer"].str.startswith("conv")]
+        line, = left.plot(np.arange(1, len(convs) + 1), convs["norm"], label=label, linewidth=1)
+        history = study["rows"]
+        if len(history):
+            right.plot(history["epoch"], 100 * history["test_clean_acc"], marker=".", color=line.get_color(),
+                       label=label)
+        if study["diverged"]:
+            right.plot(len(history) + 1, 10, "x", color=line.get_color(), markersize=9)
+    left.set(yscale="log", xlabel="convolution (1 = input side)", ylabel="gradient norm at init",
+             title="gradients at initialisation")
+    right.axhline(10, color="grey", linestyle=":", linewidth=1)
+    right.set(xlabel="epoch", ylabel="clean test accuracy %", title="standard training (x: diverged)")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="x-small")
+    fig.tight_layout()
+    return fig
+
+
+def plot_bound_vs_robustness(runs, min_clean=None):
+    """Robust accuracy (%) against the network's Lipschitz bound (log scale), one
+    point per run, KAFs as filled crosses. `runs`: the rows of `lipschitz` studies.
+    Runs with clean accuracy below `min_clean` (a fraction; default
+    `results.MIN_TRAINED_CLEAN`) did not train: they are drawn faint and labelled
+    "at chance"."""
+    import matplotlib.pyplot as plt
+
+    from kaflib.thesis.results import MIN_TRAINED_CLEAN
+
+    min_clean = MIN_TRAINED_CLEAN if min_clean is None else min_clean
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    finite = runs[np.isfinite(runs["network_bound"])]
+    for i, ((model, act), row) in enumerate(finite.set_index(["model", "act"]).iterrows()):
+        marker = act_marker(act)
+        colour = {"edgecolors" if "facecolors" in marker else "color": colours[i % len(colours)]}
+        at_chance = row["clean_acc"] < min_clean
+        ax.scatter(row["network_bound"], 100 * row["robust_acc"], **marker, **colour, alpha=0.3 if at_chance else 1,
+                   label=f"{model} / {act}" + (" (at chance)" if at_chance else ""))
+    ax.set(xscale="log", xlabel="Lipschitz upper bound of the network (L2)", ylabel="robust accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="xx-small", ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def plot_lipschitz_evolution(histories):
+    """The network's Lipschitz bound (log10), its largest activation constant and its
+    training accuracy (%, on the FGSM examples) per epoch: does a run collapse as its
+    activations steepen?
+
+    `histories`: {label: per-epoch history with the columns of
+    `kaflib.lipschitz.lipschitz_epoch_metrics` and train_acc}
+    (`results.lipschitz_histories()`); labels ending in a KAF activation are drawn
+    solid, the others dashed.
+    """
+    import matplotlib.pyplot as plt
+
+    from kaflib.activations import KAF_ACTIVATIONS
+
+    fig, (bound_ax, act_ax, acc_ax) = plt.subplots(1, 3, figsize=(13, 3.6))
+    for label, history in histories.items():
+        style = dict(marker=".", label=label,
+                     linestyle="-" if label.split(" / ")[-1] in KAF_ACTIVATIONS else "--")
+        bound_ax.plot(history["epoch"], history["lipschitz_bound_log10"], **style)
+        act_ax.plot(history["epoch"], history["activation_lipschitz_max"], **style)
+        acc_ax.plot(history["epoch"], 100 * history["train_acc"], **style)
+    bound_ax.set(xlabel="epoch", ylabel="log10 Lipschitz bound of the network")
+    act_ax.set(xlabel="epoch", ylabel="largest activation constant (max |f'|)", yscale="log")
+    acc_ax.set(xlabel="epoch", ylabel="training accuracy (%)")
+    for ax in (bound_ax, act_ax, acc_ax):
+        ax.grid(alpha=0.3)
+    acc_ax.legend(fontsize="x-small")
+    fig.tight_layout()
+    return fig
+
+
+def plot_checkpoint_audit(table):
+    """Robust accuracy per checkpoint and attack with 95% intervals, and the thesis' reported number.
+
+    `table` is `kaflib.results.checkpoint_audit_table()`.
+    """
+    import matplotlib.pyplot as plt
+
+    attacks = [("pgd", "PGD-50"), ("apgd_ce", "APGD-CE"), ("worst", "worst case (+ APGD-T)")]
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(table) + 1.5))
+    rows = np.arange(len(table))
+    for i, (column, label) in enumerate(attacks):
+        y = rows + (i - 1) * 0.22
+        values = table[column].to_numpy()
+        errors = np.stack([values - table[f"{column}_low"], table[f"{column}_high"] - values])
+        ax.errorbar(values, y, xerr=errors, fmt="o", ms=4, capsize=2, label=label)
+    ax.scatter(table["thesis robust"], rows, marker="*", s=120, color="black", zorder=3,
+               label="thesis (reported, full test set)")
+    ax.set_yticks(rows)
+    ax.set_yticklabels(table.index, fontsize="small")
+    ax.invert_yaxis()
+    ax.set(xlabel="robust accuracy (%), 95% interval")
+    ax.legend(fontsize="x-small", loc="lower right")
+    ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    return fig
+
+
+def plot_masking_checks(table):
+    """Accuracy (%) of every model under each attack of the masking checks, one panel per grid.
+
+    `table` is `kaflib.results.masking_table()`. Per model: white-box PGD-50
+    and APGD (robust to APGD-CE and APGD-T, where run), black-box Square, the ReLU
+    model's transferred images, the smoothed-surrogate attack (KAF models) and
+    the worst case. A gradient-masking model shows a black-box, transfer or
+    surrogate marker left of its PGD marker.
+    """
+    import matplotlib.pyplot as plt
+
+    attacks = [("pgd", "PGD-50", "o"), ("apgd_dlr_t", "APGD-CE + APGD-T", "s"), ("square", "Square (black-box)", "^"),
+               ("transfer_in", "transfer from ReLU", "v"), ("surrogate", "smoothed surrogate", "P"),
+               ("worst", "worst of ours", "x")]
+    attacks = [a for a in attacks if a[0] in table]
+    grids = list(table.index.unique("grid"))
+    heights = [len(table.loc[g]) for g in grids]
+    fig, axes = plt.subplots(len(grids), 1, figsize=(8, 0.4 * sum(heights) + 1.2 * len(grids)), squeeze=False,
+                             gridspec_kw=dict(height_ratios=heights))
+    for ax, grid in zip(axes[:, 0], grids):
+        rows = table.loc[grid]
+        y = np.arange(len(rows))
+        for column, label, marker in attacks:
+            ax.scatter(rows[column], y, marker=marker, s=36, label=label, zorder=3)
+        ax.set_yticks(y)
+        ax.set_yticklabels(rows.index, fontsize="small")
+        ax.invert_yaxis()
+        ax.set_title(grid, fontsize="medium")
+        ax.grid(alpha=0.3, axis="x")
+    axes[-1, 0].set_xlabel("accuracy under attack (%), eps = 8/255")
+    axes[0, 0].legend(fontsize="x-small", loc="best")
+    fig.tight_layout()
+    return fig
