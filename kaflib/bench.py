@@ -44,14 +44,14 @@ def _epoch_seconds(method, model, act, train, batch_size, repeats):
 
     from kaflib.data import make_dataset
     from kaflib.models import build_model
-    from kaflib.train import TrainConfig, _optimizer, _train_step
+    from kaflib.train import TrainConfig, make_optimizer, make_train_step
 
     config = TrainConfig(method=method, batch_size=batch_size, guard_size=0)
     strategy = tf.distribute.get_strategy()
     net = build_model(model, act)
-    optimizer = _optimizer(config, config.schedule(len(train[1])))
+    optimizer = make_optimizer(config, config.schedule(len(train[1])))
     optimizer.build(net.trainable_variables)
-    step = _train_step(net, optimizer, config, strategy, batch_size)
+    step = make_train_step(net, optimizer, config, strategy, batch_size)
     times = []
     for epoch in range(repeats + 1):  # epoch 0 traces and warms up
         data = make_dataset(*train, batch_size, seed=epoch, drop_remainder=True)
@@ -83,15 +83,15 @@ def _train_step_fn(kind, method, batch_size):
 
     from kaflib.activations import get_activation, get_direct_activation
     from kaflib.models import resnet
-    from kaflib.train import TrainConfig, _optimizer, _train_step
+    from kaflib.train import TrainConfig, make_optimizer, make_train_step
 
     act, direct = _parse(kind)
     keras.utils.set_random_seed(0)
     config = TrainConfig(method=method, batch_size=batch_size, guard_size=0)
     net = resnet(20, act, activation=get_direct_activation if direct else get_activation)
-    optimizer = _optimizer(config, 0.01)
+    optimizer = make_optimizer(config, 0.01)
     optimizer.build(net.trainable_variables)
-    return _train_step(net, optimizer, config, tf.distribute.get_strategy(), batch_size)
+    return make_train_step(net, optimizer, config, global_batch=batch_size)
 
 
 def _layer_fn(kind, shape):

@@ -4,7 +4,7 @@ One call, `fit`, trains a Keras model with SGD + momentum and the one-cycle
 schedule, checkpoints every epoch, resumes from the last checkpoint when run
 again, guards against catastrophic overfitting (Wong et al.) and against
 non-finite gradients, and returns the per-epoch history. The step itself is
-Wong et al.'s algorithm (see `_replica_step`): random start, one signed
+Wong et al.'s algorithm (`make_train_step`): random start, one signed
 gradient step of 1.25 eps, projection, weight update on the adversarial batch.
 """
 
@@ -24,7 +24,8 @@ from kaflib.files import write_atomic
 from kaflib.models import dtype_policy
 from kaflib.schedules import OneCycle
 
-__all__ = ["METHODS", "TrainConfig", "TrainResult", "TrainingDiverged", "fit", "lr_range_test"]
+__all__ = ["METHODS", "TrainConfig", "TrainResult", "TrainingDiverged", "fit", "lr_range_test", "make_optimizer",
+           "make_train_step"]
 
 METHODS = ("standard", "fgsm_rs", "pgd")
 
@@ -130,17 +131,33 @@ class TrainResult:
     diverged: str | None = None    #: with `stop_on_divergence`: where the gradient stopped being finite
 
 
-def _optimizer(config, learning_rate):
+def make_optimizer(config, learning_rate):
+    """SGD with `config.momentum` at `learning_rate` (a float or a schedule), inside a
+    dynamic `LossScaleOptimizer` under `config.mixed_precision` (the thesis' set-up)."""
     optimizer = keras.optimizers.SGD(learning_rate, momentum=config.momentum)
     return keras.optimizers.LossScaleOptimizer(optimizer) if config.mixed_precision else optimizer
 
 
-def _train_step(model, optimizer, config, strategy, global_batch, warmup_steps=0):
-    """A compiled distributed step: (x, y, seed) -> (loss sum, correct, finite, first bad var).
+def make_train_step(model, optimizer, config, strategy=None, global_batch=None, warmup_steps=0):
+    """The compiled training step of `config.method`: `step(x, y, seed)`.
 
-    With `warmup_steps`, the attack's eps (and its step sizes) grow linearly
-    from eps / warmup_steps at the first optimizer step to eps at step `warmup_steps`.
+    Args:
+        model: Keras logits model; optimizer: built for its trainable variables
+            (`make_optimizer`); strategy: a `tf.distribute.Strategy` (default
+            the current one); global_batch: images per step over all replicas
+            (default `config.batch_size`); the loss is divided by it.
+        warmup_steps: the attack's eps (and its step sizes) grow linearly from
+            eps / warmup_steps at the first optimizer step to eps at step
+            `warmup_steps`; 0 uses eps from the start.
+
+    `step(x, y, seed)` takes images `(B, H, W, C)` in [0, 1], labels `(B,)` and a
+    `(2,)` int64 seed; it perturbs the batch (FGSM-RS or PGD-k; nothing for
+    standard training), updates the weights on it and returns (sum of the
+    per-image losses, number correct, whether every gradient was finite, index
+    of the first non-finite trainable variable).
     """
+    strategy = strategy or tf.distribute.get_strategy()
+    global_batch = global_batch or config.batch_size
     fgsm_mult = 1.25 if config.fgsm_step is None else config.fgsm_step / max(config.eps, 1e-12)
     pgd_mult = config.pgd_step_size / max(config.eps, 1e-12)
     replicas = strategy.num_replicas_in_sync
@@ -215,6 +232,117 @@ def _split_guard(x, y, size, seed):
     return (x[train], y[train]), (x[guard], y[guard])
 
 
+class _RunState:
+    """What a run must keep between sittings: the weights, the optimizer, the
+    finished epochs' history and the best guard epoch, in a per-epoch checkpoint
+    under `checkpoint_dir` (or only in memory when it is None)."""
+
+    def __init__(self, model, optimizer, checkpoint_dir, keep_initial_weights):
+        self.model = model
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.best_acc = tf.Variable(-1.0, trainable=False)
+        self.best_epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+        state = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=self.epoch, best_acc=self.best_acc,
+                                    best_epoch=self.best_epoch,
+                                    variables=list(model.variables))  # includes dropout RNG states
+        self.history, self.manager, self.folder = [], None, None
+        if checkpoint_dir is not None:
+            self.folder = Path(checkpoint_dir)
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self.manager = tf.train.CheckpointManager(state, self.folder / "state", max_to_keep=1)
+            if self.manager.latest_checkpoint:
+                state.restore(self.manager.latest_checkpoint).expect_partial()
+                self.history = pd.read_csv(self.folder / "history.csv").to_dict("records")[: int(self.epoch)]
+        self.resumed_from = int(self.epoch)
+        # what a run that diverges before its first epoch ends returns
+        self.best_weights = [v.numpy() for v in model.weights] if keep_initial_weights else None
+
+    @property
+    def latest_checkpoint(self):
+        return self.manager and self.manager.latest_checkpoint
+
+    def end_epoch(self, row):
+        """Record a finished epoch: keep the weights if its guard accuracy is the best so
+        far, then write the history and the checkpoint (history first: a checkpoint never
+        points past the history)."""
+        if not row["guard_acc"] < float(self.best_acc):
+            self.best_acc.assign(row["guard_acc"])
+            self.best_epoch.assign(row["epoch"])
+            if self.folder is not None:
+                write_atomic(self.folder / "best.weights.h5", self.model.save_weights)
+            else:
+                self.best_weights = [v.numpy() for v in self.model.weights]
+        self.history.append(row)
+        self.epoch.assign(row["epoch"])
+        if self.manager is not None:
+            write_atomic(self.folder / "history.csv", lambda p: pd.DataFrame(self.history).to_csv(p, index=False))
+            self.manager.save()
+
+    def restore_best(self):
+        """Put back the best guard epoch's weights (or the initial ones if no epoch finished)."""
+        if self.folder is not None and int(self.best_epoch):
+            self.model.load_weights(self.folder / "best.weights.h5")
+        else:
+            for v, w in zip(self.model.weights, self.best_weights):
+                v.assign(w)
+
+
+@dataclasses.dataclass
+class _EpochOutcome:
+    loss_sum: float = 0.0
+    correct: float = 0.0
+    seen: int = 0
+    skipped: int = 0               #: steps the loss scaler skipped (mixed precision)
+    bad_step: int | None = None    #: the step whose gradient was not finite (float32)
+    bad_variable: int = 0
+
+
+def _run_epoch(step_fn, batches, config, epoch, bar):
+    """Train one epoch: every batch through `step_fn`; stops at the first
+    non-finite gradient unless the loss scaler (mixed precision) skips it."""
+    out = _EpochOutcome()
+    for step, (x, y) in enumerate(batches, start=1):
+        loss, hits, ok, bad = step_fn(x, y, tf.constant([config.seed, epoch * 1_000_003 + step], tf.int64))
+        bar.update(1)
+        if not int(ok) and config.mixed_precision:  # skipped by the loss scaler, as in the thesis
+            out.skipped += 1
+            continue
+        if not int(ok):
+            out.bad_step, out.bad_variable = step, int(bad)
+            return out
+        out.loss_sum, out.correct, out.seen = out.loss_sum + float(loss), out.correct + float(hits), \
+            out.seen + config.batch_size
+        bar.set_postfix(loss=f"{out.loss_sum / out.seen:.3f}", acc=f"{out.correct / out.seen:.3f}")
+    return out
+
+
+def _divergence(outcome, epoch, names, checkpoint):
+    """The `TrainingDiverged` of an epoch, or None: a non-finite gradient in float32, or
+    under mixed precision an epoch whose every step the loss scaler had to skip."""
+    if outcome.bad_step is not None:
+        return TrainingDiverged(epoch, outcome.bad_step, names[outcome.bad_variable], checkpoint)
+    if not outcome.seen:  # the loss scaler skipped every step: nothing trains any more
+        return TrainingDiverged(epoch, outcome.skipped,
+                                "some variable at every scale the loss scaler tried (all steps skipped)", checkpoint)
+    return None
+
+
+def _epoch_evaluation(model, config, guard, test, eval_idx):
+    """`evaluate(epoch) -> {guard_acc, test_clean_acc, test_pgd_acc}`: the guard's PGD
+    accuracy (clean for standard training), clean accuracy on every test image and
+    PGD-`eval_pgd_steps` accuracy on the `eval_idx` test images."""
+    clean_count, pgd_count = _accuracy_fns(model, config)
+
+    def evaluate(epoch):
+        seed = config.seed + epoch
+        guard_acc = (_accuracy(clean_count, *guard) if config.method == "standard"
+                     else _accuracy(pgd_count, *guard, seed=seed))
+        return dict(guard_acc=guard_acc, test_clean_acc=_accuracy(clean_count, *test),
+                    test_pgd_acc=_accuracy(pgd_count, test[0][eval_idx], test[1][eval_idx], seed=seed))
+
+    return evaluate
+
+
 def fit(build_model, train, test, config=TrainConfig(), checkpoint_dir=None, strategy=None, progress=True,
         epoch_metrics=None):
     """Train a model; resume from `checkpoint_dir` when it holds a checkpoint.
@@ -267,103 +395,49 @@ def fit(build_model, train, test, config=TrainConfig(), checkpoint_dir=None, str
     if len(y_train) < config.batch_size:
         raise ValueError(f"batch_size={config.batch_size} exceeds the {len(y_train)} training images "
                          f"left after holding out guard_size={config.guard_size}.")
-    eval_idx = stratified_first(test[1], min(config.eval_size, len(test[1])))
     steps_per_epoch = config.steps_per_epoch(len(train[1]))
     keras.utils.set_random_seed(config.seed)  # initial weights and dropout masks follow the seed
     with strategy.scope(), dtype_policy("mixed_float16" if config.mixed_precision else "float32"):
         model = build_model()
-        optimizer = _optimizer(config, config.schedule(len(train[1])))
+        optimizer = make_optimizer(config, config.schedule(len(train[1])))
         optimizer.build(model.trainable_variables)
-    epoch_done = tf.Variable(0, dtype=tf.int64, trainable=False)
-    best = {"acc": tf.Variable(-1.0, trainable=False), "epoch": tf.Variable(0, dtype=tf.int64, trainable=False)}
-    state = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch_done,
-                                best_acc=best["acc"], best_epoch=best["epoch"],
-                                variables=list(model.variables))  # includes dropout RNG states
-    history, manager = [], None
-    if checkpoint_dir is not None:
-        checkpoint_dir = Path(checkpoint_dir)
-        checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        manager = tf.train.CheckpointManager(state, checkpoint_dir / "state", max_to_keep=1)
-        if manager.latest_checkpoint:
-            state.restore(manager.latest_checkpoint).expect_partial()
-            history = pd.read_csv(checkpoint_dir / "history.csv").to_dict("records")[: int(epoch_done)]
-    resumed_from = int(epoch_done)
-    if config.stop_on_divergence and not resumed_from:  # what a run that diverges in epoch 1 returns
-        best_weights = [v.numpy() for v in model.weights]
-    step_fn = _train_step(model, optimizer, config, strategy, config.batch_size,
-                          warmup_steps=round(config.eps_warmup_epochs * steps_per_epoch))
-    clean_count, pgd_count = _accuracy_fns(model, config)
+    run = _RunState(model, optimizer, checkpoint_dir, keep_initial_weights=config.stop_on_divergence)
+    step_fn = make_train_step(model, optimizer, config, strategy,
+                              warmup_steps=round(config.eps_warmup_epochs * steps_per_epoch))
+    evaluate = _epoch_evaluation(model, config, guard, test,
+                                 stratified_first(test[1], min(config.eval_size, len(test[1]))))
     names = [v.path for v in model.trainable_variables]
-    collapsed = next((int(r["epoch"]) for r in history if r.get("collapsed", False)), None)
-    epoch, diverged = resumed_from, None
-    while epoch < config.total_epochs and not (collapsed and config.stop_on_collapse) and not diverged:
+    collapsed = next((int(r["epoch"]) for r in run.history if r.get("collapsed", False)), None)
+    epoch, diverged = run.resumed_from, None
+    while epoch < config.total_epochs and not (collapsed and config.stop_on_collapse):
         epoch += 1
         tic = time.perf_counter()
         data = make_dataset(x_train, y_train, config.batch_size, seed=config.seed * 100_003 + epoch,
                             augment=config.augment, drop_remainder=True)
-        loss_sum = correct = seen = 0.0
-        skipped = 0
         bar = _progress(steps_per_epoch, f"epoch {epoch}/{config.total_epochs}", progress)
-        for step, (x, y) in enumerate(strategy.experimental_distribute_dataset(data), start=1):
-            loss, hits, ok, bad = step_fn(x, y, tf.constant([config.seed, epoch * 1_000_003 + step], tf.int64))
-            if not int(ok) and config.mixed_precision:  # skipped by the loss scaler, as in the thesis
-                skipped += 1
-                bar.update(1)
-                continue
-            if not int(ok):
-                error = TrainingDiverged(epoch, step, names[int(bad)], manager and manager.latest_checkpoint)
-                if not config.stop_on_divergence:
-                    raise error
-                diverged = str(error)
-                break
-            loss_sum, correct, seen = loss_sum + float(loss), correct + float(hits), seen + config.batch_size
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+        outcome = _run_epoch(step_fn, strategy.experimental_distribute_dataset(data), config, epoch, bar)
         bar.close()
-        if not diverged and not seen:  # the loss scaler skipped every step: nothing trains any more
-            error = TrainingDiverged(epoch, skipped, "some variable at every scale the loss scaler tried (all steps skipped)",
-                                     manager and manager.latest_checkpoint)
+        error = _divergence(outcome, epoch, names, run.latest_checkpoint)
+        if error is not None:
             if not config.stop_on_divergence:
                 raise error
             diverged = str(error)
-        if diverged:
             break
-        if config.method == "standard":
-            guard_acc = _accuracy(clean_count, *guard)
-        else:
-            guard_acc = _accuracy(pgd_count, *guard, seed=config.seed + epoch)
-        test_clean = _accuracy(clean_count, *test)
-        test_pgd = _accuracy(pgd_count, test[0][eval_idx], test[1][eval_idx], seed=config.seed + epoch)
-        is_collapse = bool(guard_acc < float(best["acc"]) - config.collapse_drop)
-        collapsed = collapsed or (epoch if is_collapse else None)
-        history.append(dict(
-            epoch=epoch, lr=float(optimizer.learning_rate), train_loss=loss_sum / seen, train_acc=correct / seen,
-            guard_acc=guard_acc, test_clean_acc=test_clean, test_pgd_acc=test_pgd, collapsed=is_collapse,
-            skipped_steps=skipped,
-            **{name: float(value) for name, value in (epoch_metrics(model) if epoch_metrics else {}).items()},
-            seconds=time.perf_counter() - tic))
+        row = dict(epoch=epoch, lr=float(optimizer.learning_rate), train_loss=outcome.loss_sum / outcome.seen,
+                   train_acc=outcome.correct / outcome.seen, **evaluate(epoch))
+        row["collapsed"] = bool(row["guard_acc"] < float(run.best_acc) - config.collapse_drop)
+        collapsed = collapsed or (epoch if row["collapsed"] else None)
+        row.update(skipped_steps=outcome.skipped,
+                   **{k: float(v) for k, v in (epoch_metrics(model) if epoch_metrics else {}).items()},
+                   seconds=time.perf_counter() - tic)
         if progress:
-            print(_summary(history[-1]), flush=True)
-        if not guard_acc < float(best["acc"]):
-            best["acc"].assign(guard_acc)
-            best["epoch"].assign(epoch)
-            if checkpoint_dir is not None:
-                write_atomic(checkpoint_dir / "best.weights.h5", model.save_weights)
-            else:
-                best_weights = [v.numpy() for v in model.weights]
-        epoch_done.assign(epoch)
-        if manager is not None:
-            write_atomic(checkpoint_dir / "history.csv", lambda p: pd.DataFrame(history).to_csv(p, index=False))
-            manager.save()
-    if diverged or (collapsed and int(best["epoch"]) != epoch):  # Wong et al.: back to the pre-collapse weights
-        if checkpoint_dir is not None and int(best["epoch"]):
-            model.load_weights(checkpoint_dir / "best.weights.h5")
-        else:
-            for v, w in zip(model.weights, best_weights):
-                v.assign(w)
-    history = pd.DataFrame(history) if history else pd.DataFrame(columns=_HISTORY_COLUMNS)
-    return TrainResult(model, history, int(best["epoch"]) or None, collapsed,
-                       resumed_from, time.perf_counter() - start, diverged)
+            print(_summary(row), flush=True)
+        run.end_epoch(row)
+    if diverged or (collapsed and int(run.best_epoch) != epoch):  # Wong et al.: back to the pre-collapse weights
+        run.restore_best()
+    history = pd.DataFrame(run.history) if run.history else pd.DataFrame(columns=_HISTORY_COLUMNS)
+    return TrainResult(model, history, int(run.best_epoch) or None, collapsed,
+                       run.resumed_from, time.perf_counter() - start, diverged)
 
 
 _HISTORY_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "guard_acc", "test_clean_acc", "test_pgd_acc",
@@ -406,9 +480,9 @@ def lr_range_test(build_model, train, config=TrainConfig(), start_lr=1e-4, end_l
     schedule = keras.optimizers.schedules.ExponentialDecay(start_lr, decay_steps=1, decay_rate=growth)
     with dtype_policy("mixed_float16" if config.mixed_precision else "float32"):
         model = build_model()
-        optimizer = _optimizer(config, schedule)
+        optimizer = make_optimizer(config, schedule)
         optimizer.build(model.trainable_variables)
-    step_fn = _train_step(model, optimizer, config, strategy, config.batch_size)
+    step_fn = make_train_step(model, optimizer, config, strategy)
     rows, average, best = [], 0.0, math.inf
     bar = _progress(steps, "lr range test", progress)
     epoch = 0

@@ -23,13 +23,13 @@ def configs():
 def ours():
     """The thesis preset's ResNet20 and its optimizer, built as `fit` builds them."""
     from kaflib.models import dtype_policy
-    from kaflib.train import _optimizer
+    from kaflib.train import make_optimizer
 
     exp = resolve(model="resnet20", act="relu", preset="thesis")
     config = experiment.train_config(exp)
     with dtype_policy("mixed_float16" if exp.mixed_precision else "float32"):
         model = experiment.build_experiment_model(exp)
-    return exp, model, _optimizer(config, 0.1)
+    return exp, model, make_optimizer(config, 0.1)
 
 
 def _layers(config, class_name):
