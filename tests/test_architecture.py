@@ -44,3 +44,27 @@ def test_importing_every_core_module_loads_nothing_of_the_thesis_package():
                          env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin",
                               "PYTHONPATH": str(PACKAGE.parent)})
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+#: Imports that only run on another Keras backend, which brings its own package.
+BACKEND_ONLY = {"jax"}
+
+
+def test_the_core_declares_every_package_it_imports():
+    import importlib.metadata
+    import re
+    import tomllib
+
+    pyproject = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["project"]
+    declared = {re.split(r"[<>=!~ \[;]", d)[0].lower() for d in pyproject["dependencies"]}
+    distributions = importlib.metadata.packages_distributions()
+    missing = {}
+    for path in CORE:
+        for name in {n.split(".")[0] for n in _imported_modules(path)}:
+            if name in sys.stdlib_module_names or name == "kaflib" or name in BACKEND_ONLY:
+                continue
+            provided_by = {d.lower() for d in distributions.get(name, [name])}
+            if not provided_by & declared:
+                missing.setdefault(path.name, []).append(name)
+    assert {"tensorflow", "adversarial-robustness-toolbox", "keras"} <= declared
+    assert not missing, f"imported by the core but not in pyproject's dependencies: {missing}"
