@@ -91,3 +91,31 @@ def test_page_renders_without_errors(server, browser, page_name):
         page.wait_for_selector("mjx-container", timeout=20000)  # the math rendered
     assert errors == [], f"{page_name}: console errors {errors}"
     page.close()
+
+
+def test_no_chapter_builds_result_paths():
+    """Chapters ask `kaflib.thesis` for results by name; where files live is `kaflib.thesis.store`'s business."""
+    import re
+
+    for chapter in BOOK.glob("*.md"):
+        code = "\n".join(re.findall(r"```\{code-cell\}[^\n]*\n(.*?)```", chapter.read_text(), flags=re.S))
+        assert "results_dir(" not in code and "Path(" not in code, chapter.name
+        assert not re.search(r"/ f?[\"'][^\"']*\.json[\"']", code), chapter.name
+
+
+def test_plumbing_cells_are_collapsed_and_wide_tables_scroll(server, browser):
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    page.goto(f"{server}/evaluation.html", wait_until="networkidle")
+    collapsed = page.eval_on_selector_all(
+        "div.cell.tag_hide-input", "els => els.map(e => { const d = e.querySelector('details');"
+        " return [Boolean(d), d ? d.open : true]; })")
+    assert len(collapsed) >= 5 and all(has and not is_open for has, is_open in collapsed), collapsed
+    # the reader still sees code cells that show how the library is called
+    assert page.eval_on_selector_all("div.cell:not(.tag_hide-input) div.cell_input", "els => els.length") >= 1
+    tables = page.eval_on_selector_all(
+        "div.cell_output table", "els => els.map(e => [getComputedStyle(e).overflowX, e.scrollWidth,"
+        " e.clientWidth, e.closest('article').clientWidth])")
+    assert tables and all(overflow == "auto" for overflow, *_ in tables), tables
+    assert all(client <= article for _, _, client, article in tables), tables
+    assert any(scroll > client for _, scroll, client, _ in tables), "expected one table wider than the page"
+    page.close()
