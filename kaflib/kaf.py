@@ -15,6 +15,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from kaflib.checks import check, is_number
 from kaflib.kaf_ops import KERNELS, kaf_free, kaf_grid, kaf_kernel, kaf_reference, kernel_values
 
 __all__ = ["KAF", "DirectKAF", "RANDOM_STDDEVS", "kaf_dictionary", "kaf_gamma", "ridge_coefficients", "smooth_init_matrix",
@@ -132,16 +133,14 @@ def _tiled(row, shape, dtype=None):
 RANDOM_STDDEVS = {"thesis": 0.05, "kafnets": 0.8}
 
 
-def _random_stddev(value):
-    """The float standard deviation of `value` (a number > 0 or a name in `RANDOM_STDDEVS`)."""
+def random_stddev_value(value, name="KAF random_stddev"):
+    """The float standard deviation of `value` (a number > 0 or a name in `RANDOM_STDDEVS`);
+    ValueError naming the parameter (`name`) otherwise."""
+    allowed = f"a number > 0 or one of {', '.join(f'{k!r} ({v})' for k, v in RANDOM_STDDEVS.items())}"
     if isinstance(value, str):
-        if value not in RANDOM_STDDEVS:
-            raise ValueError(f"KAF random_stddev={value!r} is invalid: must be a number > 0 or one of "
-                             f"{', '.join(f'{k!r} ({v})' for k, v in RANDOM_STDDEVS.items())}.")
+        check(name, value, value in RANDOM_STDDEVS, allowed, owner="")
         return RANDOM_STDDEVS[value]
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not value > 0:
-        raise ValueError(f"KAF random_stddev={value!r} is invalid: must be a number > 0 or one of "
-                         f"{', '.join(map(repr, RANDOM_STDDEVS))}.")
+    check(name, value, is_number(value) and value > 0, allowed, owner="")
     return float(value)
 
 
@@ -194,7 +193,7 @@ class KAF(keras.layers.Layer):
                 f"KAF dictionary_size must be an integer >= 2, got {dictionary_size!r}.")
         if not boundary > 0:
             raise ValueError(f"KAF boundary must be > 0, got {boundary!r}.")
-        random_stddev = _random_stddev(random_stddev)
+        random_stddev = random_stddev_value(random_stddev)
         if kernel not in KERNELS:
             raise ValueError(f"KAF kernel must be one of {', '.join(KERNELS)}, got {kernel!r}.")
         if trainable_dictionary and kernel != "gaussian":

@@ -27,7 +27,7 @@ from keras import layers
 from kaflib.activations import KAF_ACTIVATIONS, get_activation
 from kaflib.kaf_ops import KERNELS
 
-__all__ = ["LAYER_RECIPES", "MODELS", "RANDOM_INIT_KAFS", "build_model", "dtype_policy", "light_cnn", "vgg_inspired", "resnet", "resnet20", "resnet56",
+__all__ = ["LAYER_RECIPES", "MODELS", "RANDOM_INIT_KAFS", "build_model", "random_kaf_stddev", "dtype_policy", "light_cnn", "vgg_inspired", "resnet", "resnet20", "resnet56",
            "kaf_activation_factory"]
 
 
@@ -230,6 +230,16 @@ def build_model(model, act="relu", num_classes=10, input_shape=(32, 32, 3), kaf_
     if act in RANDOM_INIT_KAFS:
         activation = functools.partial(activation, random_stddev=kaf_random_stddev)
     return MODELS[model](act, num_classes, input_shape, activation=activation, recipe=recipe)
+
+
+def random_kaf_stddev(act, stddev="thesis"):
+    """The standard deviation (a float) of `act`'s random KAF coefficients, or None when
+    `act` is not a randomly initialised KAF (`RANDOM_INIT_KAFS`). `stddev`: a number > 0
+    or a name of `kaflib.kaf.RANDOM_STDDEVS` (``"thesis"`` 0.05, ``"kafnets"`` 0.8)."""
+    from kaflib.kaf import random_stddev_value
+
+    value = random_stddev_value(stddev, name="kaf_random_stddev")
+    return value if act in RANDOM_INIT_KAFS else None
 
 
 def kaf_activation_factory(act, kaf_kernel="gaussian"):

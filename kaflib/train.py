@@ -19,6 +19,7 @@ import pandas as pd
 import tensorflow as tf
 
 from kaflib.attacks import cross_entropy, fgsm_rs_perturb, pgd_perturb
+from kaflib.checks import check, is_int, is_number
 from kaflib.data import make_dataset, stratified_first
 from kaflib.files import write_atomic
 from kaflib.models import dtype_policy
@@ -65,27 +66,26 @@ class TrainConfig:
     def __post_init__(self):
         checks = [
             ("method", self.method in METHODS, f"one of {METHODS}"),
-            ("epochs", _is_int(self.epochs) and self.epochs >= 1, "an integer >= 1"),
-            ("extra_epochs", _is_int(self.extra_epochs) and self.extra_epochs >= 0, "an integer >= 0"),
-            ("batch_size", _is_int(self.batch_size) and self.batch_size >= 1, "an integer >= 1"),
+            ("epochs", is_int(self.epochs) and self.epochs >= 1, "an integer >= 1"),
+            ("extra_epochs", is_int(self.extra_epochs) and self.extra_epochs >= 0, "an integer >= 0"),
+            ("batch_size", is_int(self.batch_size) and self.batch_size >= 1, "an integer >= 1"),
             ("min_lr", 0 <= self.min_lr <= self.max_lr, "0 <= min_lr <= max_lr"),
             ("max_lr", 0 < self.max_lr, "> 0"),
             ("momentum", 0 <= self.momentum < 1, "in [0, 1)"),
-            ("extra_lr", self.extra_lr is None or (_is_number(self.extra_lr) and self.extra_lr > 0), "None or > 0"),
+            ("extra_lr", self.extra_lr is None or (is_number(self.extra_lr) and self.extra_lr > 0), "None or > 0"),
             ("eps", 0 <= self.eps <= 1, "in [0, 1] (pixel units, e.g. 8/255)"),
-            ("eps_warmup_epochs", _is_number(self.eps_warmup_epochs) and 0 <= self.eps_warmup_epochs <= self.epochs,
+            ("eps_warmup_epochs", is_number(self.eps_warmup_epochs) and 0 <= self.eps_warmup_epochs <= self.epochs,
              "a number in [0, epochs]"),
-            ("pgd_steps", _is_int(self.pgd_steps) and self.pgd_steps >= 1, "an integer >= 1"),
+            ("pgd_steps", is_int(self.pgd_steps) and self.pgd_steps >= 1, "an integer >= 1"),
             ("pgd_step_size", 0 < self.pgd_step_size <= 1, "in (0, 1]"),
-            ("guard_size", _is_int(self.guard_size) and self.guard_size >= 0, "an integer >= 0"),
+            ("guard_size", is_int(self.guard_size) and self.guard_size >= 0, "an integer >= 0"),
             ("collapse_drop", 0 < self.collapse_drop <= 1, "in (0, 1]"),
-            ("eval_size", _is_int(self.eval_size) and self.eval_size >= 0, "an integer >= 0"),
-            ("eval_pgd_steps", _is_int(self.eval_pgd_steps) and self.eval_pgd_steps >= 1, "an integer >= 1"),
-            ("seed", _is_int(self.seed) and self.seed >= 0, "an integer >= 0"),
+            ("eval_size", is_int(self.eval_size) and self.eval_size >= 0, "an integer >= 0"),
+            ("eval_pgd_steps", is_int(self.eval_pgd_steps) and self.eval_pgd_steps >= 1, "an integer >= 1"),
+            ("seed", is_int(self.seed) and self.seed >= 0, "an integer >= 0"),
         ]
         for name, ok, allowed in checks:
-            if not ok:
-                raise ValueError(f"TrainConfig {name}={getattr(self, name)!r} is invalid: must be {allowed}.")
+            check(name, getattr(self, name), ok, allowed, owner="TrainConfig")
 
     @property
     def total_epochs(self):
@@ -99,14 +99,6 @@ class TrainConfig:
         """The `OneCycle` learning-rate schedule of a run on `num_images` training images."""
         return OneCycle(self.steps_per_epoch(num_images), self.epochs, self.min_lr, self.max_lr,
                         self.extra_epochs, self.final_lr, self.extra_lr)
-
-
-def _is_int(value):
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def _is_number(value):
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
 class TrainingDiverged(RuntimeError):
@@ -472,7 +464,7 @@ def lr_range_test(build_model, train, config=TrainConfig(), start_lr=1e-4, end_l
     """
     if not 0 < start_lr < end_lr:
         raise ValueError(f"lr_range_test needs 0 < start_lr < end_lr, got {start_lr!r}, {end_lr!r}.")
-    if not _is_int(steps) or steps < 2:
+    if not is_int(steps) or steps < 2:
         raise ValueError(f"lr_range_test steps must be an integer >= 2, got {steps!r}.")
     strategy = tf.distribute.get_strategy()
     x, y = train

@@ -131,9 +131,9 @@ def test_vgg_presets_use_the_thesis_learning_rates_per_activation():
     from kaflib.thesis.results import reported_results
 
     reported = reported_results("vgg_fast_at").set_index("activation")
-    assert set(experiment.VGG_LEARNING_RATES) == set(reported.index)
-    for act, (low, high) in experiment.VGG_LEARNING_RATES.items():
-        assert (low, high) == pytest.approx((reported.loc[act, "min_lr"], reported.loc[act, "max_lr"]))
+    assert len(reported) == 7
+    for act in reported.index:
+        low, high = reported.loc[act, "min_lr"], reported.loc[act, "max_lr"]
         for preset in ("quick", "thesis"):
             exp = resolve(model="vgg", act=act, preset=preset)
             assert (exp.min_lr, exp.max_lr) == (low, high)

@@ -4,14 +4,17 @@
 runner (`kaflib.thesis.grid`) executes that notebook once per model/activation.
 """
 
+import csv
 import dataclasses
 import datetime
 import math
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from kaflib.activations import ACTIVATIONS
+from kaflib.checks import check, is_int, is_number
 from kaflib.files import write_atomic
 from kaflib.thesis.store import environment, read_json, write_json
 from kaflib.models import MODELS
@@ -56,11 +59,20 @@ PRESETS = {
     },
 }
 
+
+
+def _reported_learning_rates(experiment):
+    """{activation: (min_lr, max_lr)} of one experiment of `reported_results.csv`."""
+    with resources.files("kaflib.thesis").joinpath("reported_results.csv").open() as f:
+        return {row["activation"]: (float(row["min_lr"]), float(row["max_lr"]))
+                for row in csv.DictReader(f) if row["experiment"] == experiment}
+
+
 #: The thesis' learning-rate range (min_lr, max_lr) per activation for the VGG
-#: grid, chosen with its LR range test (thesis tab. "vggrob"); the `thesis` and
-#: `quick` presets use them.
-VGG_LEARNING_RATES = {"relu": (1e-4, 0.08), "elu": (1e-4, 0.1), "kaf": (0.01, 1.0), "kaf_elu": (1e-4, 0.1),
-                      "swish": (1e-4, 0.3), "kaf_swish": (1e-4, 0.8), "kaf_free": (0.01, 2.0)}
+#: grid, chosen with its LR range test (thesis tab. "vggrob"), read from the one
+#: copy of the thesis' tables (`reported_results.csv`); the `thesis` and `quick`
+#: presets use them.
+VGG_LEARNING_RATES = _reported_learning_rates("vgg_fast_at")
 
 #: The ResNet20 learning-rate ranges on record: the `TriangularCyclicalLearningRate`
 #: (initial, maximal) stored in the optimizer config of the published checkpoints
@@ -183,7 +195,7 @@ def _gpu_available():
 
 
 def _positive_int(value):
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1
+    return is_int(value) and value >= 1
 
 
 def resolve(model="resnet20", act="relu", preset="auto", method=None, epochs=None, batch_size=None,
@@ -201,12 +213,12 @@ def resolve(model="resnet20", act="relu", preset="auto", method=None, epochs=Non
     not exceed `epochs`. Raises ValueError naming the parameter, its value and what
     is allowed.
     """
-    _check("model", model, model in MODELS, f"one of {', '.join(MODELS)}")
-    _check("act", act, act in ACTIVATIONS, f"one of {', '.join(ACTIVATIONS)}")
+    check("model", model, model in MODELS, f"one of {', '.join(MODELS)}")
+    check("act", act, act in ACTIVATIONS, f"one of {', '.join(ACTIVATIONS)}")
     from kaflib.models import kaf_activation_factory
 
     kaf_activation_factory(act, kaf_kernel)  # raises ValueError naming kaf_kernel
-    _check("preset", preset, preset == "auto" or preset in PRESETS, f"'auto' or one of {', '.join(PRESETS)}")
+    check("preset", preset, preset == "auto" or preset in PRESETS, f"'auto' or one of {', '.join(PRESETS)}")
     gpu = _gpu_available()
     if preset == "auto":
         preset = "thesis" if gpu else "quick"
@@ -236,60 +248,43 @@ def resolve(model="resnet20", act="relu", preset="auto", method=None, epochs=Non
     method = method or METHOD[model]
     from kaflib.train import METHODS
 
-    _check("method", method, method in METHODS, f"one of {', '.join(METHODS)}")
+    check("method", method, method in METHODS, f"one of {', '.join(METHODS)}")
     for name in ("epochs", "batch_size", "pgd_steps", "pgd_restarts"):
-        _check(name, settings[name], _positive_int(settings[name]), "an integer >= 1")
+        check(name, settings[name], _positive_int(settings[name]), "an integer >= 1")
     for name in ("train_size", "test_size"):
-        _check(name, settings[name], settings[name] is None or _positive_int(settings[name]),
+        check(name, settings[name], settings[name] is None or _positive_int(settings[name]),
                "None (all images) or an integer >= 1")
-    _check("eps", settings["eps"], 0 <= settings["eps"] <= 1, "in [0, 1] (pixel units, e.g. 8/255)")
+    check("eps", settings["eps"], 0 <= settings["eps"] <= 1, "in [0, 1] (pixel units, e.g. 8/255)")
     warmup = settings["eps_warmup_epochs"]
-    _check("eps_warmup_epochs", warmup,
-           isinstance(warmup, (int, float, np.integer, np.floating)) and not isinstance(warmup, bool)
+    check("eps_warmup_epochs", warmup,
+           is_number(warmup)
            and 0 <= warmup <= settings["epochs"], f"a number in [0, epochs={settings['epochs']}]")
-    _check("pgd_step", settings["pgd_step"], 0 < settings["pgd_step"] <= 1, "in (0, 1]")
-    _check("max_lr", settings["max_lr"], settings["max_lr"] > 0, "> 0")
-    _check("min_lr", settings["min_lr"], 0 <= settings["min_lr"] <= settings["max_lr"], "in [0, max_lr]")
-    _check("seed", seed, isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0,
+    check("pgd_step", settings["pgd_step"], 0 < settings["pgd_step"] <= 1, "in (0, 1]")
+    check("max_lr", settings["max_lr"], settings["max_lr"] > 0, "> 0")
+    check("min_lr", settings["min_lr"], 0 <= settings["min_lr"] <= settings["max_lr"], "in [0, max_lr]")
+    check("seed", seed, is_int(seed) and seed >= 0,
            "an integer >= 0")
-    _check("grid", grid, isinstance(grid, str) and grid and "/" not in grid, "a folder name")
-    _check("momentum", settings["momentum"], _is_number(settings["momentum"]) and 0 <= settings["momentum"] < 1,
+    check("grid", grid, isinstance(grid, str) and grid and "/" not in grid, "a folder name")
+    check("momentum", settings["momentum"], is_number(settings["momentum"]) and 0 <= settings["momentum"] < 1,
            "a number in [0, 1)")
     from kaflib.models import LAYER_RECIPES, RANDOM_INIT_KAFS
 
-    _check("recipe", settings["recipe"], settings["recipe"] in LAYER_RECIPES, f"one of {', '.join(LAYER_RECIPES)}")
-    _check("extra_epochs", settings["extra_epochs"],
-           _is_int(settings["extra_epochs"]) and settings["extra_epochs"] >= 0, "an integer >= 0")
-    _check("extra_lr", settings["extra_lr"],
-           settings["extra_lr"] is None or (_is_number(settings["extra_lr"]) and settings["extra_lr"] > 0),
+    check("recipe", settings["recipe"], settings["recipe"] in LAYER_RECIPES, f"one of {', '.join(LAYER_RECIPES)}")
+    check("extra_epochs", settings["extra_epochs"],
+           is_int(settings["extra_epochs"]) and settings["extra_epochs"] >= 0, "an integer >= 0")
+    check("extra_lr", settings["extra_lr"],
+           settings["extra_lr"] is None or (is_number(settings["extra_lr"]) and settings["extra_lr"] > 0),
            "None (linear decay to min_lr / 10) or a number > 0")
-    from kaflib.kaf import RANDOM_STDDEVS, _random_stddev
+    from kaflib.models import random_kaf_stddev
 
-    stddev = settings.pop("kaf_random_stddev")
-    try:
-        stddev = _random_stddev(stddev)
-    except ValueError:
-        _check("kaf_random_stddev", stddev, False, f"a number > 0 or one of {', '.join(RANDOM_STDDEVS)}")
+    stddev = random_kaf_stddev(act, settings.pop("kaf_random_stddev"))
     if settings["mixed_precision"] is None:
         settings["mixed_precision"] = gpu
     settings["mixed_precision"] = bool(settings["mixed_precision"])
     return Experiment(model=model, act=act, preset=preset, preset_reason=reason, method=method,
                       augment=model.startswith("resnet"), seed=int(seed), data_dir=data_dir, out_dir=str(out_dir),
                       grid=grid, kaf_kernel=kaf_kernel,
-                      kaf_random_stddev=stddev if act in RANDOM_INIT_KAFS else None, **settings)
-
-
-def _is_int(value):
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def _is_number(value):
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-
-
-def _check(name, value, ok, allowed):
-    if not ok:
-        raise ValueError(f"Parameter {name}={value!r} is invalid: must be {allowed}.")
+                      kaf_random_stddev=stddev, **settings)
 
 
 def recipe_table(sources):

@@ -54,6 +54,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from kaflib.models import random_kaf_stddev
 from kaflib.thesis import store
 from kaflib.thesis.store import read_study
 
@@ -101,12 +102,12 @@ def study_name(model, act, kaf_random_stddev="thesis", recipe=STUDY_RECIPE):
     study. Randomly initialised KAFs (kaf, kaf_free) always carry their coefficients'
     standard deviation, so runs of different inits never share a file; a layer recipe
     other than `STUDY_RECIPE` is named too."""
-    from kaflib.kaf import _random_stddev
+    from kaflib.kaf import random_stddev_value
     from kaflib.models import LAYER_RECIPES, RANDOM_INIT_KAFS
 
     if recipe not in LAYER_RECIPES:
         raise ValueError(f"recipe={recipe!r} is invalid: must be one of {', '.join(LAYER_RECIPES)}.")
-    stddev = _random_stddev(kaf_random_stddev)
+    stddev = random_stddev_value(kaf_random_stddev, name="kaf_random_stddev")
     name = f"{model}-{act}" + (f"-std{stddev:g}" if act in RANDOM_INIT_KAFS else "")
     return name + ("" if recipe == STUDY_RECIPE else f"-{recipe}")
 
@@ -140,7 +141,7 @@ def lr_range(model="resnet20", act="relu", method=None, steps=100, start_lr=1e-4
                          end_lr=end_lr, steps=steps)
     parameters = dict(model=model, act=act, method=method, steps=steps, start_lr=start_lr, end_lr=end_lr,
                       batch_size=config.batch_size, eps=config.eps, seed=seed, momentum=momentum, recipe=recipe,
-                      kaf_random_stddev=_init_stddev(act, kaf_random_stddev))
+                      kaf_random_stddev=random_kaf_stddev(act, kaf_random_stddev))
     store.write_study(out, parameters, dict(train=len(y)), rows, started)
     return read_study(out)
 
@@ -164,16 +165,9 @@ def grad_norms(model="resnet56", act="kaf", steps=150, batch_size=128, learning_
                                batch_size=batch_size, learning_rate=learning_rate, seed=seed)
     parameters = dict(model=model, act=act, method="standard", steps=steps, batch_size=batch_size,
                       learning_rate=learning_rate, momentum=0.9, seed=seed, recipe=recipe,
-                      kaf_random_stddev=_init_stddev(act, kaf_random_stddev))
+                      kaf_random_stddev=random_kaf_stddev(act, kaf_random_stddev))
     store.write_study(out, parameters, dict(train=len(y)), rows, started)
     return read_study(out)
-
-
-def _init_stddev(act, kaf_random_stddev):
-    from kaflib.kaf import _random_stddev
-    from kaflib.models import RANDOM_INIT_KAFS
-
-    return _random_stddev(kaf_random_stddev) if act in RANDOM_INIT_KAFS else None
 
 
 def _momentum_suffix(momentum):
@@ -253,7 +247,7 @@ def deep_kaf(model="resnet56", act="kaf_smooth", epochs=10, max_lr=0.1, train_si
         history = pd.read_csv(csv) if csv.exists() else pd.DataFrame(columns=["epoch", "test_clean_acc"])
     parameters = dict(model=model, act=act, method="standard", epochs=epochs, max_lr=max_lr,
                       batch_size=config.batch_size, augment=config.augment, seed=seed, recipe=recipe,
-                      kaf_random_stddev=_init_stddev(act, kaf_random_stddev))
+                      kaf_random_stddev=random_kaf_stddev(act, kaf_random_stddev))
     store.write_study(out, parameters, dict(train=len(y), test=len(test[1])), history, started,
            diverged=diverged, init_gradient_norms=norms.to_dict(orient="records"),
            init_kaf_slopes=slopes.to_dict(orient="records"))
