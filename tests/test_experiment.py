@@ -74,32 +74,54 @@ def _finished(exp, **changed):
     return exp.run_dir
 
 
-def test_grid_skips_finished_runs_and_reports_failures(tmp_path, monkeypatch):
-    _finished(grid.expected_experiment("light", "relu", "thesis-light", tmp_path, {"preset": "quick", "seed": 0}))
-    calls = []
+@pytest.fixture(scope="module")
+def client():
+    """An in-process Dask cluster: the grid's scheduling logic without worker start-up."""
+    from dask.distributed import Client, LocalCluster
 
-    def fake_run(model, act, grid_name, out_dir, parameters, notebook):
-        calls.append((act, parameters))
-        if act == "kaf":
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster) as connected:
+        yield connected
+
+
+def _recording_run(log, fail=()):
+    """A stand-in for `grid._run_one` (Dask ships it to the worker, so calls go to a file)."""
+    def run(model, act, grid_name, out_dir, parameters, notebook):
+        with open(log, "a") as f:
+            f.write(json.dumps([act, parameters]) + "\n")
+        if act in fail:
             raise RuntimeError("boom")
         return dict(clean_acc=0.6, robust_acc=0.2)
+    return run
 
-    monkeypatch.setattr(grid, "_run_one", fake_run)
-    status = grid.run_grid("thesis-light", tmp_path, jobs=2, parameters={"preset": "quick"})
+
+def _calls(log):
+    calls = [tuple(json.loads(line)) for line in log.read_text().splitlines()] if log.exists() else []
+    log.unlink(missing_ok=True)
+    return calls
+
+
+def test_grid_skips_finished_runs_and_reports_failures(tmp_path, monkeypatch, client):
+    _finished(grid.expected_experiment("light", "relu", "thesis-light", tmp_path, {"preset": "quick", "seed": 0}))
+    log = tmp_path / "calls.jsonl"
+    monkeypatch.setattr(grid, "_run_one", _recording_run(log, fail=("kaf",)))
+    status = grid.run_grid("thesis-light", tmp_path, jobs=2, parameters={"preset": "quick"}, client=client,
+                           retries=0, progress=False)
     assert status[("light", "relu", 0)] == "skipped"
     assert status[("light", "kwta", 0)] == "finished" and status[("light", "kaf", 0)].startswith("failed")
+    calls = _calls(log)
     assert sorted(a for a, _ in calls) == ["kaf", "kwta"] and calls[0][1] == {"preset": "quick", "seed": 0}
-    calls.clear()
-    status = grid.run_grid("thesis-light", tmp_path, parameters={"preset": "quick"}, acts=["relu"], seeds=[0, 2])
+    status = grid.run_grid("thesis-light", tmp_path, parameters={"preset": "quick"}, acts=["relu"], seeds=[0, 2],
+                           client=client, progress=False)
     assert status == {("light", "relu", 0): "skipped", ("light", "relu", 2): "finished"}
-    assert calls == [("relu", {"preset": "quick", "seed": 2})]
+    assert _calls(log) == [("relu", {"preset": "quick", "seed": 2})]
     with pytest.raises(ValueError, match="valid grids are"):
         grid.run_grid("thesis-resnet18", tmp_path)
     with pytest.raises(ValueError, match="seeds=\\(-1,\\) is invalid"):
         grid.run_grid("thesis-light", tmp_path, seeds=[-1])
 
 
-def test_a_run_finished_with_other_parameters_is_stale_never_taken_for_the_new_one(tmp_path, monkeypatch):
+def test_a_run_finished_with_other_parameters_is_stale_never_taken_for_the_new_one(tmp_path, monkeypatch, client):
     wanted = grid.expected_experiment("resnet20", "kaf", "thesis-resnet20", tmp_path, {"preset": "quick", "seed": 0})
     assert wanted.kaf_random_stddev == 0.05
     folder = _finished(wanted)
@@ -108,15 +130,15 @@ def test_a_run_finished_with_other_parameters_is_stale_never_taken_for_the_new_o
         del metrics["parameters"][name]
     (folder / "metrics.json").write_text(json.dumps(metrics))
     (folder / "checkpoint").mkdir()
-    calls = []
-    monkeypatch.setattr(grid, "_run_one", lambda *args: calls.append(args[:2]) or dict(clean_acc=0.4, robust_acc=0.2))
-    status = grid.run_grid("thesis-resnet20", tmp_path, parameters={"preset": "quick"}, acts=["kaf"])
+    log = tmp_path / "calls.jsonl"
+    monkeypatch.setattr(grid, "_run_one", _recording_run(log))
+    status = grid.run_grid("thesis-resnet20", tmp_path, parameters={"preset": "quick"}, acts=["kaf"], client=client)
     assert status[("resnet20", "kaf", 0)].startswith("stale") and "kaf_random_stddev: 0.8 -> 0.05" in \
-        status[("resnet20", "kaf", 0)] and calls == []
+        status[("resnet20", "kaf", 0)] and _calls(log) == []
     assert grid.main(["thesis-resnet20", "--out-dir", str(tmp_path), "--preset", "quick", "--act", "kaf"]) == 1
     status = grid.run_grid("thesis-resnet20", tmp_path, parameters={"preset": "quick"}, acts=["kaf"],
-                           rerun_stale=True)
-    assert status[("resnet20", "kaf", 0)] == "finished" and calls == [("resnet20", "kaf")]
+                           rerun_stale=True, client=client, progress=False)
+    assert status[("resnet20", "kaf", 0)] == "finished" and [a for a, _ in _calls(log)] == ["kaf"]
     assert not (folder / "metrics.json").exists() and not (folder / "checkpoint").exists()
 
 

@@ -10,13 +10,33 @@ finished run whose parameters differ (another preset version, another KAF
 init, ...) is never silently taken for the new one: it is reported as stale,
 with the differences, and rerun only with `--rerun-stale` (its old files stay
 in git's history). Failed runs are reported and the others go on.
+
+Runs are tasks of a Dask distributed cluster (one task = one papermill run):
+
+    python -m kaflib.thesis.grid thesis-vgg --jobs 2                       # this machine
+    python -m kaflib.thesis.grid thesis-vgg --scheduler tcp://head:8786    # a running cluster
+    python -m kaflib.thesis.grid thesis-vgg --jobqueue slurm --jobs 8      # Slurm via dask-jobqueue
+
+Without `--scheduler` (or `$KAFLIB_DASK_SCHEDULER`) and `--jobqueue` the runner
+starts a local cluster of `--jobs` single-threaded worker processes and needs
+no server. `--jobqueue slurm|pbs|sge|lsf` submits `--jobs` batch jobs, one
+worker each, configured by dask-jobqueue's own file
+(`~/.config/dask/jobqueue.yaml`: queue, account, cores, memory, walltime,
+`job_extra_directives` such as `--gres=gpu:1`, `worker_extra_args` such as
+`--resources GPU=1`). A run of the `thesis` preset asks for the resource
+`GPU=1`, so on a cluster it goes only to workers started with
+`--resources GPU=1`. A run whose worker dies is rescheduled by Dask on another
+worker, and a run that fails is retried `--retries` times; either way it
+resumes from its last epoch checkpoint, and the summary reports every run
+that needed more than one attempt (`attempts.log` in its folder lists them).
 """
 
 import argparse
-import concurrent.futures
+import datetime
 import inspect
 import os
 import shutil
+import socket
 import sys
 from pathlib import Path
 
@@ -49,10 +69,15 @@ def grid_runs(grid):
 
 
 def _run_one(model, act, grid, out_dir, parameters, notebook):
+    """One run: execute the notebook into the run folder (a Dask task). Each call
+    appends a line to `attempts.log` first, so retries are on record."""
     import papermill
 
     folder = run_dir(out_dir, grid, model, act, parameters.get("kaf_kernel", "gaussian"), parameters.get("seed", 0))
     folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "attempts.log", "a") as log:
+        log.write(f"{datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')} "
+                  f"{socket.gethostname()} pid {os.getpid()}\n")
     papermill.execute_notebook(
         str(notebook), str(folder / "train.ipynb"),
         parameters=dict(parameters, model=model, act=act, grid=grid, out_dir=str(Path(out_dir).resolve())),
@@ -71,13 +96,62 @@ def expected_experiment(model, act, grid, out_dir, parameters):
 
 def _clear_run(folder):
     """Remove a finished run's results and checkpoints, so that it runs again from scratch."""
-    for name in ("metrics.json", "history.csv", "model.keras", "train.ipynb"):
+    for name in ("metrics.json", "history.csv", "model.keras", "train.ipynb", "attempts.log"):
         (folder / name).unlink(missing_ok=True)
     shutil.rmtree(folder / "checkpoint", ignore_errors=True)
 
 
+#: dask-jobqueue's cluster class for each `jobqueue` name.
+JOBQUEUES = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "sge": "SGECluster", "lsf": "LSFCluster"}
+
+
+def _attempts(folder):
+    log = folder / "attempts.log"
+    return len(log.read_text().splitlines()) if log.is_file() else 0
+
+
+def dask_client(jobs=1, scheduler=None, jobqueue=None):
+    """(client, cluster) to run a grid on; `cluster` is None for an external scheduler.
+
+    `scheduler` (default `$KAFLIB_DASK_SCHEDULER`): address of a running Dask
+    scheduler. `jobqueue`: one of `JOBQUEUES`, a dask-jobqueue cluster of `jobs`
+    batch jobs. Neither: a local cluster of `jobs` worker processes.
+    Raises ConnectionError naming the address when the scheduler cannot be reached.
+    """
+    from dask.distributed import Client, LocalCluster
+
+    scheduler = scheduler or os.environ.get("KAFLIB_DASK_SCHEDULER") or None
+    if scheduler and jobqueue:
+        raise ValueError(f"scheduler={scheduler!r} and jobqueue={jobqueue!r}: give one of them, not both.")
+    if jobqueue is not None:
+        if jobqueue not in JOBQUEUES:
+            raise ValueError(f"jobqueue={jobqueue!r} is invalid: must be one of {', '.join(JOBQUEUES)}.")
+        import dask_jobqueue
+
+        cluster = getattr(dask_jobqueue, JOBQUEUES[jobqueue])()  # ~/.config/dask/jobqueue.yaml
+        cluster.scale(jobs=jobs)
+        return Client(cluster), cluster
+    if scheduler:
+        try:
+            return Client(scheduler, timeout="15s"), None
+        except (OSError, TimeoutError) as err:
+            raise ConnectionError(
+                f"Cannot reach the Dask scheduler at {scheduler!r} ({type(err).__name__}: {err}). Start it "
+                "(`dask scheduler`, then `dask worker ADDRESS`, with `--resources GPU=1` on GPU nodes), or "
+                "run without --scheduler and $KAFLIB_DASK_SCHEDULER to use this machine.") from None
+    cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True, dashboard_address=None,
+                           resources={"GPU": 1} if _local_gpus() else None)
+    return Client(cluster), cluster
+
+
+def _local_gpus():
+    import tensorflow as tf
+
+    return len(tf.config.list_physical_devices("GPU"))
+
+
 def run_grid(grid, out_dir=None, jobs=1, parameters=None, notebook=None, acts=None, seeds=(0,),
-             rerun_stale=False):
+             rerun_stale=False, scheduler=None, jobqueue=None, retries=2, client=None, progress=True):
     """Execute the notebook for every run of `grid` not finished yet.
 
     Args:
@@ -85,17 +159,25 @@ def run_grid(grid, out_dir=None, jobs=1, parameters=None, notebook=None, acts=No
         out_dir: results root (default `store.results_dir()`); runs go to
             `<out_dir>/<grid>/<model>-<act>[-seed<n>]/`.
         notebook: the notebook to execute (default `train_notebook()`).
-        jobs: runs executed in parallel (each uses all cores it is given).
+        jobs: runs executed in parallel: worker processes of the local cluster, or
+            batch jobs with `jobqueue` (each run uses all cores it is given).
         parameters: extra notebook parameters (e.g. `{"preset": "quick"}`).
         acts: restrict to these activations.
         seeds: one run per seed (folders of seeds other than 0 end in `-seed<n>`).
         rerun_stale: rerun finished runs whose parameters differ from this call's.
+        scheduler, jobqueue: where the runs go (see `dask_client`); or `client`, a
+            connected `dask.distributed.Client` to use as it is.
+        retries: how many times a failed run is retried (resuming); a run whose
+            worker died is rescheduled by Dask as well.
 
     Returns:
-        dict `(model, act, seed) -> "skipped" | "finished" | "stale: <differences>" | "failed: <error>"`.
+        dict `(model, act, seed) -> "skipped" | "finished" | "stale: <differences>" | "failed: <error>"`;
+        a run that needed several attempts reads "finished after <n> attempts ...".
     """
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise ValueError(f"jobs={jobs!r} is invalid: must be an integer >= 1.")
+    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+        raise ValueError(f"retries={retries!r} is invalid: must be an integer >= 0.")
     seeds = tuple(seeds)
     if not seeds or any(not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in seeds):
         raise ValueError(f"seeds={seeds!r} is invalid: must be integers >= 0 (at least one).")
@@ -130,24 +212,61 @@ def run_grid(grid, out_dir=None, jobs=1, parameters=None, notebook=None, acts=No
                 print(f"{folder.name}: stale ({changed}), running again", flush=True)
                 _clear_run(folder)
             todo.append(key)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(_run_one, model, act, grid, out_dir, dict(parameters, seed=seed),
-                               Path(notebook)): (model, act, seed)
-                   for model, act, seed in todo}
-        for future in concurrent.futures.as_completed(futures):
-            model, act, seed = key = futures[future]
-            name = run_dir(out_dir, grid, model, act, kernel, seed).name
-            try:
-                metrics = future.result()
-                status[key] = "finished"
-                print(f"{name}: clean {100 * metrics['clean_acc']:.2f}%, "
-                      f"robust {100 * metrics['robust_acc']:.2f}%"
-                      + (f" (stopped early: {metrics['diverged']})" if metrics.get("diverged") else ""), flush=True)
-            except Exception as err:  # one failed run must not stop the grid
-                status[key] = f"failed: {type(err).__name__}: {str(err).strip().splitlines()[-1:]}"
-                print(f"{name}: FAILED ({status[key]}); see "
-                      f"{run_dir(out_dir, grid, model, act, kernel, seed) / 'train.ipynb'}", flush=True)
+    if not todo:
+        return status
+    own = client is None
+    if own:
+        client, cluster = dask_client(jobs, scheduler, jobqueue)
+    try:
+        _dispatch(client, todo, status, grid, out_dir, parameters, Path(notebook), kernel, retries, progress)
+    finally:
+        if own:
+            client.close()
+            if cluster is not None:
+                cluster.close()
     return status
+
+
+def _dispatch(client, todo, status, grid, out_dir, parameters, notebook, kernel, retries, progress):
+    """Submit every run of `todo` to `client`; fill `status` as they end."""
+    from dask.distributed import as_completed
+    from tqdm.auto import tqdm
+
+    futures = {}
+    for model, act, seed in todo:
+        wanted = expected_experiment(model, act, grid, out_dir, dict(parameters, seed=seed))
+        gpu = wanted.preset == "thesis" and (not _is_local(client) or _cluster_has_gpus(client))
+        futures[client.submit(_run_one, model, act, grid, out_dir, dict(parameters, seed=seed), notebook,
+                              key=f"{grid}/{run_dir(out_dir, grid, model, act, kernel, seed).name}",
+                              retries=retries, pure=False, resources={"GPU": 1} if gpu else None)] = (model, act, seed)
+    bar = tqdm(total=len(futures), desc=f"{grid} runs", disable=not progress)
+    for future in as_completed(futures):
+        model, act, seed = key = futures[future]
+        folder = run_dir(out_dir, grid, model, act, kernel, seed)
+        attempts = _attempts(folder)
+        again = (f" after {attempts} attempts (a worker died or the run failed; resumed from its checkpoint; "
+                 f"see {folder / 'attempts.log'})") if attempts > 1 else ""
+        try:
+            metrics = future.result()
+            status[key] = "finished" + again
+            bar.write(f"{folder.name}: clean {100 * metrics['clean_acc']:.2f}%, robust {100 * metrics['robust_acc']:.2f}%"
+                      + (f" (stopped early: {metrics['diverged']})" if metrics.get("diverged") else "") + again)
+        except Exception as err:  # one failed run must not stop the grid
+            status[key] = f"failed{again}: {type(err).__name__}: {str(err).strip().splitlines()[-1:]}"
+            bar.write(f"{folder.name}: FAILED ({status[key]}); see {folder / 'train.ipynb'}")
+        bar.update(1)
+    bar.close()
+
+
+def _is_local(client):
+    from dask.distributed import LocalCluster
+
+    return isinstance(client.cluster, LocalCluster)
+
+
+def _cluster_has_gpus(client):
+    """Whether a worker of the (local) cluster offers the resource GPU."""
+    return any("GPU" in w.get("resources", {}) for w in client.scheduler_info()["workers"].values())
 
 
 def _parse_parameter(text):
@@ -167,7 +286,13 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("grid", choices=sorted(GRIDS))
     parser.add_argument("--out-dir", default=None, help="results root (default: the checkout's results/)")
-    parser.add_argument("--jobs", type=int, default=1, help="runs in parallel")
+    parser.add_argument("--jobs", type=int, default=1, help="runs in parallel (local workers or batch jobs)")
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="a running Dask scheduler, e.g. tcp://head:8786 (default: $KAFLIB_DASK_SCHEDULER, "
+                             "else a local cluster)")
+    parser.add_argument("--jobqueue", choices=sorted(JOBQUEUES), default=None,
+                        help="start the workers as batch jobs (dask-jobqueue; ~/.config/dask/jobqueue.yaml)")
+    parser.add_argument("--retries", type=int, default=2, help="retries of a failed run (default: 2)")
     parser.add_argument("--preset", default=None, help="auto, quick or thesis (default: the notebook's)")
     parser.add_argument("--act", action="append", help="only this activation (repeatable)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed (default: 0)")
@@ -179,13 +304,20 @@ def main(argv=None):
     parameters = dict(args.parameters)
     if args.preset:
         parameters["preset"] = args.preset
-    status = run_grid(args.grid, args.out_dir, args.jobs, parameters, acts=args.act, seeds=args.seeds,
-                      rerun_stale=args.rerun_stale)
+    try:
+        status = run_grid(args.grid, args.out_dir, args.jobs, parameters, acts=args.act, seeds=args.seeds,
+                          rerun_stale=args.rerun_stale, scheduler=args.scheduler, jobqueue=args.jobqueue,
+                          retries=args.retries)
+    except (ConnectionError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    retried = [f"{m}-{a} seed {s}" for (m, a, s), v in status.items() if " attempts " in v]
     failed = [f"{m}-{a} seed {s}" for (m, a, s), v in status.items() if v.startswith("failed")]
     stale = [f"{m}-{a} seed {s}" for (m, a, s), v in status.items() if v.startswith("stale")]
     done = len(status) - len(failed) - len(stale)
     print(f"{done} of {len(status)} runs done" + (f"; failed: {', '.join(failed)}" if failed else "")
-          + (f"; stale (use --rerun-stale): {', '.join(stale)}" if stale else ""))
+          + (f"; stale (use --rerun-stale): {', '.join(stale)}" if stale else "")
+          + (f"; retried after a failure: {', '.join(retried)}" if retried else ""))
     return 1 if failed or stale else 0
 
 
