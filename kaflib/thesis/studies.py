@@ -349,6 +349,30 @@ def _trained_models(root, grid, checkpoints, command):
     return models, skipped, {}
 
 
+class _GridStudy:
+    """A study of every trained model of a grid (or of the published checkpoints): the
+    models, the test images, and the per-model progress saved as each model finishes
+    (`store.PartialStudy`, keyed by `key` and the number of test images)."""
+
+    def __init__(self, out, grid, checkpoints, test_size, data_dir, command, key):
+        from kaflib.data import load_cifar10
+
+        started = time.perf_counter()
+        self.out = out
+        self.models, self.skipped, self.extra = _trained_models(out.parent.parent, grid, checkpoints, command)
+        _, (self.x, self.y) = load_cifar10(data_dir, train_size=1, test_size=test_size)
+        self.partial = store.PartialStudy(out, dict(test=len(self.y), **key), started)
+
+    def each_model(self, measure, desc, progress=True):
+        return store.each_model(self.partial, self.models, measure, desc, progress)
+
+    def write(self, parameters, rows, **extra):
+        """Write the study's file, drop the progress file; (metadata, rows) as `read_study`."""
+        store.write_study(self.out, parameters, dict(test=len(self.y)), rows, self.partial.started, **extra)
+        self.partial.finish()
+        return read_study(self.out)
+
+
 def masking(grid, test_size=256, square_iter=1000, results=None, seed=0, data_dir=None, force=False,
             progress=True, checkpoints=None):
     """`kaflib.masking.masking_checks` on every finished run of `grid` (issue 8).
@@ -358,34 +382,28 @@ def masking(grid, test_size=256, square_iter=1000, results=None, seed=0, data_di
     twins (the float16 originals' own gradients are checked by
     `kaflib.thesis.audit`).
     """
-    from kaflib.data import load_cifar10
     from kaflib.masking import EPS_SWEEP, masking_checks
 
-    root = store.results_dir(results)
-    out = store.study_path("masking", grid, root)
+    out = store.study_path("masking", grid, results)
     if (done := store.finished_study(out, force)) is not None:
         return done
-    started = time.perf_counter()
-    models, skipped, extra = _trained_models(root, grid, checkpoints, "masking-checks")
-    _, (x, y) = load_cifar10(data_dir, train_size=1, test_size=test_size)
-    partial = store.PartialStudy(out, dict(test=len(y), square_iter=square_iter, seed=seed), started)
-    done = {name: (row, pd.DataFrame(sweep)) for name, (row, sweep) in partial.done.items()}
+    study = _GridStudy(out, grid, checkpoints, test_size, data_dir, "masking-checks",
+                       dict(square_iter=square_iter, seed=seed))
+    done = {name: (row, pd.DataFrame(sweep)) for name, (row, sweep) in study.partial.done.items()}
 
     def save(name, row, model_sweep):
-        partial.save(name, (row, model_sweep.to_dict(orient="records")))
+        study.partial.save(name, (row, model_sweep.to_dict(orient="records")))
 
-    summary, sweep = masking_checks(models, x, y, square_iter=square_iter, seed=seed, progress=progress,
-                                    done=done, on_model=save)
+    summary, sweep = masking_checks(study.models, study.x, study.y, square_iter=square_iter, seed=seed,
+                                    progress=progress, done=done, on_model=save)
     parameters = dict(grid=grid, eps=8 / 255, pgd="ART PGD-50, step 2/255, 1 restart, true labels, logits",
                       square=f"ART SquareAttack L-inf, {square_iter} queries, 1 restart",
                       eps_sweep=list(EPS_SWEEP),
                       sweep_attack="kaflib PGD-20, step 2.5 eps / 20, increasing eps, survivors attacked again",
                       transfer="ART PGD-50 images crafted on the relu run", surrogate="ART PGD-50 on the "
-                      "smoothed twin (sigma 0.3), judged on the model", skipped=skipped, seed=seed, **extra)
-    store.write_study(out, parameters, dict(test=len(y)), summary.reset_index(), partial.started,
-           sweep=sweep.to_dict(orient="records"))
-    partial.finish()
-    return read_study(out)
+                      "smoothed twin (sigma 0.3), judged on the model", skipped=study.skipped, seed=seed,
+                      **study.extra)
+    return study.write(parameters, summary.reset_index(), sweep=sweep.to_dict(orient="records"))
 
 
 def pgd_curves(grid, test_size=256, iterations=(5, 10, 20, 50, 100), results=None, seed=0, data_dir=None,
@@ -393,27 +411,21 @@ def pgd_curves(grid, test_size=256, iterations=(5, 10, 20, 50, 100), results=Non
     """`kaflib.masking.pgd_iteration_curve` (eps 8/255, step 2/255) for every trained
     run of `grid` (or the published checkpoints, as in `masking`): does PGD
     converge? Saves each model as it finishes; an interrupted call resumes."""
-    from kaflib.data import load_cifar10
     from kaflib.masking import pgd_iteration_curve
 
-    root = store.results_dir(results)
-    out = store.study_path("pgd-curves", grid, root)
+    out = store.study_path("pgd-curves", grid, results)
     if (done := store.finished_study(out, force)) is not None:
         return done
-    started = time.perf_counter()
-    models, skipped, extra = _trained_models(root, grid, checkpoints, "pgd-curves")
-    _, (x, y) = load_cifar10(data_dir, train_size=1, test_size=test_size)
-    partial = store.PartialStudy(out, dict(test=len(y), iterations=list(iterations), seed=seed), started)
-    done = store.each_model(partial, models, lambda name, model: pgd_iteration_curve(
-        model, x, y, iterations=iterations, seed=seed).assign(model=name).to_dict(orient="records"),
+    study = _GridStudy(out, grid, checkpoints, test_size, data_dir, "pgd-curves",
+                       dict(iterations=list(iterations), seed=seed))
+    done = study.each_model(lambda name, model: pgd_iteration_curve(
+        model, study.x, study.y, iterations=iterations, seed=seed).assign(model=name).to_dict(orient="records"),
         "PGD curves", progress)
     rows = pd.DataFrame([r for curve in done.values() for r in curve], columns=["model", "iterations", "accuracy"])
     parameters = dict(grid=grid, eps=8 / 255, step=2 / 255, iterations=list(iterations),
                       attack="kaflib compiled PGD, one random start, checked after each count; true labels, logits",
-                      skipped=skipped, seed=seed, **extra)
-    store.write_study(out, parameters, dict(test=len(y)), rows, partial.started)
-    partial.finish()
-    return read_study(out)
+                      skipped=study.skipped, seed=seed, **study.extra)
+    return study.write(parameters, rows)
 
 
 def apgd(grid, test_size=256, targets=3, results=None, seed=0, data_dir=None, force=False, progress=True):
@@ -424,32 +436,26 @@ def apgd(grid, test_size=256, targets=3, results=None, seed=0, data_dir=None, fo
     import numpy as np
 
     from kaflib.evaluate import apgd_robust
-    from kaflib.data import load_cifar10
 
     if grid == "thesis-checkpoints":
         raise ValueError("apgd grid='thesis-checkpoints' is invalid: the checkpoint audit "
                          "(python -m kaflib.thesis.audit) runs APGD on the published models.")
-    root = store.results_dir(results)
-    out = store.study_path("apgd", grid, root)
+    out = store.study_path("apgd", grid, results)
     if (done := store.finished_study(out, force)) is not None:
         return done
-    started = time.perf_counter()
-    models, skipped, _ = _trained_models(root, grid, None, "apgd")
-    _, (x, y) = load_cifar10(data_dir, train_size=1, test_size=test_size)
+    study = _GridStudy(out, grid, None, test_size, data_dir, "apgd", dict(targets=targets, seed=seed))
 
     def measure(name, model):
-        ce = apgd_robust(model, x, y, "cross_entropy", seed=seed)
-        both = apgd_robust(model, x, y, "dlr_targeted", targets=targets, seed=seed, robust=ce)
+        ce = apgd_robust(model, study.x, study.y, "cross_entropy", seed=seed)
+        both = apgd_robust(model, study.x, study.y, "dlr_targeted", targets=targets, seed=seed, robust=ce)
         return dict(model=name, apgd_ce=float(np.mean(ce)), apgd_dlr_t=float(np.mean(both)))
 
-    partial = store.PartialStudy(out, dict(test=len(y), targets=targets, seed=seed), started)
-    done = store.each_model(partial, models, measure, "APGD", progress)
+    done = study.each_model(measure, "APGD", progress)
     parameters = dict(grid=grid, eps=8 / 255, apgd_ce="ART APGD-CE, 100 iterations, step 2 eps, 1 restart",
                       apgd_dlr_t=f"ART APGD, DLR loss, targeted at the {targets} likeliest wrong classes, on the "
-                      "images that survived APGD-CE (robust to both)", skipped=skipped, seed=seed)
-    store.write_study(out, parameters, dict(test=len(y)), pd.DataFrame(list(done.values())), partial.started)
-    partial.finish()
-    return read_study(out)
+                      "images that survived APGD-CE (robust to both)", skipped=study.skipped, seed=seed)
+    return study.write(parameters, pd.DataFrame(list(done.values())))
+
 
 def _stddev_argument(text):
     try:
