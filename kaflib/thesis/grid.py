@@ -43,8 +43,7 @@ from pathlib import Path
 from kaflib.thesis.experiment import parameter_differences, read_metrics, resolve, run_dir
 from kaflib.thesis.store import repository_root, results_dir
 
-__all__ = ["GRIDS", "grid_runs", "run_grid"]
-
+__all__ = ["GRIDS", "JOBQUEUES", "dask_client", "grid_runs", "run_grid", "train_notebook"]
 
 
 def train_notebook():

@@ -571,8 +571,8 @@ def compute_time(path=None):
             add(metrics.parent, kind, _train_seconds(run["history"], run) + run["seconds"]["attack"])
     for study in sorted(root.glob("thesis-*/*/pgd_iterations.json")):
         add(study, "pgd-iterations", json.loads(study.read_text())["seconds"])
-    for kind in STUDIES:
-        for study in sorted(study_path(kind, "*", root).parent.glob("*.json")) if kind != "pgd-iterations" else []:
+    for kind in (kind for kind in STUDIES if kind != "pgd-iterations"):  # those live in the run folders (above)
+        for study in sorted((root / kind).glob("*.json")):
             if study.name.endswith(".partial.json"):  # an unfinished study's progress
                 continue
             payload = json.loads(study.read_text())
