@@ -12,7 +12,8 @@ classified correctly after all of them.
 import numpy as np
 
 __all__ = ["DifferenceLogitsRatio", "accuracy_under_attack", "apgd_robust", "art_classifier", "attack_survivors",
-           "clean_accuracy", "pgd_robust", "predict_classes", "robust_accuracy", "wilson_interval"]
+           "clean_accuracy", "pgd_robust", "predict_classes", "robust_accuracy", "square_robust",
+           "wilson_interval"]
 
 
 def wilson_interval(successes, n, z=1.96):
@@ -80,7 +81,7 @@ def art_classifier(model, num_classes=None, clip_values=(0.0, 1.0)):
 
 
 def pgd_robust(model, images, labels, eps=8 / 255, step=2 / 255, steps=50, restarts=1,
-               batch_size=256, seed=0, progress=True, judge=None):
+               batch_size=256, seed=0, progress=True, judge=None, robust=None):
     """Per-image robustness under ART's L-inf PGD: bool array `(N,)`.
 
     Args:
@@ -95,6 +96,8 @@ def pgd_robust(model, images, labels, eps=8 / 255, step=2 / 255, steps=50, resta
             clean and adversarial (default `model`). Attacking a float32 twin
             and judging the float16 original measures the original without
             float16 gradients (which can underflow to zero and mask it).
+        robust: bool `(N,)` of images still to attack (default: the correctly
+            classified ones); the others stay as given.
     """
     from art.attacks.evasion import ProjectedGradientDescent
     from tqdm.auto import tqdm
@@ -110,7 +113,8 @@ def pgd_robust(model, images, labels, eps=8 / 255, step=2 / 255, steps=50, resta
     judged = classifier if judge is None else art_classifier(judge)
     attack = ProjectedGradientDescent(classifier, norm=np.inf, eps=eps, eps_step=step, max_iter=steps,
                                       targeted=False, num_random_init=1, batch_size=batch_size, verbose=False)
-    robust = np.argmax(judged.predict(images, batch_size=batch_size), -1) == labels
+    if robust is None:
+        robust = np.argmax(judged.predict(images, batch_size=batch_size), -1) == labels
     np.random.seed(seed)  # ART draws its random starts from NumPy's global generator
     for _ in tqdm(range(restarts), desc=f"PGD-{steps} restarts", disable=not progress, leave=False):
         robust = attack_survivors(lambda x, y, _: attack.generate(x, y=y), judged, images, labels, robust,
@@ -204,6 +208,30 @@ def apgd_robust(model, images, labels, loss="cross_entropy", targets=9, eps=8 / 
     return robust
 
 
+def square_robust(model, images, labels, eps=8 / 255, max_iter=1000, restarts=1, batch_size=256, seed=0,
+                  robust=None, judge=None):
+    """Per-image robustness `(N,)` bool under ART's black-box `SquareAttack`
+    (L-inf, `max_iter` queries per image and restart, margin loss on the logits;
+    AutoAttack runs it with 5000 queries). `robust` and `judge` as in `apgd_robust`;
+    the queries go to `model`."""
+    from art.attacks.evasion import SquareAttack
+
+    if not 0 <= eps <= 1:
+        raise ValueError(f"Square eps={eps!r} is invalid: must be in [0, 1] (pixel units).")
+    labels = np.asarray(labels)
+    classifier = art_classifier(model)
+    judged = classifier if judge is None else art_classifier(judge)
+    if robust is None:
+        robust = predict_classes(judged, images, batch_size) == labels
+    if eps == 0:
+        return np.array(robust, bool)
+    np.random.seed(seed)  # ART draws the squares from NumPy's global generator
+    attack = SquareAttack(classifier, norm=np.inf, eps=eps, max_iter=max_iter, nb_restarts=restarts,
+                          batch_size=batch_size, verbose=False)
+    return attack_survivors(lambda x, y, _: attack.generate(x, y=np.eye(classifier.nb_classes)[y]), judged,
+                            images, labels, robust, batch_size)
+
+
 def robust_accuracy(model, images, labels, **pgd_kwargs):
     """Fraction of images robust under `pgd_robust` (same arguments)."""
     return float(np.mean(pgd_robust(model, images, labels, **pgd_kwargs)))
@@ -233,3 +261,11 @@ def accuracy_under_attack(model, images, labels, eps_values, steps=(1, 10), batc
                 correct += int(np.sum(np.argmax(model.predict_on_batch(adversarial), -1) == labels[start:start + batch_size]))
             rows.append(dict(eps=float(eps), steps=int(k), accuracy=correct / len(labels)))
     return pd.DataFrame(rows)
+
+
+if __name__ == "__main__":
+    import sys
+
+    from kaflib.autoattack import main
+
+    sys.exit(main())

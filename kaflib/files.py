@@ -1,9 +1,15 @@
-"""Crash-safe file writes: a results file is either complete or absent."""
+"""Results files: crash-safe writes (a file is either complete or absent), JSON, provenance."""
 
+import json
+import math
 import os
+import platform
+import sys
 from pathlib import Path
 
-__all__ = ["write_atomic"]
+import numpy as np
+
+__all__ = ["environment", "json_default", "read_json", "write_atomic", "write_json"]
 
 
 def write_atomic(path, write):
@@ -16,3 +22,45 @@ def write_atomic(path, write):
     tmp = path.with_name(f".tmp-{path.name}")
     write(tmp)
     os.replace(tmp, path)
+
+
+def environment():
+    """Library versions and the machine, for results files."""
+    import art
+    import keras
+    import tensorflow as tf
+
+    import kaflib
+
+    gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
+    return dict(python=sys.version.split()[0], platform=platform.platform(), kaflib=kaflib.__version__,
+                tensorflow=tf.__version__, keras=keras.__version__, numpy=np.__version__,
+                adversarial_robustness_toolbox=art.__version__, cpus=os.cpu_count(), gpus=gpus)
+
+
+def json_default(value):
+    """JSON encoding of numpy scalars (NaN as null), numpy arrays and paths."""
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return None if math.isnan(value) else float(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serializable: {value!r}")
+
+
+def write_json(path, payload, indent=1):
+    """Write `payload` as JSON to `path`, atomically (folders are created)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, lambda p: p.write_text(json.dumps(payload, indent=indent, default=json_default) + "\n"))
+
+
+def read_json(path):
+    """The JSON content of `path`, or None if the file does not exist."""
+    path = Path(path)
+    return json.loads(path.read_text()) if path.is_file() else None

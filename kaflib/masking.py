@@ -21,32 +21,13 @@ an image counts as robust only if it survives.
 import numpy as np
 import pandas as pd
 
-from kaflib.evaluate import art_classifier, attack_survivors, pgd_robust, predict_classes
+from kaflib.evaluate import art_classifier, pgd_robust, predict_classes, square_robust
 
-__all__ = ["EPS_SWEEP", "square_robust", "pgd_images", "transfer_robust", "eps_sweep", "pgd_iteration_curve",
+__all__ = ["EPS_SWEEP", "pgd_images", "transfer_robust", "eps_sweep", "pgd_iteration_curve",
            "masking_checks", "smoothed_twin", "surrogate_robust"]
 
 #: Radii of the eps sweep, in pixel units (2/255 .. 128/255).
 EPS_SWEEP = tuple(k / 255 for k in (2, 4, 8, 16, 32, 64, 128))
-
-
-def square_robust(model, images, labels, eps=8 / 255, max_iter=1000, restarts=1, batch_size=256, seed=0):
-    """Per-image robustness `(N,)` bool under ART's black-box `SquareAttack`
-    (L-inf, `max_iter` queries per image and restart, margin loss)."""
-    from art.attacks.evasion import SquareAttack
-
-    if not 0 <= eps <= 1:
-        raise ValueError(f"Square eps={eps!r} is invalid: must be in [0, 1] (pixel units).")
-    labels = np.asarray(labels)
-    classifier = art_classifier(model)
-    robust = predict_classes(classifier, images, batch_size) == labels
-    if eps == 0:
-        return robust
-    np.random.seed(seed)  # ART draws the squares from NumPy's global generator
-    attack = SquareAttack(classifier, norm=np.inf, eps=eps, max_iter=max_iter, nb_restarts=restarts,
-                          batch_size=batch_size, verbose=False)
-    return attack_survivors(lambda x, y, _: attack.generate(x, y=np.eye(classifier.nb_classes)[y]), classifier,
-                            images, labels, robust, batch_size)
 
 
 def pgd_images(model, images, labels, eps=8 / 255, step=2 / 255, steps=50, seed=0, batch_size=256):

@@ -3,7 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kaflib.masking import masking_checks, square_robust, transfer_robust
+from kaflib.evaluate import square_robust
+from kaflib.masking import masking_checks, transfer_robust
 
 
 def tiny_model(seed, masked=False):

@@ -23,7 +23,7 @@ from kaflib.models import dtype_policy as _dtype_policy
 from kaflib.batchnorm import FusedOrderBatchNormalization
 from kaflib.models import resnet
 
-__all__ = ["load_checkpoint", "saved_model_predict", "saved_model_dir", "read_layer_weights", "read_training_config",
+__all__ = ["evaluation_models", "load_checkpoint", "saved_model_predict", "saved_model_dir", "read_layer_weights", "read_training_config",
            "detect_activation"]
 
 _VAR = re.compile(r"^layer_with_weights-(\d+)/(\w+)/\.ATTRIBUTES/VARIABLE_VALUE$")
@@ -212,6 +212,20 @@ def load_checkpoint(path, activation=None, dtype_policy="mixed_float16"):
     _assign(model, layer_weights)
     model.activation_name = act
     return model
+
+
+def evaluation_models(path):
+    """`kaflib.model_files.EvaluationModels` of a checkpoint zip (the `kaflib.model_loaders`
+    plug-in for ".zip"): attacked through its float32 twin, scored on the published
+    model (mixed float16), as `kaflib.thesis.audit` does."""
+    from kaflib.model_files import EvaluationModels
+
+    published = load_checkpoint(path)
+    return EvaluationModels(attacked=load_checkpoint(path, dtype_policy="float32"), judge=published,
+                            name=Path(path).name.removesuffix(".zip"),
+                            architecture=f"ResNet-20 ({published.activation_name}), thesis checkpoint",
+                            source=str(path), notes="attacks use the float32 twin; scored on the published "
+                                                    "model (mixed float16)")
 
 
 def saved_model_predict(path, images, batch_size=256):

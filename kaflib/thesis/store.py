@@ -12,18 +12,13 @@ or absent. A study file holds its parameters, data sizes, seed, library
 versions (`environment`), wall time and rows.
 """
 
-import json
-import math
 import os
-import platform
-import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from kaflib.files import write_atomic
+from kaflib.files import environment, json_default, read_json, write_atomic, write_json
 
 __all__ = ["STUDIES", "PartialStudy", "audit_path", "each_model", "environment", "finished_study", "json_default",
            "read_json", "read_study", "repository_root", "results_dir", "study_path", "write_json", "write_study"]
@@ -71,44 +66,6 @@ def study_path(study, name, results=None):
 def audit_path(results=None):
     """`<results>/thesis-checkpoints.json`: the checkpoint audit (`kaflib.thesis.audit`)."""
     return results_dir(results) / "thesis-checkpoints.json"
-
-
-def environment():
-    """Library versions and the machine, for results files."""
-    import art
-    import keras
-    import tensorflow as tf
-
-    import kaflib
-
-    gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
-    return dict(python=sys.version.split()[0], platform=platform.platform(), kaflib=kaflib.__version__,
-                tensorflow=tf.__version__, keras=keras.__version__, numpy=np.__version__,
-                adversarial_robustness_toolbox=art.__version__, cpus=os.cpu_count(), gpus=gpus)
-
-
-def json_default(value):
-    """JSON encoding of numpy scalars (NaN as null) and paths."""
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return None if math.isnan(value) else float(value)
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serializable: {value!r}")
-
-
-def write_json(path, payload, indent=1):
-    """Write `payload` as JSON to `path`, atomically (folders are created)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, lambda p: p.write_text(json.dumps(payload, indent=indent, default=json_default) + "\n"))
-
-
-def read_json(path):
-    """The JSON content of `path`, or None if the file does not exist."""
-    path = Path(path)
-    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def write_study(path, parameters, data, rows, started, **extra):

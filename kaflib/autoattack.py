@@ -1,0 +1,389 @@
+"""AutoAttack's standard evaluation (Croce and Hein 2020) for any Keras logits model.
+
+    python -m kaflib.evaluate MODEL --attack autoattack --n 1000
+
+The standard version runs four attacks as a per-image cascade on the logits,
+with the true labels, at L-inf eps 8/255: each attack sees only the images every
+attack before it failed on, and an image is robust only if it survives them all.
+
+=========  ===========================================================  ==================
+attack     what it is                                                   here
+=========  ===========================================================  ==================
+apgd-ce    APGD, cross-entropy loss, 100 iterations, 1 restart           ART
+apgd-t     targeted APGD, DLR loss, 100 iterations per target class,     ART, vectorised DLR
+           the 9 most likely wrong classes in turn                       (`DifferenceLogitsRatio`)
+fab-t      targeted FAB, minimal-norm attack                             left out (`LEFT_OUT`)
+square     Square, black box, 5000 queries, margin loss                  ART
+=========  ===========================================================  ==================
+
+FAB-T is left out: ART has no FAB, and the reference implementation's and
+torchattacks' FAB are PyTorch code that needs a PyTorch model. Leaving an attack
+out of the cascade can only keep more images robust, so the number here is an
+upper bound on standard AutoAttack's robust accuracy.
+
+ART's targeted DLR is -(z_t - z_i) / (z_1 - z_3), z_i the largest logit other
+than the target; AutoAttack's is -(z_y - z_t) / (z_1 - (z_3 + z_4) / 2). Both push
+the target logit above all others; they differ in the normaliser.
+
+Attacks can take their gradients (and Square its queries) from one model and
+be scored on another (`judge`): a mixed-precision model is attacked through its
+float32 twin, since float16 input gradients of a confident model underflow to
+zero and hide adversarial examples, and the adversarial images are scored on
+the model itself.
+"""
+
+import dataclasses
+import time
+
+import numpy as np
+
+from kaflib.evaluate import apgd_robust, pgd_robust, predict_classes, square_robust, wilson_interval
+
+__all__ = ["ATTACKS", "LEFT_OUT", "STANDARD", "AttackSettings", "CascadeProgress", "default_out", "evaluate_file",
+           "format_eps", "format_summary", "main", "robustbench_record", "run_attack", "run_cascade", "summarise"]
+
+#: The attacks `run_attack` knows, in AutoAttack's cascade order (pgd: PGD-50,
+#: step 2/255, the thesis' attack; not part of AutoAttack).
+ATTACKS = ("apgd-ce", "apgd-t", "square", "pgd")
+
+#: AutoAttack's standard list, as run here.
+STANDARD = ("apgd-ce", "apgd-t", "square")
+
+#: Attacks of AutoAttack's standard list that are not run, and why.
+LEFT_OUT = {"fab-t": "no FAB for TensorFlow/Keras: ART has none, and the reference and torchattacks "
+                     "implementations need a PyTorch model; without it the robust accuracy is an upper "
+                     "bound on standard AutoAttack's"}
+
+
+@dataclasses.dataclass(frozen=True)
+class AttackSettings:
+    """AutoAttack's standard settings (eps in pixel units)."""
+
+    eps: float = 8 / 255
+    apgd_steps: int = 100        #: iterations of APGD-CE and of APGD-T per target
+    targets: int = 9             #: APGD-T target classes
+    square_queries: int = 5000   #: Square queries per image
+    pgd_steps: int = 50          #: for the optional `pgd` attack
+    pgd_step: float = 2 / 255
+
+    def __post_init__(self):
+        for name, ok, allowed in [
+            ("eps", isinstance(self.eps, (int, float)) and 0 < self.eps <= 1, "in (0, 1] (pixel units, e.g. 8/255)"),
+            ("apgd_steps", _positive_int(self.apgd_steps), "an integer >= 1"),
+            ("targets", _positive_int(self.targets) and self.targets <= 9, "an integer in [1, 9]"),
+            ("square_queries", _positive_int(self.square_queries), "an integer >= 1"),
+            ("pgd_steps", _positive_int(self.pgd_steps), "an integer >= 1"),
+            ("pgd_step", isinstance(self.pgd_step, (int, float)) and 0 < self.pgd_step <= 1, "in (0, 1]"),
+        ]:
+            if not ok:
+                raise ValueError(f"{name}={getattr(self, name)!r} is invalid: must be {allowed}.")
+
+
+def _positive_int(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1
+
+
+def run_attack(name, model, images, labels, robust, settings=AttackSettings(), judge=None, seed=0,
+               batch_size=256):
+    """One attack of the cascade on the images still `robust`.
+
+    Args:
+        name: one of `ATTACKS`.
+        model: Keras logits model the attack differentiates (or queries).
+        images: float32 `(N, H, W, C)` in [0, 1]; labels: ints `(N,)`.
+        robust: bool `(N,)`, the images that survived so far; the others are
+            not attacked and stay False.
+        judge: model whose predictions decide correctness (default `model`).
+
+    Returns:
+        bool `(N,)`: `robust` with every image the attack fooled set to False.
+    """
+    if name not in ATTACKS:
+        raise ValueError(f"attack={name!r} is invalid: must be one of {', '.join(ATTACKS)}.")
+    s = settings
+    common = dict(batch_size=batch_size, seed=seed, robust=np.asarray(robust, bool), judge=judge)
+    if name == "apgd-ce":
+        return apgd_robust(model, images, labels, "cross_entropy", eps=s.eps, steps=s.apgd_steps, **common)
+    if name == "apgd-t":
+        return apgd_robust(model, images, labels, "dlr_targeted", targets=s.targets, eps=s.eps,
+                           steps=s.apgd_steps, **common)
+    if name == "square":
+        return square_robust(model, images, labels, eps=s.eps, max_iter=s.square_queries, **common)
+    return pgd_robust(model, images, labels, eps=s.eps, step=s.pgd_step, steps=s.pgd_steps, progress=False,
+                      **common)
+
+
+class CascadeProgress:
+    """What a cascade has finished: the robust mask after each attack, per batch.
+
+    `state` is a JSON-ready dict (`run_cascade` saves it after every batch):
+    ``clean`` (bool list `(N,)`), and per attack ``robust`` {batch start: bool
+    list}, ``seconds`` and ``attacked`` (images attacked so far).
+    """
+
+    def __init__(self, state=None):
+        self.state = state or dict(clean=None, attacks={})
+
+    def attack(self, name):
+        return self.state["attacks"].setdefault(name, dict(robust={}, seconds=0.0, attacked=0))
+
+    def done(self, name, start):
+        """The robust mask of the batch at `start` after attack `name`, or None."""
+        found = self.state["attacks"].get(name, {}).get("robust", {}).get(str(start))
+        return None if found is None else np.array(found, bool)
+
+    def record(self, name, start, robust, seconds, attacked):
+        entry = self.attack(name)
+        entry["robust"][str(start)] = [bool(r) for r in robust]
+        entry["seconds"] += seconds
+        entry["attacked"] += int(attacked)
+
+    def after(self, name, n):
+        """The robust mask `(n,)` after attack `name` (every batch must be done)."""
+        batches = self.state["attacks"][name]["robust"]
+        return np.concatenate([np.array(batches[k], bool) for k in sorted(batches, key=int)])[:n]
+
+
+def run_cascade(model, images, labels, attacks=STANDARD, settings=AttackSettings(), judge=None, seed=0,
+                batch_size=256, state=None, save=None, progress=True):
+    """Run `attacks` as AutoAttack's per-image cascade, batch by batch, resumably.
+
+    Args:
+        model, judge: as in `run_attack`.
+        images: float32 `(N, H, W, C)` in [0, 1]; labels: ints `(N,)`.
+        attacks: names from `ATTACKS`, in cascade order.
+        state: a `CascadeProgress.state` to resume from (None: start afresh).
+        save: callable(state) called after the clean pass and after every
+            batch of every attack (e.g. an atomic JSON write), so an
+            interrupted run loses at most one batch of one attack.
+
+    Returns:
+        `CascadeProgress` with every attack done; `summarise` turns it into numbers.
+    """
+    from tqdm.auto import tqdm
+
+    unknown = [a for a in attacks if a not in ATTACKS]
+    if unknown or not attacks or len(set(attacks)) != len(attacks):
+        raise ValueError(f"attacks={list(attacks)!r} is invalid: distinct names from {', '.join(ATTACKS)}.")
+    labels = np.asarray(labels)
+    if images.ndim != 4 or len(images) != len(labels) or not len(labels):
+        raise ValueError(f"images {images.shape} and labels {labels.shape} must be (N, H, W, C) and (N,), N >= 1.")
+    done = CascadeProgress(state)
+    if done.state["clean"] is None:
+        done.state["clean"] = [bool(c) for c in predict_classes(judge or model, images, batch_size) == labels]
+        if save:
+            save(done.state)
+    starts = range(0, len(labels), batch_size)
+    bar = tqdm(total=len(attacks) * len(starts), desc="autoattack", disable=not progress, leave=False)
+    for position, name in enumerate(attacks):
+        for start in starts:
+            bar.set_postfix_str(f"{name}, images {start}+")
+            if done.done(name, start) is None:
+                stop = min(start + batch_size, len(labels))
+                before = (np.array(done.state["clean"][start:stop], bool) if position == 0
+                          else done.done(attacks[position - 1], start))
+                tic = time.perf_counter()
+                after = run_attack(name, model, images[start:stop], labels[start:stop], before, settings, judge,
+                                   seed=seed + start, batch_size=batch_size) if before.any() else before
+                done.record(name, start, after, time.perf_counter() - tic, before.sum())
+                if save:
+                    save(done.state)
+            bar.update(1)
+    bar.close()
+    return done
+
+
+def _rate(robust):
+    robust = np.asarray(robust, bool)
+    low, high = wilson_interval(int(robust.sum()), len(robust))
+    return dict(accuracy=float(robust.mean()), ci95=[low, high], robust=int(robust.sum()), n=len(robust))
+
+
+def summarise(progress, attacks):
+    """Clean accuracy and the accuracy after each attack of the cascade, with 95% Wilson intervals.
+
+    Returns:
+        dict: ``clean`` and ``worst`` ({accuracy (fraction), ci95 [low, high],
+        robust, n}), and per attack in ``attacks``: the accuracy after it (the
+        cascade so far), ``seconds``, ``images_attacked`` and ``images_per_second``.
+    """
+    n = len(progress.state["clean"])
+    rows = {}
+    for name in attacks:
+        entry = progress.state["attacks"][name]
+        seconds, attacked = entry["seconds"], entry["attacked"]
+        rows[name] = dict(**_rate(progress.after(name, n)), seconds=seconds, images_attacked=attacked,
+                          images_per_second=attacked / seconds if attacked else None)
+    return dict(clean=_rate(progress.state["clean"]), attacks=rows, worst=_rate(progress.after(attacks[-1], n)))
+
+
+def format_eps(eps):
+    """`8/255` for eps = 8/255, else the number."""
+    k = eps * 255
+    return f"{round(k)}/255" if abs(k - round(k)) < 1e-6 else f"{eps:g}"
+
+
+def robustbench_record(models, summary, attacks, settings, seed, images, parameters, seconds):
+    """A JSON-ready record with RobustBench's leaderboard fields, and kaflib's details.
+
+    RobustBench's fields (model_info/<dataset>/<threat>/<name>.json): name,
+    architecture, dataset, eps, clean_acc and autoattack_acc (percent, as
+    strings with 2 decimals), additional_data, number_forward_passes.
+    `autoattack_acc` is set only when every attack of `STANDARD` ran; otherwise
+    the worst case is `robust_acc`. ``kaflib`` holds the per-attack numbers with
+    their intervals, the settings, the data, the seed, the library versions and
+    the wall time.
+    """
+    from kaflib.files import environment
+
+    worst = f"{100 * summary['worst']['accuracy']:.2f}"
+    standard = all(a in attacks for a in STANDARD)
+    record = dict(name=models.name, architecture=models.architecture, dataset="cifar10", threat_model="Linf",
+                  eps=format_eps(settings.eps), clean_acc=f"{100 * summary['clean']['accuracy']:.2f}",
+                  **({"autoattack_acc": worst} if standard else {"robust_acc": worst}),
+                  additional_data=False, number_forward_passes=1, n_images=len(images["labels"]),
+                  attacks=list(attacks), left_out={k: v for k, v in LEFT_OUT.items() if standard},
+                  seed=seed)
+    record["kaflib"] = dict(summary=summary, settings=dataclasses.asdict(settings), parameters=parameters,
+                            data=images["description"], model=dict(source=models.source, notes=models.notes),
+                            seconds=seconds, environment=environment())
+    return record
+
+
+def _test_images(n, data_dir):
+    """The first `n` CIFAR-10 test images, in the official order (as RobustBench takes them)."""
+    from kaflib.data import load_cifar10
+
+    _, (x, y) = load_cifar10(data_dir, train_size=1)
+    if not _positive_int(n) or n > len(y):
+        raise ValueError(f"n={n!r} is invalid: an integer in [1, {len(y)}] (the test images found).")
+    return dict(images=x[:n], labels=y[:n],
+                description=dict(test=n, of=len(y), selection=f"the first {n} test images, official order"))
+
+
+def default_out(models, n):
+    """`autoattack/<name>-n<n>.json` in the current folder (a run folder: `<run>/autoattack-n<n>.json`)."""
+    from pathlib import Path
+
+    source = Path(models.source)
+    if source.name == "model.keras":
+        return source.parent / f"autoattack-n{n}.json"
+    return Path("autoattack") / f"{models.name}-n{n}.json"
+
+
+def evaluate_file(model, attacks=STANDARD, n=1000, settings=AttackSettings(), out=None, data_dir=None, seed=0,
+                  batch_size=256, progress=True):
+    """Run the cascade on a model file (`kaflib.model_files.load_for_evaluation`) and write its record.
+
+    Resumes from `<out>.partial.json` (saved after every batch of every attack),
+    which is removed when the record is written. Returns the record.
+    """
+    from pathlib import Path
+
+    from kaflib.files import read_json, write_json
+    from kaflib.model_files import load_for_evaluation
+
+    started = time.perf_counter()
+    models = load_for_evaluation(model)
+    data = _test_images(n, data_dir)
+    if tuple(models.judge.input_shape[1:]) != data["images"].shape[1:]:
+        raise ValueError(f"model={str(model)!r} takes inputs {tuple(models.judge.input_shape[1:])}: the test "
+                         f"images are {data['images'].shape[1:]}.")
+    out = Path(out) if out else default_out(models, n)
+    partial = out.with_name(out.name.removesuffix(".json") + ".partial.json")
+    parameters = dict(model=Path(model).name, n=n, attacks=list(attacks), settings=dataclasses.asdict(settings),
+                      seed=seed, batch_size=batch_size)
+    saved = read_json(partial)
+    if saved is not None and saved["parameters"] != parameters:
+        raise ValueError(f"{partial} holds an interrupted evaluation with other parameters "
+                         f"({saved['parameters']}): delete it or choose another --out.")
+    seconds = (saved or {}).get("seconds", 0.0)
+    tic = time.perf_counter()
+
+    def save(state):
+        write_json(partial, dict(parameters=parameters, seconds=seconds + time.perf_counter() - tic, state=state))
+
+    done = run_cascade(models.attacked, data["images"], data["labels"], attacks, settings, judge=models.judge,
+                       seed=seed, batch_size=batch_size, state=(saved or {}).get("state"), save=save,
+                       progress=progress)
+    summary = summarise(done, attacks)
+    record = robustbench_record(models, summary, attacks, settings, seed, data, parameters,
+                                seconds=dict(total=seconds + time.perf_counter() - tic,
+                                             this_sitting=time.perf_counter() - started))
+    write_json(out, record)
+    partial.unlink(missing_ok=True)
+    record["file"] = str(out)
+    return record
+
+
+def format_summary(record):
+    """The record as a few lines of text: clean, then the accuracy after each attack, intervals, speed."""
+    s = record["kaflib"]["summary"]
+    lines = [f"{record['name']}: {record['n_images']} images, eps {record['eps']}",
+             f"  {'clean':10s} {_percent(s['clean'])}"]
+    for name, row in s["attacks"].items():
+        speed = f"{row['images_per_second']:6.2f} images/s" if row["images_per_second"] else "     - images/s"
+        lines.append(f"  {'+ ' + name:10s} {_percent(row)}   {row['seconds']:7.1f} s  "
+                     f"{speed} ({row['images_attacked']} attacked)")
+    label = "AutoAttack" if "autoattack_acc" in record else "worst case"
+    lines.append(f"  {label:10s} {_percent(s['worst'])}")
+    for name, why in record["left_out"].items():
+        lines.append(f"  left out: {name}: {why}")
+    return "\n".join(lines)
+
+
+def _percent(rate):
+    low, high = rate["ci95"]
+    return f"{100 * rate['accuracy']:5.1f}%  [95% CI {100 * low:.1f}, {100 * high:.1f}]"
+
+
+def _eps_argument(text):
+    try:
+        value = float(text.split("/")[0]) / float(text.split("/")[1]) if "/" in text else float(text)
+    except (ValueError, ZeroDivisionError):
+        raise ValueError(f"eps={text!r} is invalid: a number in (0, 1] or a fraction like 8/255.") from None
+    return value
+
+
+def main(argv=None):
+    """`python -m kaflib.evaluate MODEL --attack autoattack --n 1000`."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(
+        prog="python -m kaflib.evaluate",
+        description="Robust accuracy of a model under AutoAttack's standard cascade (or single attacks), "
+                    "on the first N CIFAR-10 test images, with 95%% intervals; writes a RobustBench-format "
+                    "record and resumes when interrupted.")
+    parser.add_argument("model", help="a .keras file, a run folder (with model.keras), or a plug-in format "
+                                      "such as a thesis checkpoint .zip")
+    parser.add_argument("--attack", nargs="+", default=["autoattack"],
+                        help=f"'autoattack' ({', '.join(STANDARD)}) or attacks from {', '.join(ATTACKS)}, "
+                             "run in the order given as a cascade")
+    parser.add_argument("--n", type=int, default=1000, help="test images (the first N; default 1000)")
+    parser.add_argument("--eps", default="8/255", help="L-inf radius in pixel units (default 8/255)")
+    parser.add_argument("--targets", type=int, default=9, help="APGD-T target classes (default 9)")
+    parser.add_argument("--square-queries", type=int, default=5000, help="Square queries (default 5000)")
+    parser.add_argument("--out", help="the record (default: autoattack/<name>-n<N>.json)")
+    parser.add_argument("--data-dir", help="CIFAR-10 folder (default: KAFLIB_DATA_DIR, Keras cache, download)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=256)
+    args = parser.parse_args(argv)
+    attacks = STANDARD if args.attack == ["autoattack"] else tuple(args.attack)
+    try:
+        for name in attacks:
+            if name not in ATTACKS:
+                raise ValueError(f"attack={name!r} is invalid: 'autoattack' alone, or names from "
+                                 f"{', '.join(ATTACKS)}.")
+        if not _positive_int(args.batch_size):
+            raise ValueError(f"batch_size={args.batch_size!r} is invalid: an integer >= 1.")
+        settings = AttackSettings(eps=_eps_argument(args.eps), targets=args.targets,
+                                  square_queries=args.square_queries)
+        record = evaluate_file(args.model, attacks, args.n, settings, args.out, args.data_dir, args.seed,
+                               args.batch_size)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(format_summary(record))
+    print(f"record: {record['file']}")
+    return 0

@@ -1,0 +1,206 @@
+"""AutoAttack's cascade (`kaflib.autoattack`), model files (`kaflib.model_files`) and the
+`python -m kaflib.evaluate` command."""
+
+import json
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from tests.conftest import CHECKPOINTS, ROOT, TINY_DATA_DIR
+from kaflib import autoattack
+from kaflib.autoattack import AttackSettings, run_attack, run_cascade, summarise
+from kaflib.evaluate import art_classifier, wilson_interval
+from kaflib.model_files import float32_twin, load_for_evaluation, model_loaders
+
+CLASSES = 4
+
+
+def tiny_model(seed, shape=(8, 8, 3)):
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input(shape)
+    x = keras.layers.Dense(16, activation="relu")(keras.layers.Flatten()(inputs))
+    return keras.Model(inputs, keras.layers.Dense(CLASSES)(x))
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, CLASSES, 96)
+    centres = rng.uniform(0.3, 0.7, (CLASSES, 8, 8, 3))
+    images = np.clip(centres[labels] + rng.normal(0, 0.05, (96, 8, 8, 3)), 0, 1).astype("float32")
+    return images, labels
+
+
+@pytest.fixture(scope="module")
+def model(data):
+    images, labels = data
+    m = tiny_model(0)
+    m.compile(optimizer=keras.optimizers.Adam(0.01),
+              loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    m.fit(images, labels, epochs=40, verbose=0)
+    assert np.mean(np.argmax(m.predict(images, verbose=0), -1) == labels) > 0.9
+    return m
+
+
+SETTINGS = AttackSettings(eps=0.08, apgd_steps=10, targets=3, square_queries=200, pgd_steps=10, pgd_step=0.015)
+
+
+def test_cascade_is_no_higher_than_any_attack_alone(model, data):
+    images, labels = data
+    attacks = ("apgd-ce", "apgd-t", "square")
+    cascade = summarise(run_cascade(model, images, labels, attacks, SETTINGS, batch_size=32, progress=False),
+                        attacks)
+    clean = np.argmax(model.predict(images, verbose=0), -1) == labels
+    alone = {name: run_attack(name, model, images, labels, clean, SETTINGS, batch_size=32).mean()
+             for name in attacks}
+    worst = cascade["worst"]["accuracy"]
+    assert 0 < worst < cascade["clean"]["accuracy"]  # the attacks find something, and not everything
+    assert all(worst <= accuracy for accuracy in alone.values()), (worst, alone)
+    # the accuracy after each attack of the cascade never rises
+    after = [row["accuracy"] for row in cascade["attacks"].values()]
+    assert after == sorted(after, reverse=True)
+
+
+def test_apgd_ce_agrees_with_arts_own_apgd(model, data):
+    from art.attacks.evasion import AutoProjectedGradientDescent
+
+    images, labels = data
+    clean = np.argmax(model.predict(images, verbose=0), -1) == labels
+    ours = run_attack("apgd-ce", model, images, labels, clean, SETTINGS, batch_size=32)
+    np.random.seed(1)
+    classifier = art_classifier(model)
+    art = AutoProjectedGradientDescent(classifier, norm=np.inf, eps=SETTINGS.eps, eps_step=2 * SETTINGS.eps,
+                                       max_iter=SETTINGS.apgd_steps, nb_random_init=1, batch_size=32,
+                                       loss_type="cross_entropy", verbose=False)
+    adversarial = art.generate(images, y=np.eye(CLASSES)[labels])
+    theirs = np.argmax(classifier.predict(adversarial), -1) == labels
+    low, high = wilson_interval(int(theirs.sum()), len(labels))
+    assert low <= ours.mean() <= high, (ours.mean(), theirs.mean())
+
+
+def test_an_interrupted_cascade_resumes_without_redoing_finished_batches(model, data, monkeypatch):
+    images, labels = data
+    attacks = ("apgd-ce", "square")
+    full = run_cascade(model, images, labels, attacks, SETTINGS, batch_size=32, progress=False)
+    saved = []
+
+    def save_then_die(state):
+        saved.append(json.loads(json.dumps(state)))
+        if len(saved) == 4:  # the clean pass, then three batches of apgd-ce
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_cascade(model, images, labels, attacks, SETTINGS, batch_size=32, save=save_then_die, progress=False)
+    calls = []
+    original = autoattack.run_attack
+    monkeypatch.setattr(autoattack, "run_attack", lambda name, *a, **k: calls.append(name) or original(name, *a, **k))
+    resumed = run_cascade(model, images, labels, attacks, SETTINGS, batch_size=32, state=saved[-1],
+                          progress=False)
+    assert calls.count("apgd-ce") == 0 and calls.count("square") == 3
+    for name in attacks:
+        np.testing.assert_array_equal(resumed.after(name, len(labels)), full.after(name, len(labels)))
+
+
+def test_bad_settings_name_the_parameter():
+    for kwargs, name in [(dict(eps=0.0), "eps"), (dict(eps=2.0), "eps"), (dict(targets=10), "targets"),
+                         (dict(square_queries=0), "square_queries"), (dict(apgd_steps=2.5), "apgd_steps")]:
+        with pytest.raises(ValueError, match=f"^{name}="):
+            AttackSettings(**kwargs)
+    with pytest.raises(ValueError, match="attack='fab-t'"):
+        run_attack("fab-t", None, None, None, None)
+
+
+def test_float32_twin_computes_in_float32_with_the_same_weights(data):
+    images, _ = data
+    with _policy("mixed_float16"):
+        mixed = tiny_model(3)
+    twin = float32_twin(mixed)
+    assert twin is not mixed and all(layer.compute_dtype == "float32" for layer in twin.layers)
+    assert float32_twin(twin) is twin
+    np.testing.assert_allclose(twin.predict(images, verbose=0), mixed.predict(images, verbose=0), atol=0.02)
+
+
+class _policy:
+    def __init__(self, name):
+        self.name = name
+
+    def __enter__(self):
+        self.previous = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(self.name)
+
+    def __exit__(self, *exc):
+        keras.config.set_dtype_policy(self.previous)
+
+
+def test_model_files_name_the_formats_they_read(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_for_evaluation(tmp_path / "nothing.keras")
+    (tmp_path / "weights.txt").write_text("x")
+    with pytest.raises(ValueError, match=r"must be a \.keras file, a run folder"):
+        load_for_evaluation(tmp_path / "weights.txt")
+    assert ".zip" in model_loaders()  # the reproduction's plug-in for the thesis' checkpoints
+
+
+def _evaluate(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "kaflib.evaluate", *args, "--data-dir", str(TINY_DATA_DIR)],
+                          cwd=cwd, capture_output=True, text=True, env=_env())
+
+
+def _env():
+    import os
+
+    return {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def test_the_command_writes_a_robustbench_record(tmp_path):
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(4, 3, strides=4, activation="relu")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(10)(keras.layers.GlobalAveragePooling2D()(x)), name="tiny")
+    model.save(tmp_path / "tiny.keras")
+    done = _evaluate(str(tmp_path / "tiny.keras"), "--n", "40", "--square-queries", "20", "--targets", "2",
+                     "--batch-size", "16", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    record = json.loads((tmp_path / "autoattack" / "tiny-n40.json").read_text())
+    for field in ("name", "architecture", "eps", "clean_acc", "autoattack_acc", "n_images", "attacks", "seed"):
+        assert field in record
+    assert record["eps"] == "8/255" and record["n_images"] == 40 and record["attacks"] == list(autoattack.STANDARD)
+    assert float(record["autoattack_acc"]) <= float(record["clean_acc"])
+    assert "fab-t" in record["left_out"] and "tensorflow" in record["kaflib"]["environment"]
+    assert not list((tmp_path / "autoattack").glob("*.partial.json"))
+    assert "images/s" in done.stdout and "AutoAttack" in done.stdout
+
+
+
+@pytest.mark.parametrize("args, message", [
+    (["missing.keras"], "missing.keras' does not exist"),
+    (["tiny.keras", "--eps", "2"], "eps=2.0 is invalid"),
+    (["tiny.keras", "--eps", "8/0"], "eps='8/0' is invalid"),
+    (["mnist.keras", "--n", "40"], "takes inputs (28, 28, 1)"),
+    (["tiny.keras", "--n", "0"], "n=0 is invalid"),
+    (["tiny.keras", "--n", "101"], "n=101 is invalid: an integer in [1, 100]"),
+    (["tiny.keras", "--attack", "fgsm"], "attack='fgsm' is invalid"),
+    (["tiny.keras", "--targets", "12"], "targets=12 is invalid"),
+    (["weights.txt"], "is not a model file kaflib can read")])
+def test_bad_command_arguments_get_one_line_naming_them(args, message, tmp_path, capsys):
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((32, 32, 3))
+    keras.Model(inputs, keras.layers.Dense(10)(keras.layers.GlobalAveragePooling2D()(inputs))).save(
+        tmp_path / "tiny.keras")
+    inputs = keras.Input((28, 28, 1))
+    keras.Model(inputs, keras.layers.Dense(10)(keras.layers.Flatten()(inputs))).save(tmp_path / "mnist.keras")
+    (tmp_path / "weights.txt").write_text("x")
+    args = [str(tmp_path / a) if a.endswith((".keras", ".txt")) else a for a in args]
+    assert autoattack.main([*args, "--data-dir", str(TINY_DATA_DIR), "--out", str(tmp_path / "r.json")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.startswith("error: ") and err.count("\n") == 1, err
+
+
+@pytest.mark.skipif(not CHECKPOINTS, reason="the thesis' checkpoints are in ../shared/thesis/checkpoints")
+def test_a_thesis_checkpoint_is_attacked_through_its_float32_twin_and_scored_as_published():
+    models = load_for_evaluation(next(p for p in CHECKPOINTS if p.name == "resnet20_relu_ocrob_lrf.zip"))
+    assert models.judge.layers[1].compute_dtype == "float16" and models.attacked.layers[1].compute_dtype == "float32"
+    assert models.name == "resnet20_relu_ocrob_lrf" and "relu" in models.architecture
