@@ -245,7 +245,8 @@ def robustbench_record(models, summary, attacks, settings, seed, images, paramet
                   attacks=list(attacks), left_out={k: v for k, v in LEFT_OUT.items() if standard},
                   seed=seed)
     record["kaflib"] = dict(summary=summary, settings=dataclasses.asdict(settings), parameters=parameters,
-                            data=images["description"], model=dict(source=models.source, notes=models.notes),
+                            data=images["description"],
+                            model=dict(source=models.source, notes=models.notes, **models.metadata),
                             seconds=seconds, environment=environment())
     return record
 

@@ -21,7 +21,7 @@ an image counts as robust only if it survives.
 import numpy as np
 import pandas as pd
 
-from kaflib.evaluate import art_classifier, pgd_robust, predict_classes, square_robust
+from kaflib.evaluate import art_classifier, attack_survivors, pgd_robust, predict_classes, square_robust
 
 __all__ = ["EPS_SWEEP", "pgd_images", "transfer_robust", "eps_sweep", "pgd_iteration_curve",
            "masking_checks", "smoothed_twin", "surrogate_robust"]

@@ -31,7 +31,8 @@ class EvaluationModels:
     `attacked`: Keras logits model the attacks differentiate; `judge`: the
     model whose predictions are scored (often the same object); `name`,
     `architecture`: for records; `source`: the file it came from; `notes`:
-    how `attacked` relates to `judge`.
+    how `attacked` relates to `judge`; `metadata`: anything else a record
+    should carry (e.g. the activation).
     """
 
     attacked: object
@@ -40,6 +41,7 @@ class EvaluationModels:
     architecture: str
     source: str
     notes: str = ""
+    metadata: dict = dataclasses.field(default_factory=dict)
 
 
 def model_loaders():
@@ -93,12 +95,15 @@ def _from_keras_file(path, name=None, architecture=None):
 
 def _from_run_folder(path):
     metrics = path / "metrics.json"
-    name, architecture = path.name, None
+    name, architecture, metadata = path.name, None, {}
     if metrics.is_file():
         parameters = json.loads(metrics.read_text()).get("parameters", {})
         if "model" in parameters and "act" in parameters:
             architecture = f"{parameters['model']} ({parameters['act']}), kaflib"
-    return _from_keras_file(path / "model.keras", name=name, architecture=architecture)
+            metadata = dict(activation=parameters["act"], run=str(path))
+    models = _from_keras_file(path / "model.keras", name=name, architecture=architecture)
+    models.metadata.update(metadata)
+    return models
 
 
 def load_for_evaluation(path):

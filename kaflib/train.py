@@ -26,7 +26,7 @@ from kaflib.models import dtype_policy
 from kaflib.schedules import OneCycle
 
 __all__ = ["METHODS", "TrainConfig", "TrainResult", "TrainingDiverged", "fit", "lr_range_test", "make_optimizer",
-           "make_train_step"]
+           "make_train_step", "suggest_lr_range"]
 
 METHODS = ("standard", "fgsm_rs", "pgd")
 
@@ -447,6 +447,39 @@ def _progress(total, description, enabled):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=description, leave=False, disable=not enabled)
+
+
+def suggest_lr_range(rows, window=9, fall=0.05, rise=0.01):
+    """`(min_lr, max_lr)` for a one-cycle schedule from an `lr_range_test` result.
+
+    The per-step loss is smoothed by a centred running median over `window`
+    steps. If it falls by at least `fall` (a fraction of its starting value),
+    the range is Smith's (2017): from the rate where the loss starts to fall
+    (`fall` below its start) to the rate of its minimum, where it stops falling.
+    If it never falls that far (the network does not learn within the test's
+    steps, as with random KAFs N(0, 0.05^2) on the mini set), max_lr is half the
+    rate where the loss first rises `rise` above its start (a margin below the
+    edge of divergence) and min_lr is max_lr / 100.
+
+    Args:
+        rows: DataFrame (or records) with columns lr and loss, in step order.
+
+    Returns:
+        `(min_lr, max_lr, rule)`, rule being ``"fall"`` or ``"flat"``.
+    """
+    frame = pd.DataFrame(rows)
+    if not {"lr", "loss"} <= set(frame.columns) or len(frame) < window:
+        raise ValueError(f"rows must have columns lr and loss and at least window={window} rows.")
+    median = frame["loss"].rolling(window, center=True, min_periods=window // 2 + 1).median().to_numpy()
+    lr = frame["lr"].to_numpy()
+    start = median[0]
+    lowest = int(np.nanargmin(median))
+    if median[lowest] <= (1 - fall) * start:
+        begins = int(np.argmax(median <= (1 - fall) * start))
+        return float(lr[begins]), float(lr[lowest]), "fall"
+    above = np.flatnonzero(median > (1 + rise) * start)
+    edge = lr[above[0]] if len(above) else lr[-1]
+    return float(edge / 200), float(edge / 2), "flat"
 
 
 def lr_range_test(build_model, train, config=TrainConfig(), start_lr=1e-4, end_lr=10.0, steps=100,

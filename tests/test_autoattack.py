@@ -173,6 +173,18 @@ def test_the_command_writes_a_robustbench_record(tmp_path):
     assert not list((tmp_path / "autoattack").glob("*.partial.json"))
     assert "images/s" in done.stdout and "AutoAttack" in done.stdout
 
+    # the book's table reads the record as written
+    from kaflib.thesis import results
+
+    (tmp_path / "results" / "autoattack").mkdir(parents=True)
+    (tmp_path / "autoattack" / "tiny-n40.json").rename(tmp_path / "results" / "autoattack" / "tiny.json")
+    table = results.autoattack_table(tmp_path / "results")
+    assert table.loc["tiny", "clean"] == pytest.approx(float(record["clean_acc"]), abs=0.01)
+    assert table.loc["tiny", "autoattack"] == pytest.approx(float(record["autoattack_acc"]), abs=0.01)
+    assert table.attrs["attacks"] == list(autoattack.STANDARD)
+    findings = results.autoattack_findings(table, results.leaderboard_entries()).data
+    assert f"{table.loc['tiny', 'autoattack']:.1f}%" in findings and "Wong2020Fast" in findings
+
 
 
 @pytest.mark.parametrize("args, message", [

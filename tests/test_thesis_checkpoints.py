@@ -31,13 +31,13 @@ def test_every_published_checkpoint_is_tested():
 @needs_checkpoints
 @pytest.mark.parametrize("path", CHECKPOINTS, ids=[p.stem for p in CHECKPOINTS])
 def test_imported_model_matches_saved_model(path, mini_test_set):
-    x, y = mini_test_set
+    x, y = (a[:512] for a in mini_test_set)  # float16 on a CPU is slow: 512 of the 1017 images
     model = load_checkpoint(path)
     assert model.activation_name == EXPECTED[path.stem]
     ours = ops.convert_to_numpy(ops.softmax(model.predict(x, batch_size=256, verbose=0)))
     theirs = saved_model_predict(path, x)
     agree = np.mean(ours.argmax(1) == theirs.argmax(1))
-    assert agree >= 0.995, f"argmax agreement {agree:.4f}"
+    assert agree >= 0.995, f"argmax agreement {agree:.4f}"  # at most 2 of the 512 differ
     assert np.abs(ours - theirs).max() <= 2e-3
     assert np.mean(ours.argmax(1) == y) > 0.6  # adversarially trained ResNet20s: ~0.76-0.81
 

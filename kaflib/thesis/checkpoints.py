@@ -225,7 +225,8 @@ def evaluation_models(path):
                             name=Path(path).name.removesuffix(".zip"),
                             architecture=f"ResNet-20 ({published.activation_name}), thesis checkpoint",
                             source=str(path), notes="attacks use the float32 twin; scored on the published "
-                                                    "model (mixed float16)")
+                                                    "model (mixed float16)",
+                            metadata=dict(activation=published.activation_name))
 
 
 def saved_model_predict(path, images, batch_size=256):

@@ -8,7 +8,7 @@ import numpy as np
 from kaflib.plots import act_marker
 
 __all__ = ["plot_robustness_vs_accuracy", "plot_deep_kaf", "plot_bound_vs_robustness",
-           "plot_lipschitz_evolution", "plot_checkpoint_audit", "plot_masking_checks"]
+           "plot_lipschitz_evolution", "plot_checkpoint_audit", "plot_autoattack", "plot_masking_checks"]
 
 
 def plot_robustness_vs_accuracy(comparison, title=None):
@@ -157,6 +157,39 @@ def plot_checkpoint_audit(table):
     ax.invert_yaxis()
     ax.set(xlabel="robust accuracy (%), 95% interval")
     ax.legend(fontsize="x-small", loc="lower right")
+    ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    return fig
+
+
+def plot_autoattack(table, leaderboard):
+    """Clean and AutoAttack accuracy (%) of each published checkpoint with 95% intervals,
+    beside RobustBench's entries.
+
+    `table` is `kaflib.thesis.results.autoattack_table()`, `leaderboard`
+    `kaflib.thesis.results.leaderboard_entries()` (drawn as vertical lines: their
+    numbers are on the full test set).
+    """
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(table) + 1.8))
+    rows = np.arange(len(table))
+    for offset, (column, label, marker) in zip((-0.15, 0.15), [("clean", "clean", "o"),
+                                                              ("autoattack", "AutoAttack (worst case)", "s")]):
+        values = table[column].to_numpy()
+        errors = np.stack([values - table[f"{column}_low"], table[f"{column}_high"] - values])
+        ax.errorbar(values, rows + offset, xerr=errors, fmt=marker, ms=4, capsize=2, label=label)
+    for (name, entry), style in zip(leaderboard.iterrows(), (":", "-.", "--")):
+        ax.axvline(entry["clean_acc"], color="grey", ls=style, lw=1)
+        ax.axvline(entry["autoattack_acc"], color="black", ls=style, lw=1,
+                   label=f"{name} ({entry['architecture']}, {entry['n_images']} test images): "
+                         f"clean {entry['clean_acc']:.1f}, AutoAttack {entry['autoattack_acc']:.1f}")
+    ax.set_yticks(rows)
+    ax.set_yticklabels([f"{c} ({a})" for c, a in zip(table.index, table["activation"])], fontsize="small")
+    ax.invert_yaxis()
+    ax.set(xlabel=f"accuracy (%), 95% interval; {int(table['n_images'].min())}-{int(table['n_images'].max())} "
+                  "mini test images")
+    ax.legend(fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=1)
     ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
     return fig

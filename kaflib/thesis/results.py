@@ -20,7 +20,7 @@ from kaflib.thesis.store import STUDIES, audit_path, read_json, results_dir, stu
 
 __all__ = ["KAF_ACTIVATIONS", "MIN_TRAINED_CLEAN", "MASKING_FLAGS", "results_dir", "load_grid", "load_run",
            "load_histories", "lipschitz_histories", "lipschitz_evolution_findings", "bound_robustness_correlation",
-           "reported_results", "stopped_note", "compare_with_thesis", "kaf_versus_fixed", "scale_caption",
+           "reported_results", "leaderboard_entries", "autoattack_table", "autoattack_findings", "stopped_note", "compare_with_thesis", "kaf_versus_fixed", "scale_caption",
            "missing_note", "test_images", "load_model", "checkpoint_audit_table", "checkpoint_audit_findings",
            "load_pgd_curves", "masking_table", "masking_findings", "masking_verdict", "compute_time",
            "load_deep_kaf", "deep_kaf_table", "study_label"]
@@ -338,6 +338,80 @@ def checkpoint_audit_table(path=None):
     table = pd.DataFrame(rows).set_index("checkpoint")
     table.attrs["parameters"] = audit["parameters"]
     return table
+
+
+def leaderboard_entries():
+    """RobustBench's leaderboard entries the book compares with (`kaflib/thesis/leaderboard.csv`,
+    copied from RobustBench's model_info files; percent), one row per model."""
+    with resources.files("kaflib.thesis").joinpath("leaderboard.csv").open() as f:
+        return pd.read_csv(f).set_index("name")
+
+
+def autoattack_table(results=None):
+    """The AutoAttack records of the published checkpoints (`results/autoattack/*.json`, written by
+    `python -m kaflib.evaluate ZIP --out results/autoattack/<checkpoint>.json`), one row per
+    checkpoint, or None if there are none.
+
+    Columns (percent): activation, clean, apgd-ce, apgd-t, square (the accuracy after each
+    attack of the cascade), autoattack, each with `<column>_low` / `<column>_high` (95%
+    Wilson interval); n_images; images/s of each attack; minutes (wall time).
+    """
+    folder = results_dir(results) / "autoattack"
+    files = sorted(folder.glob("*.json")) if folder.is_dir() else []
+    files = [f for f in files if not f.name.endswith(".partial.json")]
+    if not files:
+        return None
+    rows = []
+    for f in files:
+        record = read_json(f)
+        summary = record["kaflib"]["summary"]
+        row = dict(checkpoint=record["name"], activation=record["kaflib"]["model"].get("activation"),
+                   n_images=record["n_images"])
+        for column, rate in [("clean", summary["clean"]), *summary["attacks"].items(),
+                             ("autoattack", summary["worst"])]:
+            row[column] = 100 * rate["accuracy"]
+            row[f"{column}_low"], row[f"{column}_high"] = (100 * v for v in rate["ci95"])
+        for attack, rate in summary["attacks"].items():
+            row[f"{attack} images/s"] = rate["images_per_second"]
+        row["minutes"] = record["kaflib"]["seconds"]["total"] / 60
+        rows.append(row)
+    table = pd.DataFrame(rows).set_index("checkpoint")
+    table.attrs["attacks"] = list(summary["attacks"])
+    table.attrs["left_out"] = record["left_out"]
+    return table
+
+
+def autoattack_findings(table, leaderboard):
+    """Plain sentences (Markdown) on `autoattack_table()` beside `leaderboard_entries()`: the
+    range of AutoAttack accuracies, where each leaderboard entry falls, and KAF against fixed
+    activations (their intervals overlapping is reported as no measurable difference)."""
+    from IPython.display import Markdown
+
+    def interval(row, column):
+        return f"{row[column]:.1f}% [{row[f'{column}_low']:.1f}, {row[f'{column}_high']:.1f}]"
+
+    best, worst = table["autoattack"].idxmax(), table["autoattack"].idxmin()
+    lines = [f"- AutoAttack accuracy ranges from {interval(table.loc[worst], 'autoattack')} "
+             f"(`{worst}`, {table.loc[worst, 'activation']}) to {interval(table.loc[best], 'autoattack')} "
+             f"(`{best}`, {table.loc[best, 'activation']}), on {int(table['n_images'].min())} images each."]
+    for name, entry in leaderboard.iterrows():
+        above = (table["autoattack_high"] < entry["autoattack_acc"]).sum()
+        inside = ((table["autoattack_low"] <= entry["autoattack_acc"])
+                  & (entry["autoattack_acc"] <= table["autoattack_high"])).sum()
+        clean_above = int((table["clean_high"] < entry["clean_acc"]).sum())
+        lines.append(f"- {name}'s AutoAttack accuracy, {entry['autoattack_acc']:.2f}% (full test set), lies above "
+                     f"the interval of {above} of the {len(table)} checkpoints and inside that of {inside}; its "
+                     f"clean accuracy, {entry['clean_acc']:.2f}%, lies above the clean interval of {clean_above}.")
+    kaf = table[table["activation"].isin(KAF_ACTIVATIONS)]
+    fixed = table[~table["activation"].isin(KAF_ACTIVATIONS)]
+    if len(kaf) and len(fixed):
+        best_fixed = fixed["autoattack"].idxmax()
+        separated = kaf[kaf["autoattack_low"] > fixed.loc[best_fixed, "autoattack_high"]].index.tolist()
+        lines.append(f"- The best fixed activation is `{best_fixed}` at {interval(fixed.loc[best_fixed], 'autoattack')}; "
+                     + (f"KAF checkpoints whose interval lies wholly above it: {', '.join(separated)}."
+                        if separated else "no KAF checkpoint's interval lies wholly above it: no measurable "
+                                          "advantage of KAFs under AutoAttack at this sample size."))
+    return Markdown("\n".join(lines))
 
 
 def checkpoint_audit_findings(table):

@@ -25,7 +25,7 @@ __all__ = ["STUDIES", "PartialStudy", "audit_path", "each_model", "environment",
 
 #: Study kinds, each a folder of the results root holding one JSON file per study.
 STUDIES = ("lr-range", "exploding-gradients", "deep-kaf", "lipschitz", "masking", "pgd-curves", "apgd",
-           "pgd-iterations")
+           "pgd-iterations", "autoattack")
 
 
 def repository_root():
