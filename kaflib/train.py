@@ -449,37 +449,41 @@ def _progress(total, description, enabled):
     return tqdm(total=total, desc=description, leave=False, disable=not enabled)
 
 
-def suggest_lr_range(rows, window=9, fall=0.05, rise=0.01):
-    """`(min_lr, max_lr)` for a one-cycle schedule from an `lr_range_test` result.
+def suggest_lr_range(rows, window=9, fall=0.05, done=0.9, rise=0.01):
+    """`(min_lr, max_lr, rule)` for a one-cycle schedule from an `lr_range_test` result.
 
-    The per-step loss is smoothed by a centred running median over `window`
-    steps. If it falls by at least `fall` (a fraction of its starting value),
-    the range is Smith's (2017): from the rate where the loss starts to fall
-    (`fall` below its start) to the rate of its minimum, where it stops falling.
-    If it never falls that far (the network does not learn within the test's
-    steps, as with random KAFs N(0, 0.05^2) on the mini set), max_lr is half the
-    rate where the loss first rises `rise` above its start (a margin below the
-    edge of divergence) and min_lr is max_lr / 100.
+    Smith's (2017) reading of the test, made mechanical. The per-step loss is
+    smoothed by a centred running median over `window` steps.
+
+    * rule ``"fall"`` (the smoothed loss falls at least `fall`, a fraction,
+      below its start): min_lr is the rate where it starts to fall (`fall`
+      below its start); max_lr is half the rate at which, once a share `done`
+      of its whole fall is done, it first rises `rise` above its running
+      minimum: "a little below" where it turns up or ragged.
+    * rule ``"flat"`` (it never falls that far: the network does not learn
+      within the test's steps, as random KAFs N(0, 0.05^2) on the mini set):
+      max_lr is half the rate at which it first rises `rise` above its running
+      minimum, and min_lr is max_lr / 100.
+
+    Without a rise, the last rate tested stands for the edge.
 
     Args:
         rows: DataFrame (or records) with columns lr and loss, in step order.
-
-    Returns:
-        `(min_lr, max_lr, rule)`, rule being ``"fall"`` or ``"flat"``.
     """
     frame = pd.DataFrame(rows)
     if not {"lr", "loss"} <= set(frame.columns) or len(frame) < window:
         raise ValueError(f"rows must have columns lr and loss and at least window={window} rows.")
     median = frame["loss"].rolling(window, center=True, min_periods=window // 2 + 1).median().to_numpy()
     lr = frame["lr"].to_numpy()
-    start = median[0]
-    lowest = int(np.nanargmin(median))
-    if median[lowest] <= (1 - fall) * start:
-        begins = int(np.argmax(median <= (1 - fall) * start))
-        return float(lr[begins]), float(lr[lowest]), "fall"
-    above = np.flatnonzero(median > (1 + rise) * start)
-    edge = lr[above[0]] if len(above) else lr[-1]
-    return float(edge / 200), float(edge / 2), "flat"
+    start, lowest = median[0], median.min()
+    falls = lowest <= (1 - fall) * start
+    settled = int(np.argmax(median <= start - done * (start - lowest))) if falls else 0
+    tail = median[settled:]
+    rising = np.flatnonzero(tail > (1 + rise) * np.minimum.accumulate(tail))
+    max_lr = float((lr[settled + rising[0]] if len(rising) else lr[-1]) / 2)
+    if falls:
+        return float(lr[int(np.argmax(median <= (1 - fall) * start))]), max_lr, "fall"
+    return max_lr / 100, max_lr, "flat"
 
 
 def lr_range_test(build_model, train, config=TrainConfig(), start_lr=1e-4, end_lr=10.0, steps=100,
