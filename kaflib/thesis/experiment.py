@@ -20,7 +20,7 @@ from kaflib.thesis.store import environment, read_json, write_json
 from kaflib.models import MODELS
 
 __all__ = ["PRESETS", "QUICK_DEVIATIONS", "UNRECORDED_PARAMETERS", "recipe_table", "parameter_differences", "recorded_parameters",
-           "RESNET20_LEARNING_RATES", "THESIS_RECIPE_SOURCES", "VGG_LEARNING_RATES", "Experiment",
+           "RESNET20_LEARNING_RATES", "QUICK_RESNET20_LEARNING_RATES", "THESIS_RECIPE_SOURCES", "VGG_LEARNING_RATES", "Experiment",
            "build_experiment_model", "resolve", "run_dir", "write_results", "read_metrics"]
 
 #: Per-preset, per-model settings. `thesis` is the thesis author's recipe, item
@@ -44,9 +44,10 @@ PRESETS = {
     },
     "quick": {
         "*": dict(batch_size=128, train_size=None, test_size=None, pgd_steps=50, pgd_restarts=1,
-                  eps=8 / 255, pgd_step=2 / 255, eps_warmup_epochs=0, momentum=0.9, recipe="he-bn0.9",
+                  eps=8 / 255, pgd_step=2 / 255, eps_warmup_epochs=0, momentum=0.0, recipe="thesis",
                   kaf_random_stddev="thesis", mixed_precision=None, extra_epochs=0, extra_lr=None),
-        "light": dict(epochs=10, min_lr=0.0, max_lr=0.05, eps=0.031, pgd_step=0.003),
+        "light": dict(epochs=10, min_lr=0.0, max_lr=0.05, eps=0.031, pgd_step=0.003, momentum=0.9,
+                      recipe="he-bn0.9"),
         "vgg": dict(epochs=10, min_lr=1e-4, max_lr=0.1, eps_warmup_epochs=3),
         "resnet20": dict(epochs=20, min_lr=0.0, max_lr=0.2, eps_warmup_epochs=6),
         "resnet56": dict(epochs=6, min_lr=0.0, max_lr=0.1, eps_warmup_epochs=2),
@@ -82,6 +83,14 @@ VGG_LEARNING_RATES = _reported_learning_rates("vgg_fast_at")
 #: a constant; for them the `thesis` preset uses ELU's range, the one fixed-activation
 #: range on record.
 RESNET20_LEARNING_RATES = {"elu": (1e-4, 0.2), "kaf_relu": (0.01, 0.8), "kaf_swish": (0.006, 1.0)}
+
+#: The `quick` preset's ResNet20 learning-rate range (min_lr, max_lr) per activation:
+#: kaflib's LR range test on the mini set (100 steps of FGSM-RS, the thesis' layers,
+#: plain SGD; `python -m kaflib.thesis.studies lr-range --act ACT --momentum 0 --recipe
+#: thesis`, committed as `results/lr-range/resnet20-<act>[-std0.05]-thesis-momentum0.json`)
+#: read by `kaflib.train.suggest_lr_range`, to 2 significant digits.
+#: `tests/test_thesis_lr_ranges.py` checks every entry against its committed test.
+QUICK_RESNET20_LEARNING_RATES = {"elu": (0.0026, 0.11), "swish": (0.0052, 0.22), "kaf": (0.011, 1.1)}
 
 #: Where each setting of the `thesis` preset comes from ("ckpt:" = the Keras
 #: training config in every published checkpoint's saved_model.pb; paths are in
@@ -125,16 +134,17 @@ QUICK_DEVIATIONS = {
                "compute budget of a 2-core CPU; ReLU ResNet20 reaches 45.9% clean at 20 epochs"),
     "eps warm-up": ("training eps grown from 0 over the first 30% of the epochs",
                     "without it every schedule tried overfit catastrophically after 8-15 epochs on 5085 "
-                    "images (results/README.md, Why the eps warm-up)"),
+                    "images (results/README.md, Why the eps warm-up; measured with SGD momentum 0.9)"),
     "PGD restarts": ("1 (thesis: 10)", "compute budget; the masking checks add APGD and Square"),
     "mixed precision": ("off without a GPU (on with one, as in the thesis)",
                         "not measured on this CPU: kept from the runs committed before issue 19"),
-    "SGD momentum": ("0.9 (thesis: 0)", "not measured yet: kept from the runs committed before the thesis' "
-                     "recipe was read from the checkpoints (issue 19)"),
-    "layers": ("he-bn0.9: He-normal convs, batch-norm momentum 0.9, no L2 on the output (thesis: Glorot, 0.99, "
-               "L2 5e-4)", "not measured yet: kept from the runs committed before issue 19"),
-    "ResNet20 learning rates": ("(0, 0.2) for every activation", "not measured yet: the per-activation LR range "
-                                "tests on the mini set are to come (issue 19)"),
+    "ResNet20 learning rates": ("per activation, from kaflib's LR range test on the mini set "
+                                "(QUICK_RESNET20_LEARNING_RATES; thesis: its own tests on full CIFAR-10)",
+                                "the thesis' method (Smith's LR range test) on the data the runs use; "
+                                "suggest_lr_range reads each test (results/lr-range/*-thesis-momentum0.json)"),
+    "light CNN": ("SGD momentum 0.9 and the he-bn0.9 layers (He-normal convs, batch-norm momentum 0.9; thesis: "
+                  "plain SGD, Glorot, 0.99)", "kept from its committed runs, which train (10 epochs of standard "
+                  "training: relu 52.4%, kwta 45.9%, kaf 44.5% clean); not remeasured with the thesis' layers"),
 }
 
 #: How each model is trained in the thesis.
@@ -231,6 +241,10 @@ def resolve(model="resnet20", act="relu", preset="auto", method=None, epochs=Non
         settings["min_lr"], settings["max_lr"] = VGG_LEARNING_RATES[act]
     if model == "resnet20" and preset == "thesis":
         settings["min_lr"], settings["max_lr"] = RESNET20_LEARNING_RATES.get(act, RESNET20_LEARNING_RATES["elu"])
+    if model == "resnet20" and preset == "quick":
+        if act not in QUICK_RESNET20_LEARNING_RATES:
+            reason += f"; no LR range test for {act!r} yet: elu's range"
+        settings["min_lr"], settings["max_lr"] = QUICK_RESNET20_LEARNING_RATES.get(act, QUICK_RESNET20_LEARNING_RATES["elu"])
     given = dict(epochs=epochs, batch_size=batch_size, eps=eps, eps_warmup_epochs=eps_warmup_epochs,
                  min_lr=min_lr, max_lr=max_lr,
                  train_size=train_size, test_size=test_size, pgd_steps=pgd_steps, pgd_step=pgd_step,

@@ -8,7 +8,7 @@ import numpy as np
 from kaflib.plots import act_marker
 
 __all__ = ["plot_robustness_vs_accuracy", "plot_deep_kaf", "plot_bound_vs_robustness",
-           "plot_lipschitz_evolution", "plot_checkpoint_audit", "plot_autoattack", "plot_masking_checks"]
+           "plot_lipschitz_evolution", "plot_checkpoint_audit", "plot_lr_range_tests", "plot_autoattack", "plot_masking_checks"]
 
 
 def plot_robustness_vs_accuracy(comparison, title=None):
@@ -158,6 +158,29 @@ def plot_checkpoint_audit(table):
     ax.set(xlabel="robust accuracy (%), 95% interval")
     ax.legend(fontsize="x-small", loc="lower right")
     ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    return fig
+
+
+def plot_lr_range_tests(tests, ranges):
+    """Training loss (running median of 9 steps) against learning rate, one line per activation,
+    with the max_lr read from each (a dot).
+
+    `tests` is `kaflib.thesis.results.lr_range_tests()`, `ranges` `lr_range_table()`.
+    """
+    import matplotlib.pyplot as plt
+
+    from kaflib.activations import KAF_ACTIVATIONS
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for act, (_, rows) in tests.items():
+        median = rows["loss"].rolling(9, center=True, min_periods=5).median()
+        line, = ax.plot(rows["lr"], median, ls="-" if act in KAF_ACTIVATIONS else "--", label=act)
+        high = ranges.loc[act, "test: max_lr"]
+        ax.plot([high], [np.interp(np.log(high), np.log(rows["lr"]), median)], "o", color=line.get_color())
+    ax.set(xscale="log", xlabel="learning rate", ylabel="training loss (running median, 9 steps)")
+    ax.legend(fontsize="small", ncol=2)
+    ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
 

@@ -16,11 +16,11 @@ import pandas as pd
 from kaflib.thesis.audit import PROTOCOL as _PROTOCOL
 from kaflib.activations import KAF_ACTIVATIONS
 from kaflib.thesis.experiment import read_metrics
-from kaflib.thesis.store import STUDIES, audit_path, read_json, results_dir, study_path
+from kaflib.thesis.store import STUDIES, audit_path, read_json, read_study, results_dir, study_path
 
 __all__ = ["KAF_ACTIVATIONS", "MIN_TRAINED_CLEAN", "MASKING_FLAGS", "results_dir", "load_grid", "load_run",
            "load_histories", "lipschitz_histories", "lipschitz_evolution_findings", "bound_robustness_correlation",
-           "reported_results", "leaderboard_entries", "autoattack_table", "autoattack_findings", "stopped_note", "compare_with_thesis", "kaf_versus_fixed", "scale_caption",
+           "reported_results", "lr_range_tests", "lr_range_table", "leaderboard_entries", "autoattack_table", "autoattack_findings", "stopped_note", "compare_with_thesis", "kaf_versus_fixed", "scale_caption",
            "missing_note", "test_images", "load_model", "checkpoint_audit_table", "checkpoint_audit_findings",
            "load_pgd_curves", "masking_table", "masking_findings", "masking_verdict", "compute_time",
            "load_deep_kaf", "deep_kaf_table", "study_label"]
@@ -338,6 +338,39 @@ def checkpoint_audit_table(path=None):
     table = pd.DataFrame(rows).set_index("checkpoint")
     table.attrs["parameters"] = audit["parameters"]
     return table
+
+
+def lr_range_tests(model="resnet20"):
+    """{activation: (metadata, rows)} of the committed LR range tests behind the `quick`
+    preset's ranges (the thesis' layers, plain SGD), in `ACTIVATIONS` order."""
+    from kaflib.activations import ACTIVATIONS
+    from kaflib.models import RANDOM_INIT_KAFS
+
+    found = {}
+    for act in ACTIVATIONS:
+        name = f"{model}-{act}" + ("-std0.05" if act in RANDOM_INIT_KAFS else "") + "-thesis-momentum0"
+        if (study := read_study("lr-range", name)) is not None:
+            found[act] = study
+    return found
+
+
+def lr_range_table(model="resnet20"):
+    """Per activation with an LR range test (`lr_range_tests`): the range `suggest_lr_range` reads
+    from it, the range the `quick` preset uses, and the thesis' range where one is on record
+    (`experiment.RESNET20_LEARNING_RATES`); None without tests."""
+    from kaflib.thesis.experiment import QUICK_RESNET20_LEARNING_RATES, RESNET20_LEARNING_RATES
+    from kaflib.train import suggest_lr_range
+
+    rows = []
+    for act, (meta, table) in lr_range_tests(model).items():
+        low, high, rule = suggest_lr_range(table)
+        quick = QUICK_RESNET20_LEARNING_RATES.get(act, (None, None))
+        thesis = RESNET20_LEARNING_RATES.get(act, (None, None))
+        rows.append({"activation": act, "test: min_lr": low, "test: max_lr": high, "loss": rule,
+                     "quick: min_lr": quick[0], "quick: max_lr": quick[1],
+                     "thesis: min_lr": thesis[0], "thesis: max_lr": thesis[1],
+                     "steps": len(table), "minutes": meta["seconds"] / 60})
+    return pd.DataFrame(rows).set_index("activation") if rows else None
 
 
 def leaderboard_entries():
