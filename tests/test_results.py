@@ -348,3 +348,47 @@ def test_the_repository_is_found_from_any_folder_inside_it(tmp_path, monkeypatch
     assert store.study_path("lr-range", "resnet20-relu") == tmp_path / "results" / "lr-range" / "resnet20-relu.json"
     with pytest.raises(ValueError, match="study='nope' is invalid"):
         store.study_path("nope", "x")
+
+
+def _seeded_run(root, act, seed, clean, robust):
+    folder = _finished_run(root / "tmp", "thesis-resnet20", "resnet20", act, clean, robust)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    metrics["parameters"]["seed"] = seed
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    target = root / "thesis-resnet20" / (f"resnet20-{act}" + (f"-seed{seed}" if seed else ""))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    folder.rename(target)
+
+
+def test_seeds_give_mean_and_sd_and_a_paired_interval(tmp_path):
+    robust = {("relu", 0): 0.30, ("relu", 1): 0.32, ("relu", 2): 0.28,
+              ("kaf", 0): 0.31, ("kaf", 1): 0.35, ("kaf", 2): 0.27, ("elu", 0): 0.29}
+    for (act, seed), r in robust.items():
+        _seeded_run(tmp_path, act, seed, 0.45, r)
+    measured = results.load_grid("thesis-resnet20", tmp_path)
+    table = results.compare_with_thesis(measured, "thesis-resnet20")
+    assert table.loc["kaf", "seeds"] == 3 and table.loc["elu", "seeds"] == 1
+    assert table.loc["kaf", "robust (ours)"] == pytest.approx(31.0)
+    assert table.loc["kaf", "robust sd (ours)"] == pytest.approx(np.std([31, 35, 27], ddof=1))
+    from kaflib.thesis.figures import plot_robustness_vs_accuracy
+
+    ours = plot_robustness_vs_accuracy(table).axes[0]
+    points = np.concatenate([c.get_offsets() for c in ours.collections if len(c.get_offsets())])
+    assert len(points) >= 3 + 3 + 1 + 2  # three seeds each of kaf and relu, their means, elu's one run
+    shown = results.mean_sd(table)
+    assert shown.loc["kaf", "robust (ours)"] == "31.0 ± 4.0 (3 seeds)" and shown.loc["elu", "robust (ours)"] == "29.0"
+    d = results.kaf_fixed_difference(measured)
+    assert d["kafs"] == ["kaf"] and d["fixed"] == ["relu"]  # elu has one seed of three: left out of the pairs
+    np.testing.assert_allclose(d["per_seed"]["robust_diff"], [1.0, 3.0, -1.0])
+    assert d["robust"]["mean"] == pytest.approx(1.0) and d["robust"]["low"] < 0 < d["robust"]["high"]
+    assert "no measurable difference" in results.kaf_fixed_finding(d, "thesis-resnet20").data
+    # a consistent gap is a measurable one
+    for seed, r in ((0, 0.40), (1, 0.43), (2, 0.37)):
+        folder = tmp_path / "thesis-resnet20" / ("resnet20-kaf" + (f"-seed{seed}" if seed else ""))
+        metrics = json.loads((folder / "metrics.json").read_text())
+        metrics["robust_acc"] = r
+        (folder / "metrics.json").write_text(json.dumps(metrics))
+    d = results.kaf_fixed_difference(results.load_grid("thesis-resnet20", tmp_path))
+    assert d["robust"]["low"] > 0 and "KAFs measurably higher" in results.kaf_fixed_finding(d, "x").data
+    one = results.kaf_fixed_difference(measured[measured["seed"] == 0])
+    assert "one seed" in results.kaf_fixed_finding(one, "x").data

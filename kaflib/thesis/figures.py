@@ -18,14 +18,16 @@ def plot_robustness_vs_accuracy(comparison, title=None):
         comparison: `kaflib.results.compare_with_thesis` table (percent).
 
     Returns:
-        The figure: left panel measured here, right panel reported by the thesis;
-        one colour per activation, KAFs as filled crosses, fixed activations as
-        thin diamonds.
+        The figure: left panel measured here (the mean over seeds; with several
+        seeds, one small point per seed and the sd as error bars), right panel
+        reported by the thesis; one colour per activation, KAFs as filled
+        crosses, fixed activations as thin diamonds.
     """
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    runs = comparison.attrs.get("runs")
     for ax, who in zip(axes, ("ours", "thesis")):
         for i, (act, row) in enumerate(comparison.iterrows()):
             x, y = row[f"clean ({who})"], row[f"robust ({who})"]
@@ -33,6 +35,12 @@ def plot_robustness_vs_accuracy(comparison, title=None):
                 marker = act_marker(act)
                 colour = {"edgecolors" if "facecolors" in marker else "color": colours[i % len(colours)]}
                 ax.scatter(x, y, label=act, **marker, **colour)
+                seeds = runs[runs["act"] == act] if who == "ours" and runs is not None else []
+                if len(seeds) > 1:  # one faint point per seed, and the sd as error bars
+                    ax.scatter(seeds["clean_acc"], seeds["robust_acc"], s=12, alpha=0.5,
+                               color=colours[i % len(colours)])
+                    ax.errorbar(x, y, xerr=row["clean sd (ours)"], yerr=row["robust sd (ours)"], fmt="none",
+                                ecolor=colours[i % len(colours)], alpha=0.6, capsize=2)
         ax.set(xlabel="clean accuracy (%)", ylabel="robust accuracy (%)",
                title="this project" if who == "ours" else "thesis (reported)")
         ax.grid(alpha=0.3)

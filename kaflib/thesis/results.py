@@ -20,7 +20,7 @@ from kaflib.thesis.store import STUDIES, audit_path, read_json, read_study, resu
 
 __all__ = ["KAF_ACTIVATIONS", "MIN_TRAINED_CLEAN", "MASKING_FLAGS", "results_dir", "load_grid", "load_run",
            "load_histories", "lipschitz_histories", "lipschitz_evolution_findings", "bound_robustness_correlation",
-           "reported_results", "lr_range_tests", "lr_range_table", "leaderboard_entries", "autoattack_table", "autoattack_findings", "stopped_note", "compare_with_thesis", "kaf_versus_fixed", "scale_caption",
+           "reported_results", "mean_sd", "kaf_fixed_difference", "kaf_fixed_finding", "lr_range_tests", "lr_range_table", "leaderboard_entries", "autoattack_table", "autoattack_findings", "stopped_note", "compare_with_thesis", "kaf_versus_fixed", "scale_caption",
            "missing_note", "test_images", "load_model", "checkpoint_audit_table", "checkpoint_audit_findings",
            "load_pgd_curves", "masking_table", "masking_findings", "masking_verdict", "compute_time",
            "load_deep_kaf", "deep_kaf_table", "study_label"]
@@ -197,19 +197,106 @@ def compare_with_thesis(measured, grid):
     """Measured vs reported accuracies per activation, in the thesis' row order.
 
     Returns a DataFrame indexed by activation with columns `clean (ours)`,
-    `robust (ours)`, `clean (thesis)`, `robust (thesis)`; activations missing
-    on either side have NaN there.
+    `robust (ours)` (the mean over seeds), `clean sd (ours)`, `robust sd (ours)`
+    (the standard deviation over seeds, NaN for one seed), `seeds`, `clean (thesis)`,
+    `robust (thesis)`; activations missing on either side have NaN there.
+    `attrs["runs"]` holds the runs themselves (act, seed, clean_acc, robust_acc),
+    for figures that draw one point per seed.
     """
     reported = reported_results(grid).set_index("activation")
-    ours = measured.set_index("act")[["clean_acc", "robust_acc"]] if len(measured) else \
-        pd.DataFrame(columns=["clean_acc", "robust_acc"])
+    ours = measured.groupby("act").agg(clean=("clean_acc", "mean"), robust=("robust_acc", "mean"),
+                                       clean_sd=("clean_acc", "std"), robust_sd=("robust_acc", "std"),
+                                       seeds=("seed", "count")) if len(measured) else \
+        pd.DataFrame(columns=["clean", "robust", "clean_sd", "robust_sd", "seeds"])
     order = list(reported.index) + [a for a in ours.index if a not in reported.index]
     table = pd.DataFrame(index=pd.Index(order, name="activation"))
-    table["clean (ours)"] = ours["clean_acc"]
-    table["robust (ours)"] = ours["robust_acc"]
+    table["clean (ours)"] = ours["clean"]
+    table["robust (ours)"] = ours["robust"]
+    table["clean sd (ours)"] = ours["clean_sd"]
+    table["robust sd (ours)"] = ours["robust_sd"]
+    table["seeds"] = ours["seeds"]
     table["clean (thesis)"] = reported["clean_acc"]
     table["robust (thesis)"] = reported["robust_acc"]
-    return table.astype(float)
+    table = table.astype(float)
+    table.attrs["runs"] = measured[["act", "seed", "clean_acc", "robust_acc"]].copy()
+    return table
+
+
+def mean_sd(comparison, digits=1):
+    """`compare_with_thesis` for reading: our accuracies as "mean ± sd (n seeds)" strings
+    (the mean alone for one seed), the thesis' numbers beside them."""
+    def cell(mean, sd, n):
+        if mean != mean:
+            return ""
+        return f"{mean:.{digits}f}" + (f" ± {sd:.{digits}f} ({int(n)} seeds)" if n > 1 else "")
+
+    return pd.DataFrame({
+        "clean (ours)": [cell(*v) for v in comparison[["clean (ours)", "clean sd (ours)", "seeds"]].to_numpy()],
+        "robust (ours)": [cell(*v) for v in comparison[["robust (ours)", "robust sd (ours)", "seeds"]].to_numpy()],
+        "clean (thesis)": comparison["clean (thesis)"].round(digits),
+        "robust (thesis)": comparison["robust (thesis)"].round(digits)}, index=comparison.index)
+
+
+def kaf_fixed_difference(measured, min_clean=MIN_TRAINED_CLEAN, confidence=0.95):
+    """KAF minus fixed-activation accuracy, paired by seed, with a t interval over seeds.
+
+    For every seed, the mean robust (and clean) accuracy of the KAF runs minus that of
+    the fixed-activation runs, over the activations that have a trained run (clean
+    accuracy >= `min_clean`) for every seed used; then the mean of these per-seed
+    differences and its `confidence` t interval (NaN with one seed).
+
+    Returns:
+        dict: seeds, kafs and fixed (the activations compared), per_seed (DataFrame:
+        seed, robust_diff, clean_diff, in points), and for "robust" and "clean":
+        mean, low, high.
+    """
+    from scipy import stats
+
+    trained = measured[measured["clean_acc"] >= 100 * min_clean]
+    seeds = sorted(set(trained["seed"]))
+    complete = [a for a, runs in trained.groupby("act") if set(runs["seed"]) == set(seeds)]
+    kafs = [a for a in complete if a in KAF_ACTIVATIONS]
+    fixed = [a for a in complete if a not in KAF_ACTIVATIONS]
+    rows = []
+    for seed in seeds:
+        runs = trained[(trained["seed"] == seed) & trained["act"].isin(complete)]
+        is_kaf = runs["act"].isin(KAF_ACTIVATIONS)
+        rows.append(dict(seed=seed, **{f"{k}_diff": runs.loc[is_kaf, f"{k}_acc"].mean()
+                                       - runs.loc[~is_kaf, f"{k}_acc"].mean() for k in ("robust", "clean")}))
+    per_seed = pd.DataFrame(rows, columns=["seed", "robust_diff", "clean_diff"])
+    result = dict(seeds=seeds, kafs=kafs, fixed=fixed, per_seed=per_seed)
+    for kind in ("robust", "clean"):
+        values = per_seed[f"{kind}_diff"].dropna().to_numpy()
+        mean = float(values.mean()) if len(values) else float("nan")
+        if len(values) > 1:
+            half = stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * values.std(ddof=1) / len(values) ** 0.5
+        else:
+            half = float("nan")
+        result[kind] = dict(mean=mean, low=mean - half, high=mean + half)
+    return result
+
+
+def kaf_fixed_finding(difference, grid):
+    """The conclusion in words, computed from `kaf_fixed_difference`: the paired difference,
+    its interval, and whether it is a measurable difference (the interval excludes 0)."""
+    from IPython.display import Markdown
+
+    d, n = difference, len(difference["seeds"])
+    if not d["kafs"] or not d["fixed"]:
+        return Markdown(f"{grid}: not enough trained runs on every seed to compare KAFs with fixed activations.")
+    lines = []
+    for kind in ("robust", "clean"):
+        r = d[kind]
+        if n < 2:
+            lines.append(f"- {kind} accuracy, KAFs minus fixed: {r['mean']:+.1f} points on one seed; no interval "
+                         "(one seed), so no claim either way.")
+            continue
+        verdict = ("no measurable difference" if r["low"] <= 0 <= r["high"]
+                   else ("KAFs measurably higher" if r["low"] > 0 else "KAFs measurably lower"))
+        lines.append(f"- {kind} accuracy, KAFs minus fixed: {r['mean']:+.1f} points, 95% t interval "
+                     f"[{r['low']:+.1f}, {r['high']:+.1f}] over {n} seeds: {verdict}.")
+    return Markdown(f"**{grid}** (KAFs: {', '.join(d['kafs'])}; fixed: {', '.join(d['fixed'])}; paired by "
+                    f"seed {', '.join(str(s) for s in d['seeds'])}):\n\n" + "\n".join(lines))
 
 
 def kaf_versus_fixed(grids=("thesis-vgg", "thesis-resnet20"), path=None, min_clean=MIN_TRAINED_CLEAN):
