@@ -273,11 +273,12 @@ def default_out(models, n):
 
 
 def evaluate_file(model, attacks=STANDARD, n=1000, settings=AttackSettings(), out=None, data_dir=None, seed=0,
-                  batch_size=256, progress=True):
+                  batch_size=256, progress=True, force=False):
     """Run the cascade on a model file (`kaflib.model_files.load_for_evaluation`) and write its record.
 
     Resumes from `<out>.partial.json` (saved after every batch of every attack),
-    which is removed when the record is written. Returns the record.
+    which is removed when the record is written. A record already at `out` with
+    the same parameters is returned as it is, unless `force`. Returns the record.
     """
     from pathlib import Path
 
@@ -294,6 +295,9 @@ def evaluate_file(model, attacks=STANDARD, n=1000, settings=AttackSettings(), ou
     partial = out.with_name(out.name.removesuffix(".json") + ".partial.json")
     parameters = dict(model=Path(model).name, n=n, attacks=list(attacks), settings=dataclasses.asdict(settings),
                       seed=seed, batch_size=batch_size)
+    finished = read_json(out)
+    if finished is not None and not force and finished["kaflib"]["parameters"] == parameters:
+        return {**finished, "file": str(out)}  # already evaluated with these parameters
     saved = read_json(partial)
     if saved is not None and saved["parameters"] != parameters:
         raise ValueError(f"{partial} holds an interrupted evaluation with other parameters "
@@ -369,6 +373,7 @@ def main(argv=None):
     parser.add_argument("--data-dir", help="CIFAR-10 folder (default: KAFLIB_DATA_DIR, Keras cache, download)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--force", action="store_true", help="redo an evaluation whose record exists")
     args = parser.parse_args(argv)
     attacks = STANDARD if args.attack == ["autoattack"] else tuple(args.attack)
     try:
@@ -381,7 +386,7 @@ def main(argv=None):
         settings = AttackSettings(eps=_eps_argument(args.eps), targets=args.targets,
                                   square_queries=args.square_queries)
         record = evaluate_file(args.model, attacks, args.n, settings, args.out, args.data_dir, args.seed,
-                               args.batch_size)
+                               args.batch_size, force=args.force)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -155,7 +155,7 @@ def _env():
     return {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
-def test_the_command_writes_a_robustbench_record(tmp_path):
+def test_the_command_writes_a_robustbench_record(tmp_path, monkeypatch):
     keras.utils.set_random_seed(0)
     inputs = keras.Input((32, 32, 3))
     x = keras.layers.Conv2D(4, 3, strides=4, activation="relu")(inputs)
@@ -172,6 +172,13 @@ def test_the_command_writes_a_robustbench_record(tmp_path):
     assert "fab-t" in record["left_out"] and "tensorflow" in record["kaflib"]["environment"]
     assert not list((tmp_path / "autoattack").glob("*.partial.json"))
     assert "images/s" in done.stdout and "AutoAttack" in done.stdout
+
+    # a finished record is not redone: the same call returns it without attacking
+    monkeypatch.setattr(autoattack, "run_cascade", lambda *a, **k: pytest.fail("attacked again"))
+    again = autoattack.evaluate_file(tmp_path / "tiny.keras", n=40, settings=AttackSettings(square_queries=20, targets=2),
+                                     out=tmp_path / "autoattack" / "tiny-n40.json", data_dir=TINY_DATA_DIR,
+                                     batch_size=16, progress=False)
+    assert again["autoattack_acc"] == record["autoattack_acc"] and again["kaflib"] == record["kaflib"]
 
     # the book's table reads the record as written
     from kaflib.thesis import results
