@@ -161,3 +161,16 @@ def test_vgg_presets_use_the_thesis_learning_rates_per_activation():
             assert (exp.min_lr, exp.max_lr) == (low, high)
     assert resolve(model="vgg", act="kaf", preset="quick", max_lr=0.5).max_lr == 0.5
     assert resolve(model="vgg", act="kwta", preset="quick").max_lr == 0.1  # not in the thesis' VGG grid
+
+
+def test_grid_makes_a_relative_data_folder_absolute_before_runs_change_folder(tmp_path, monkeypatch):
+    from kaflib.thesis.grid import _absolute_data_dir
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KAFLIB_DATA_DIR", "../shared/data/cifar10-mini")
+    parameters = dict(data_dir="data", preset="quick")
+    _absolute_data_dir(parameters)
+    assert parameters == dict(data_dir=str(tmp_path / "data"), preset="quick")
+    import os
+
+    assert os.environ["KAFLIB_DATA_DIR"] == str((tmp_path / "../shared/data/cifar10-mini").resolve())

@@ -149,6 +149,15 @@ def _local_gpus():
     return len(tf.config.list_physical_devices("GPU"))
 
 
+def _absolute_data_dir(parameters):
+    """Make a relative data folder (the `data_dir` parameter, `$KAFLIB_DATA_DIR`) absolute, from
+    the current folder: the runs execute in the notebook's folder, where it would mean another place."""
+    if parameters.get("data_dir"):
+        parameters["data_dir"] = str(Path(parameters["data_dir"]).resolve())
+    if os.environ.get("KAFLIB_DATA_DIR"):
+        os.environ["KAFLIB_DATA_DIR"] = str(Path(os.environ["KAFLIB_DATA_DIR"]).resolve())
+
+
 def run_grid(grid, out_dir=None, jobs=1, parameters=None, notebook=None, acts=None, seeds=(0,),
              rerun_stale=False, scheduler=None, jobqueue=None, retries=2, client=None, progress=True):
     """Execute the notebook for every run of `grid` not finished yet.
@@ -189,6 +198,7 @@ def run_grid(grid, out_dir=None, jobs=1, parameters=None, notebook=None, acts=No
             raise ValueError(f"Grid {grid!r} has no activation(s) {sorted(unknown)}.")
         runs = [r for r in runs if r[1] in acts]
     parameters = dict(parameters or {})
+    _absolute_data_dir(parameters)
     kernel = parameters.get("kaf_kernel", "gaussian")
     status, todo = {}, []
     for model, act in runs:
