@@ -189,6 +189,8 @@ def test_the_command_writes_a_robustbench_record(tmp_path, monkeypatch):
     assert table.loc["tiny", "clean"] == pytest.approx(float(record["clean_acc"]), abs=0.01)
     assert table.loc["tiny", "autoattack"] == pytest.approx(float(record["autoattack_acc"]), abs=0.01)
     assert table.attrs["attacks"] == list(autoattack.STANDARD)
+    times = results.compute_time(tmp_path / "results").set_index("file")
+    assert times.loc["autoattack/tiny.json", "minutes"] == pytest.approx(record["kaflib"]["seconds"]["total"] / 60)
     findings = results.autoattack_findings(table, results.leaderboard_entries()).data
     assert f"{table.loc['tiny', 'autoattack']:.1f}%" in findings and "Wong2020Fast" in findings
 

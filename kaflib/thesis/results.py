@@ -770,6 +770,9 @@ def compute_time(path=None):
             if study.name.endswith(".partial.json"):  # an unfinished study's progress
                 continue
             payload = json.loads(study.read_text())
+            if kind == "autoattack":  # a RobustBench-format record keeps its times under "kaflib"
+                add(study, kind, payload["kaflib"]["seconds"]["total"])
+                continue
             epochs = pd.DataFrame(payload.get("rows", []))
             trained = kind == "deep-kaf" and "seconds" in epochs
             add(study, kind, epochs["seconds"].sum() if trained else payload["seconds"])
