@@ -14,5 +14,7 @@ def pytest_configure(config):
     os.environ.setdefault("KAFLIB_PRESET", "smoke")
     os.environ.setdefault("KAFLIB_OUT_DIR", tempfile.mkdtemp(prefix="kaflib-nbval-"))
     os.environ.setdefault("KAFLIB_DATA_DIR", str(cifar10_dir()))
+    # nbval runs the notebook in notebooks/: a relative folder given from here must stay the same folder
+    os.environ["KAFLIB_DATA_DIR"] = os.path.abspath(os.environ["KAFLIB_DATA_DIR"])
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
