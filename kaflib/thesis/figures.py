@@ -203,7 +203,7 @@ def plot_autoattack(table, leaderboard):
     """
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9, 0.45 * len(table) + 1.8))
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(table) + 2.6))
     rows = np.arange(len(table))
     for offset, (column, label, marker) in zip((-0.15, 0.15), [("clean", "clean", "o"),
                                                               ("autoattack", "AutoAttack (worst case)", "s")]):
@@ -220,7 +220,7 @@ def plot_autoattack(table, leaderboard):
     ax.invert_yaxis()
     ax.set(xlabel=f"accuracy (%), 95% interval; {int(table['n_images'].min())}-{int(table['n_images'].max())} "
                   "mini test images")
-    ax.legend(fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=1)
+    ax.legend(fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.4), ncol=1)
     ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
     return fig

@@ -501,6 +501,11 @@ def autoattack_table(results=None):
     return table
 
 
+def _count_range(counts):
+    low, high = int(counts.min()), int(counts.max())
+    return f"{low}" if low == high else f"{low}-{high}"
+
+
 def autoattack_findings(table, leaderboard):
     """Plain sentences (Markdown) on `autoattack_table()` beside `leaderboard_entries()`: the
     range of AutoAttack accuracies, where each leaderboard entry falls, and KAF against fixed
@@ -513,7 +518,7 @@ def autoattack_findings(table, leaderboard):
     best, worst = table["autoattack"].idxmax(), table["autoattack"].idxmin()
     lines = [f"- AutoAttack accuracy ranges from {interval(table.loc[worst], 'autoattack')} "
              f"(`{worst}`, {table.loc[worst, 'activation']}) to {interval(table.loc[best], 'autoattack')} "
-             f"(`{best}`, {table.loc[best, 'activation']}), on {int(table['n_images'].min())} images each."]
+             f"(`{best}`, {table.loc[best, 'activation']}), on {_count_range(table['n_images'])} test images each."]
     for name, entry in leaderboard.iterrows():
         above = (table["autoattack_high"] < entry["autoattack_acc"]).sum()
         inside = ((table["autoattack_low"] <= entry["autoattack_acc"])
