@@ -38,7 +38,7 @@ def html_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("book")
     command = [shutil.which("jupyter-book") or "jupyter-book", "build", str(BOOK), "--path-output", str(out),
                "-W", "--keep-going"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=900,
+    done = subprocess.run(command, capture_output=True, text=True, timeout=1800,
                           env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     assert done.returncode == 0, f"jupyter-book build failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
     return out / "_build" / "html"
