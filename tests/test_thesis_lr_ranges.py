@@ -4,13 +4,12 @@ import pytest
 
 from kaflib.thesis import experiment
 from kaflib.thesis.store import read_study
+from kaflib.thesis.studies import lr_range_name
 from kaflib.train import suggest_lr_range
 
 
 def _test_name(act):
-    from kaflib.models import RANDOM_INIT_KAFS
-
-    return f"resnet20-{act}" + ("-std0.05" if act in RANDOM_INIT_KAFS else "") + "-thesis-momentum0"
+    return lr_range_name("resnet20", act, "thesis", "thesis", 0.0)
 
 
 @pytest.mark.parametrize("act", sorted(experiment.QUICK_RESNET20_LEARNING_RATES))

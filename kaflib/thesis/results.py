@@ -431,12 +431,11 @@ def lr_range_tests(model="resnet20"):
     """{activation: (metadata, rows)} of the committed LR range tests behind the `quick`
     preset's ranges (the thesis' layers, plain SGD), in `ACTIVATIONS` order."""
     from kaflib.activations import ACTIVATIONS
-    from kaflib.models import RANDOM_INIT_KAFS
+    from kaflib.thesis.studies import lr_range_name
 
     found = {}
     for act in ACTIVATIONS:
-        name = f"{model}-{act}" + ("-std0.05" if act in RANDOM_INIT_KAFS else "") + "-thesis-momentum0"
-        if (study := read_study("lr-range", name)) is not None:
+        if (study := read_study("lr-range", lr_range_name(model, act, "thesis", "thesis", 0.0))) is not None:
             found[act] = study
     return found
 

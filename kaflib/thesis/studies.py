@@ -58,7 +58,7 @@ from kaflib.models import random_kaf_stddev
 from kaflib.thesis import store
 from kaflib.thesis.store import read_study
 
-__all__ = ["STUDY_RECIPE", "study_name", "pgd_iterations", "lr_range", "grad_norms", "deep_kaf", "kaf_slopes", "lipschitz", "masking", "pgd_curves",
+__all__ = ["STUDY_RECIPE", "study_name", "lr_range_name", "pgd_iterations", "lr_range", "grad_norms", "deep_kaf", "kaf_slopes", "lipschitz", "masking", "pgd_curves",
            "apgd", "read_study", "THESIS_CHECKPOINTS"]
 
 
@@ -128,8 +128,7 @@ def lr_range(model="resnet20", act="relu", method=None, steps=100, start_lr=1e-4
     from kaflib.thesis.experiment import METHOD
     from kaflib.train import TrainConfig, lr_range_test
 
-    out = store.study_path("lr-range", study_name(model, act, kaf_random_stddev, recipe) + _momentum_suffix(momentum),
-                           out_dir)
+    out = store.study_path("lr-range", lr_range_name(model, act, kaf_random_stddev, recipe, momentum), out_dir)
     if (done := store.finished_study(out, force)) is not None:
         return done
     started = time.perf_counter()
@@ -168,6 +167,12 @@ def grad_norms(model="resnet56", act="kaf", steps=150, batch_size=128, learning_
                       kaf_random_stddev=random_kaf_stddev(act, kaf_random_stddev))
     store.write_study(out, parameters, dict(train=len(y)), rows, started)
     return read_study(out)
+
+
+def lr_range_name(model, act, kaf_random_stddev="thesis", recipe=STUDY_RECIPE, momentum=0.9):
+    """The file name (without .json) of an `lr_range` study: `study_name` and, for a momentum
+    other than 0.9, `-momentum<m>`."""
+    return study_name(model, act, kaf_random_stddev, recipe) + _momentum_suffix(momentum)
 
 
 def _momentum_suffix(momentum):
