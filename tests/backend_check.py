@@ -42,20 +42,20 @@ def directional_derivatives(layer, x, w, directions):
         return float(np.sum(w * _numpy(layer(x_value))))
 
     # the grid KAF (Gaussian, fixed dictionary) is accurate to ~1e-7 relative, so a small step would
-    # measure its rounding; the piecewise-linear ones (ReLU kernel, k-WTA) need a small step not to
-    # cross a kink
+    # measure its rounding: it takes a wide step and the five-point stencil (truncation error
+    # O(h^4)); the piecewise-linear ones (ReLU kernel, k-WTA) need a small step not to cross a kink
     grid = getattr(layer, "kernel", None) == "gaussian" and not layer.trainable_dictionary
-    h = 1e-3 if grid else 1e-6
+    h, stencil = (1e-2, {2: -1, 1: 8, -1: -8, -2: 1}) if grid else (1e-6, {1: 1, -1: -1})
+    denominator = (12 if grid else 2) * h
     numeric = []
     for j, v in enumerate(directions):
-        if j == 0:
-            plus, minus = loss_at(x + h * v, weights), loss_at(x - h * v, weights)
-        else:
-            shifted = [weights[k] + (h * v if k == j - 1 else 0) for k in range(len(weights))]
-            plus = loss_at(x, shifted)
-            shifted = [weights[k] - (h * v if k == j - 1 else 0) for k in range(len(weights))]
-            minus = loss_at(x, shifted)
-        numeric.append((plus - minus) / (2 * h))
+        total = 0.0
+        for k, c in stencil.items():
+            if j == 0:
+                total += c * loss_at(x + k * h * v, weights)
+            else:
+                total += c * loss_at(x, [weights[m] + (k * h * v if m == j - 1 else 0) for m in range(len(weights))])
+        numeric.append(total / denominator)
     loss_at(x, weights)  # restore
     grads = _autodiff(layer, x, w)
     return [float(np.sum(g * v)) for g, v in zip(grads, directions)], numeric
