@@ -487,24 +487,37 @@ def suggest_lr_range(rows, window=9, fall=0.05, done=0.9, rise=0.01):
 
 
 def lr_range_test(build_model, train, config=TrainConfig(), start_lr=1e-4, end_lr=10.0, steps=100,
-                  divergence=4.0, progress=True):
+                  divergence=4.0, progress=True, checkpoint_dir=None, save_every=5):
     """Learning-rate range test (Smith 2017), with the training method of `config`.
 
     Trains a fresh model for at most `steps` steps while the learning rate grows
     geometrically from `start_lr` to `end_lr`; stops when the smoothed loss
     exceeds `divergence` times its minimum (or is not finite).
 
+    Args:
+        build_model: callable returning a fresh Keras logits model.
+        train: `(x, y)`: images `(N, H, W, C)` in [0, 1], labels `(N,)`.
+        checkpoint_dir: folder for the test's state (weights, optimizer, rows so
+            far), saved every `save_every` steps; a test interrupted there
+            resumes from it and gives the rows an uninterrupted one gives. None:
+            nothing is saved.
+
     Returns:
         DataFrame with columns step, lr, loss, smoothed_loss (exponential
         moving average, factor 0.98, bias-corrected). Choose max_lr a little
-        below the rate of the minimum smoothed loss.
+        below the rate of the minimum smoothed loss (`suggest_lr_range`).
     """
     if not 0 < start_lr < end_lr:
         raise ValueError(f"lr_range_test needs 0 < start_lr < end_lr, got {start_lr!r}, {end_lr!r}.")
     if not is_int(steps) or steps < 2:
         raise ValueError(f"lr_range_test steps must be an integer >= 2, got {steps!r}.")
+    if not is_int(save_every) or save_every < 1:
+        raise ValueError(f"lr_range_test save_every must be an integer >= 1, got {save_every!r}.")
     strategy = tf.distribute.get_strategy()
     x, y = train
+    steps_per_epoch = len(y) // config.batch_size
+    if steps_per_epoch < 1:
+        raise ValueError(f"lr_range_test needs at least batch_size={config.batch_size} training images, got {len(y)}.")
     growth = (end_lr / start_lr) ** (1 / (steps - 1))
     schedule = keras.optimizers.schedules.ExponentialDecay(start_lr, decay_steps=1, decay_rate=growth)
     with dtype_policy("mixed_float16" if config.mixed_precision else "float32"):
@@ -512,13 +525,17 @@ def lr_range_test(build_model, train, config=TrainConfig(), start_lr=1e-4, end_l
         optimizer = make_optimizer(config, schedule)
         optimizer.build(model.trainable_variables)
     step_fn = make_train_step(model, optimizer, config, strategy)
-    rows, average, best = [], 0.0, math.inf
+    saved = _RangeTestState(model, optimizer, checkpoint_dir)
+    rows = saved.restore()
+    best = min((r["smoothed_loss"] for r in rows), default=math.inf)
+    average = rows[-1]["smoothed_loss"] * (1 - 0.98 ** len(rows)) if rows else 0.0
     bar = _progress(steps, "lr range test", progress)
-    epoch = 0
+    bar.update(len(rows))
     while len(rows) < steps:
-        epoch += 1
+        # an epoch's batches depend on its seed only, so a resumed test skips the ones it has done
+        epoch = len(rows) // steps_per_epoch + 1
         data = make_dataset(x, y, config.batch_size, seed=config.seed + epoch, augment=config.augment,
-                            drop_remainder=True)
+                            drop_remainder=True).skip(len(rows) % steps_per_epoch)
         for xb, yb in data:
             lr = float(schedule(len(rows)))
             loss, _, _, _ = step_fn(xb, yb, tf.constant([config.seed, len(rows)], tf.int64))
@@ -531,5 +548,35 @@ def lr_range_test(build_model, train, config=TrainConfig(), start_lr=1e-4, end_l
             if not math.isfinite(smoothed) or smoothed > divergence * best or len(rows) >= steps:
                 bar.close()
                 return pd.DataFrame(rows)
+            if len(rows) % save_every == 0:
+                saved.save(rows)
     bar.close()
     return pd.DataFrame(rows)
+
+
+class _RangeTestState:
+    """An LR range test's weights, optimizer and rows in `folder` (None: not saved)."""
+
+    def __init__(self, model, optimizer, folder):
+        self.folder = None if folder is None else Path(folder)
+        if self.folder is None:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.state = tf.train.Checkpoint(model=model, optimizer=optimizer, variables=list(model.variables))
+        self.manager = tf.train.CheckpointManager(self.state, self.folder / "state", max_to_keep=1)
+
+    def restore(self):
+        """The rows saved with the latest state (and that state restored), or []."""
+        if self.folder is None or not self.manager.latest_checkpoint or not (self.folder / "rows.csv").is_file():
+            return []
+        self.state.restore(self.manager.latest_checkpoint).expect_partial()
+        done = int(self.manager.latest_checkpoint.rsplit("-", 1)[1])  # ckpt-<steps done>
+        return pd.read_csv(self.folder / "rows.csv").to_dict("records")[:done]
+
+    def save(self, rows):
+        if self.folder is None:
+            return
+        partial = self.folder / "rows.csv.partial"
+        pd.DataFrame(rows).to_csv(partial, index=False)
+        partial.replace(self.folder / "rows.csv")  # the rows first: the state names how many are valid
+        self.manager.save(checkpoint_number=len(rows))

@@ -265,6 +265,40 @@ def test_lr_range_test_grows_geometrically_and_stops_on_divergence():
     assert len(table) < 60  # lr up to 1000 diverges before the end
 
 
+def test_interrupted_lr_range_test_resumes_to_the_same_rows(tmp_path, monkeypatch):
+    import kaflib.train as train
+
+    config = TrainConfig(method="fgsm_rs", batch_size=32, augment=True, seed=3)
+    kwargs = dict(start_lr=1e-3, end_lr=1.0, steps=14, progress=False, save_every=4)
+    keras.utils.set_random_seed(0)
+    whole = lr_range_test(tiny_model, tiny_data(), config, **kwargs)  # 6 batches an epoch: crosses epochs
+    assert len(whole) == 14
+
+    real_step, steps_run = train.make_train_step, []
+
+    def counted_step(*args, **kw):  # with `interrupt`, the process dies during step 11 (after the save at 8)
+        step = real_step(*args, **kw)
+
+        def wrapped(x, y, seed):
+            if int(seed[1]) == interrupt:
+                raise KeyboardInterrupt
+            steps_run.append(int(seed[1]))
+            return step(x, y, seed)
+        return wrapped
+
+    monkeypatch.setattr(train, "make_train_step", counted_step)
+    interrupt = 10
+    keras.utils.set_random_seed(0)  # as `studies.lr_range` does, in both sittings (tf.data's shuffle reads it)
+    with pytest.raises(KeyboardInterrupt):
+        lr_range_test(tiny_model, tiny_data(), config, checkpoint_dir=tmp_path, **kwargs)
+    assert len(pd.read_csv(tmp_path / "rows.csv")) == 8
+    interrupt, steps_run[:] = None, []
+    keras.utils.set_random_seed(0)
+    resumed = lr_range_test(tiny_model, tiny_data(), config, checkpoint_dir=tmp_path, **kwargs)
+    assert steps_run == list(range(8, 14))  # the first 8 steps were restored, not redone
+    pd.testing.assert_frame_equal(resumed, whole, rtol=1e-5)
+
+
 def test_collapse_stops_training_and_restores_the_best_guard_weights(tmp_path):
     # collapse_drop close to 0: any fall of the guard accuracy counts as a collapse.
     config = TrainConfig(method="standard", epochs=6, batch_size=32, max_lr=0.5, guard_size=32, eval_size=32,

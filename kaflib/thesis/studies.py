@@ -14,7 +14,8 @@
   several iteration counts (thesis "pgditers"); writes `pgd_iterations.json`
   into the run folder.
 * ``lr-range``: the learning-rate range test the thesis used to choose the
-  one-cycle bounds; writes `results/lr-range/<model>-<act>.json`.
+  one-cycle bounds; writes `results/lr-range/<model>-<act>.json` (an interrupted test resumes
+  from its state, saved every 5 steps in `results/lr-range/checkpoint/`).
 * ``grad-norms``: per-layer gradient norms over the first steps of standard
   training (thesis "explgrad", "15grad"); writes
   `results/exploding-gradients/<model>-<act>.json`.
@@ -48,6 +49,7 @@ skipped (pass --force to redo it).
 """
 
 import argparse
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -136,12 +138,15 @@ def lr_range(model="resnet20", act="relu", method=None, steps=100, start_lr=1e-4
     (x, y), _ = load_cifar10(data_dir, train_size=train_size, test_size=1)
     keras.utils.set_random_seed(seed)
     config = TrainConfig(method=method, augment=model.startswith("resnet"), seed=seed, momentum=momentum)
+    # the test's state, every 5 steps, beside the results (ignored by git): an interrupted test resumes
+    checkpoint = out.parent / "checkpoint" / out.stem
     rows = lr_range_test(_study_model(model, act, kaf_random_stddev, recipe), (x, y), config, start_lr=start_lr,
-                         end_lr=end_lr, steps=steps)
+                         end_lr=end_lr, steps=steps, checkpoint_dir=checkpoint)
     parameters = dict(model=model, act=act, method=method, steps=steps, start_lr=start_lr, end_lr=end_lr,
                       batch_size=config.batch_size, eps=config.eps, seed=seed, momentum=momentum, recipe=recipe,
                       kaf_random_stddev=random_kaf_stddev(act, kaf_random_stddev))
     store.write_study(out, parameters, dict(train=len(y)), rows, started)
+    shutil.rmtree(checkpoint, ignore_errors=True)
     return read_study(out)
 
 
