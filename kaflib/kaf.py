@@ -104,7 +104,7 @@ def smooth_init_matrix(dictionary, gamma, length_scale, regularization=1e-6, ker
     Each channel's KAF is the ridge fit (see `ridge_coefficients`) of a draw from
     a Gaussian process on the dictionary with unit variance and squared-exponential
     covariance `exp(-(d_i - d_j)^2 / (2 length_scale^2))`: random like the
-    thesis' N(0, 0.8^2) coefficients, but without their wiggles, whose slopes
+    original KAF code's N(0, 0.8^2) coefficients, but without their wiggles, whose slopes
     (about 5x the amplitude) compound through deep networks (issue 7's diagnosis).
     """
     if not length_scale > 0:

@@ -377,6 +377,10 @@ def test_seeds_give_mean_and_sd_and_a_paired_interval(tmp_path):
     assert len(points) >= 3 + 3 + 1 + 2  # three seeds each of kaf and relu, their means, elu's one run
     shown = results.mean_sd(table)
     assert shown.loc["kaf", "robust (ours)"] == "31.0 ± 4.0 (3 seeds)" and shown.loc["elu", "robust (ours)"] == "29.0"
+    # the fixture's metrics predate the recorded recipe: they read as the earlier one
+    assert shown.loc["kaf", "trained with (ours)"] == "momentum 0.9, he-bn0.9 layers, KAF N(0, 0.8²)"
+    assert shown.loc["relu", "trained with (ours)"] == "momentum 0.9, he-bn0.9 layers"
+    assert shown.loc["kaf_relu", "trained with (ours)"] == ""  # no run of it
     d = results.kaf_fixed_difference(measured)
     assert d["kafs"] == ["kaf"] and d["fixed"] == ["relu"]  # elu has one seed of three: left out of the pairs
     np.testing.assert_allclose(d["per_seed"]["robust_diff"], [1.0, 3.0, -1.0])

@@ -20,7 +20,7 @@ from kaflib.thesis.store import STUDIES, audit_path, read_json, read_study, resu
 
 __all__ = ["KAF_ACTIVATIONS", "MIN_TRAINED_CLEAN", "MASKING_FLAGS", "results_dir", "load_grid", "load_run",
            "load_histories", "lipschitz_histories", "lipschitz_evolution_findings", "bound_robustness_correlation",
-           "reported_results", "mean_sd", "kaf_fixed_difference", "kaf_fixed_finding", "lr_range_tests", "lr_range_table", "leaderboard_entries", "autoattack_table", "autoattack_findings", "stopped_note", "compare_with_thesis", "kaf_versus_fixed", "scale_caption",
+           "reported_results", "mean_sd", "settings_label", "kaf_fixed_difference", "kaf_fixed_finding", "lr_range_tests", "lr_range_table", "leaderboard_entries", "autoattack_table", "autoattack_findings", "stopped_note", "compare_with_thesis", "kaf_versus_fixed", "scale_caption",
            "missing_note", "test_images", "load_model", "checkpoint_audit_table", "checkpoint_audit_findings",
            "load_pgd_curves", "masking_table", "masking_findings", "masking_verdict", "compute_time",
            "load_deep_kaf", "deep_kaf_table", "study_label"]
@@ -218,23 +218,42 @@ def compare_with_thesis(measured, grid):
     table["clean (thesis)"] = reported["clean_acc"]
     table["robust (thesis)"] = reported["robust_acc"]
     table = table.astype(float)
-    table.attrs["runs"] = measured[["act", "seed", "clean_acc", "robust_acc"]].copy()
+    table.attrs["runs"] = measured[["act", "seed", "clean_acc", "robust_acc", "momentum", "recipe",
+                                    "kaf_random_stddev"]].copy()
     return table
+
+
+def settings_label(momentum, recipe, kaf_random_stddev=None):
+    """How a run was trained, in a few words: SGD momentum, layer recipe and, for random
+    KAFs, their init (e.g. "momentum 0, thesis layers, KAF N(0, 0.05²)")."""
+    label = f"momentum {momentum:g}, {recipe} layers"
+    if kaf_random_stddev is not None and kaf_random_stddev == kaf_random_stddev:
+        label += f", KAF N(0, {kaf_random_stddev:g}²)"
+    return label
 
 
 def mean_sd(comparison, digits=1):
     """`compare_with_thesis` for reading: our accuracies as "mean ± sd (n seeds)" strings
-    (the mean alone for one seed), the thesis' numbers beside them."""
+    (the mean alone for one seed), the thesis' numbers beside them, and how our runs of
+    each activation were trained (`settings_label`; several, joined by " / ", when its
+    runs differ), so that runs made with an earlier recipe are never read as current."""
     def cell(mean, sd, n):
         if mean != mean:
             return ""
         return f"{mean:.{digits}f}" + (f" ± {sd:.{digits}f} ({int(n)} seeds)" if n > 1 else "")
 
-    return pd.DataFrame({
+    frame = pd.DataFrame({
         "clean (ours)": [cell(*v) for v in comparison[["clean (ours)", "clean sd (ours)", "seeds"]].to_numpy()],
         "robust (ours)": [cell(*v) for v in comparison[["robust (ours)", "robust sd (ours)", "seeds"]].to_numpy()],
         "clean (thesis)": comparison["clean (thesis)"].round(digits),
         "robust (thesis)": comparison["robust (thesis)"].round(digits)}, index=comparison.index)
+    runs = comparison.attrs.get("runs")
+    if runs is not None and len(runs) and "recipe" in runs:
+        labels = {act: " / ".join(sorted({settings_label(r.momentum, r.recipe, r.kaf_random_stddev)
+                                          for r in group.itertuples()}))
+                  for act, group in runs.groupby("act")}
+        frame["trained with (ours)"] = [labels.get(act, "") for act in frame.index]
+    return frame
 
 
 def kaf_fixed_difference(measured, min_clean=MIN_TRAINED_CLEAN, confidence=0.95):
