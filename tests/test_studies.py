@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 
 from kaflib.thesis import store, studies
@@ -155,3 +156,40 @@ def test_partial_study_keeps_finished_models_and_their_time_under_the_same_key(t
     assert other.done == {} and time.perf_counter() - other.started < 5
     again.finish()
     assert not out.with_suffix(".partial.json").exists()
+
+
+def test_activation_signal_finds_an_input_the_network_ignores():
+    import keras
+
+    from kaflib.propagation import activation_signal
+
+    images = np.random.default_rng(0).uniform(size=(8, 8, 8, 3)).astype("float32")
+    inputs = keras.Input((8, 8, 3))
+    hidden = keras.layers.Activation("relu", name="seen")(keras.layers.Conv2D(4, 3)(inputs))
+    constant = keras.layers.Conv2D(4, 3, padding="same", kernel_initializer="zeros",  # its bias alone: no image
+                                   bias_initializer=keras.initializers.RandomUniform(0.5, 1.5))
+    blind = keras.layers.Activation("relu", name="blind")(constant(hidden))
+    norm = keras.layers.BatchNormalization()
+    logits = keras.layers.Dense(3)(keras.layers.Flatten()(norm(hidden)) + 0 * keras.layers.Flatten()(blind))
+    model = keras.Model(inputs, logits)
+    before = [keras.ops.convert_to_numpy(v) for v in model.non_trainable_variables]
+    table = activation_signal(model, images).set_index(["mode", "layer"])
+    assert table.loc[("inference", "seen"), "image_share"] > 0.1
+    assert table.loc[("inference", "blind"), "image_share"] == 0  # the same output for every image
+    assert table.loc[("training", "logits"), "image_share"] > 0.1
+    assert list(table.loc["training"]["depth"]) == [1, 2, 3]
+    # the training-mode call leaves batch normalization's moving statistics as they were
+    for old, new in zip(before, model.non_trainable_variables):
+        np.testing.assert_array_equal(old, keras.ops.convert_to_numpy(new))
+    with pytest.raises(ValueError, match="N >= 2"):
+        activation_signal(model, images[:1])
+
+
+def test_init_signal_study_writes_and_reads(tmp_path):
+    from kaflib.thesis.studies import init_signal
+    from tests.conftest import cifar10_dir
+
+    meta, rows = init_signal("light", "kaf", batch_size=16, data_dir=cifar10_dir(), out_dir=tmp_path)
+    assert (tmp_path / "init-signal" / "light-kaf-std0.05.json").is_file()
+    assert meta["parameters"]["kaf_random_stddev"] == 0.05 and meta["data"]["images"] == 16
+    assert set(rows["mode"]) == {"training", "inference"} and (rows["scale"] > 0).all()

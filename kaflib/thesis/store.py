@@ -24,7 +24,7 @@ __all__ = ["STUDIES", "PartialStudy", "audit_path", "each_model", "environment",
            "read_json", "read_study", "repository_root", "results_dir", "study_path", "write_json", "write_study"]
 
 #: Study kinds, each a folder of the results root holding one JSON file per study.
-STUDIES = ("lr-range", "exploding-gradients", "deep-kaf", "lipschitz", "masking", "pgd-curves", "apgd",
+STUDIES = ("lr-range", "exploding-gradients", "deep-kaf", "init-signal", "lipschitz", "masking", "pgd-curves", "apgd",
            "pgd-iterations", "autoattack")
 
 

@@ -24,6 +24,10 @@
   standard training with per-epoch clean accuracy (checkpointed per epoch,
   resumable); a divergence (non-finite gradient) is recorded, not raised.
   Writes `results/deep-kaf/<model>-<act>.json`.
+* ``init-signal``: at initialisation, on one batch, each activation layer's
+  output scale and the share of its variation that comes from the image, in
+  training and inference mode (`kaflib.propagation`); writes
+  `results/init-signal/<model>-<act>.json`.
 * ``lipschitz``: for every finished run of a grid, the Lipschitz constant of
   each activation layer (KAFs: numeric and analytic, see `kaflib.lipschitz`)
   and the network's product bound, next to its clean and robust accuracy.
@@ -60,7 +64,7 @@ from kaflib.models import random_kaf_stddev
 from kaflib.thesis import store
 from kaflib.thesis.store import read_study
 
-__all__ = ["STUDY_RECIPE", "study_name", "lr_range_name", "pgd_iterations", "lr_range", "grad_norms", "deep_kaf", "kaf_slopes", "lipschitz", "masking", "pgd_curves",
+__all__ = ["STUDY_RECIPE", "study_name", "lr_range_name", "pgd_iterations", "lr_range", "grad_norms", "init_signal", "deep_kaf", "kaf_slopes", "lipschitz", "masking", "pgd_curves",
            "apgd", "read_study", "THESIS_CHECKPOINTS"]
 
 
@@ -171,6 +175,28 @@ def grad_norms(model="resnet56", act="kaf", steps=150, batch_size=128, learning_
                       learning_rate=learning_rate, momentum=0.9, seed=seed, recipe=recipe,
                       kaf_random_stddev=random_kaf_stddev(act, kaf_random_stddev))
     store.write_study(out, parameters, dict(train=len(y)), rows, started)
+    return read_study(out)
+
+
+def init_signal(model="resnet20", act="kaf", batch_size=128, seed=0, data_dir=None, out_dir=None, force=False,
+                kaf_random_stddev="thesis", recipe=STUDY_RECIPE):
+    """Activation scale and image dependence at initialisation, on one batch of training
+    images (`kaflib.propagation.activation_signal`), in training and inference mode."""
+    import keras
+
+    from kaflib.data import load_cifar10
+    from kaflib.propagation import activation_signal
+
+    out = store.study_path("init-signal", study_name(model, act, kaf_random_stddev, recipe), out_dir)
+    if (done := store.finished_study(out, force)) is not None:
+        return done
+    started = time.perf_counter()
+    (x, _), _ = load_cifar10(data_dir, test_size=1)
+    keras.utils.set_random_seed(seed)
+    rows = activation_signal(_study_model(model, act, kaf_random_stddev, recipe)(), x[:batch_size])
+    parameters = dict(model=model, act=act, batch_size=batch_size, seed=seed, recipe=recipe,
+                      kaf_random_stddev=random_kaf_stddev(act, kaf_random_stddev))
+    store.write_study(out, parameters, dict(images=int(min(batch_size, len(x)))), rows, started)
     return read_study(out)
 
 
@@ -483,17 +509,21 @@ def main(argv=None):
     p.add_argument("--iterations", type=int, nargs="+", default=[5, 10, 20, 50, 100, 150])
     p.add_argument("--test-size", type=int)
     p.add_argument("--restarts", type=int, default=1)
-    for name in ("lr-range", "grad-norms", "deep-kaf"):
+    for name in ("lr-range", "grad-norms", "deep-kaf", "init-signal"):
         q = sub.add_parser(name)
-        q.add_argument("--model", default="resnet20" if name == "lr-range" else "resnet56")
-        q.add_argument("--act", default={"lr-range": "relu", "grad-norms": "kaf", "deep-kaf": "kaf_smooth"}[name])
-        if name == "deep-kaf":
+        q.add_argument("--model", default="resnet56" if name in ("grad-norms", "deep-kaf") else "resnet20")
+        q.add_argument("--act", default={"lr-range": "relu", "grad-norms": "kaf", "deep-kaf": "kaf_smooth",
+                                         "init-signal": "kaf"}[name])
+        if name == "init-signal":
+            q.add_argument("--batch-size", type=int, default=128)
+        elif name == "deep-kaf":
             q.add_argument("--epochs", type=int, default=10)
             q.add_argument("--max-lr", type=float, default=0.1)
             q.add_argument("--test-size", type=int)
         else:
             q.add_argument("--steps", type=int, default=100 if name == "lr-range" else 150)
-        q.add_argument("--train-size", type=int)
+        if name != "init-signal":
+            q.add_argument("--train-size", type=int)
         q.add_argument("--out-dir", default="results")
         q.add_argument("--kaf-random-stddev", type=_stddev_argument, default="thesis",
                        help="random KAF coefficients' std: a number, 'thesis' (0.05) or 'kafnets' (0.8)")
@@ -526,7 +556,7 @@ def main(argv=None):
     args = vars(parser.parse_args(argv))
     study = args.pop("study")
     function = {"pgd-iterations": pgd_iterations, "lr-range": lr_range, "grad-norms": grad_norms,
-                "deep-kaf": deep_kaf, "lipschitz": lipschitz, "masking-checks": masking,
+                "deep-kaf": deep_kaf, "init-signal": init_signal, "lipschitz": lipschitz, "masking-checks": masking,
                 "pgd-curves": pgd_curves, "apgd": apgd}[study]
     try:
         meta, rows = function(**args)
