@@ -396,3 +396,27 @@ def test_seeds_give_mean_and_sd_and_a_paired_interval(tmp_path):
     assert d["robust"]["low"] > 0 and "KAFs measurably higher" in results.kaf_fixed_finding(d, "x").data
     one = results.kaf_fixed_difference(measured[measured["seed"] == 0])
     assert "one seed" in results.kaf_fixed_finding(one, "x").data
+
+
+def test_a_study_older_than_a_rerun_is_named_outdated(tmp_path):
+    from kaflib.thesis import store
+
+    _finished_run(tmp_path, "thesis-resnet20", "resnet20", "relu", 0.45, 0.16)  # made before issue 19
+    rerun = _finished_run(tmp_path, "thesis-resnet20", "resnet20", "kaf", 0.50, 0.20)
+    metrics = json.loads((rerun / "metrics.json").read_text())
+    metrics["parameters"]["momentum"] = 0.0
+    metrics["finished"] = "2026-12-03T10:00:00+00:00"
+    (rerun / "metrics.json").write_text(json.dumps(metrics))
+    assert results.runs_newer_than_study("masking", "thesis-resnet20", tmp_path) == []  # no study yet
+    study = tmp_path / "masking" / "thesis-resnet20.json"
+    store.write_json(study, dict(parameters={}, rows=[]))  # written before studies were time-stamped
+    assert results.runs_newer_than_study("masking", "thesis-resnet20", tmp_path) == ["kaf"]
+    note = results.outdated_study_note("masking", ("thesis-vgg", "thesis-resnet20"), tmp_path).data
+    assert "**thesis-resnet20**: kaf" in note and "studies masking-checks <grid> --force" in note
+    for stamp, expected in (("2026-12-03T11:00:00+00:00", []), ("2026-12-03T09:00:00+00:00", ["kaf"])):
+        store.write_json(study, dict(parameters={}, finished=stamp, rows=[]))
+        assert results.runs_newer_than_study("masking", "thesis-resnet20", tmp_path) == expected
+    store.write_json(study, dict(parameters={}, finished="2026-12-03T11:00:00+00:00", rows=[]))
+    assert results.outdated_study_note("masking", ("thesis-resnet20",), tmp_path).data == ""
+    written = store.write_study(tmp_path / "x.json", {}, {}, pd.DataFrame(), 0.0)
+    assert written["finished"].startswith("20")  # studies are time-stamped from now on

@@ -21,7 +21,7 @@ from kaflib.thesis.store import STUDIES, audit_path, read_json, read_study, resu
 __all__ = ["KAF_ACTIVATIONS", "MIN_TRAINED_CLEAN", "MASKING_FLAGS", "results_dir", "load_grid", "load_run",
            "load_histories", "lipschitz_histories", "lipschitz_evolution_findings", "bound_robustness_correlation",
            "reported_results", "mean_sd", "settings_label", "kaf_fixed_difference", "kaf_fixed_finding", "lr_range_tests", "lr_range_table", "leaderboard_entries", "autoattack_table", "autoattack_findings", "stopped_note", "compare_with_thesis", "kaf_versus_fixed", "scale_caption",
-           "missing_note", "test_images", "load_model", "checkpoint_audit_table", "checkpoint_audit_findings",
+           "missing_note", "runs_newer_than_study", "outdated_study_note", "test_images", "load_model", "checkpoint_audit_table", "checkpoint_audit_findings",
            "load_pgd_curves", "masking_table", "masking_findings", "masking_verdict", "compute_time",
            "load_deep_kaf", "deep_kaf_table", "study_label"]
 
@@ -374,6 +374,45 @@ def stopped_note(measured):
         return Markdown("Every run trained for all its epochs.")
     return Markdown("Runs that ended early:\n\n" + "\n".join(
         f"- **{row.model} / {row.act}**: {row.stopped}." for row in early.itertuples()))
+
+
+def runs_newer_than_study(study, grid, path=None):
+    """The runs of `grid` (as "<act>" or "<act> seed <s>") that finished after the grid
+    study `study` ("lipschitz", "masking", "pgd-curves", "apgd") was measured: its numbers
+    for them describe the runs those replaced. A study file written before studies were
+    time-stamped counts as older than every run that records its recipe (issue 19's
+    reruns and later). [] when either is missing."""
+    from kaflib.thesis.experiment import read_metrics
+
+    found = read_study(study, grid, path)
+    if found is None:
+        return []
+    stamp = found[0].get("finished")
+    newer = []
+    for folder in sorted((results_dir(path) / grid).glob("*/")):
+        metrics = read_metrics(folder)
+        if metrics is None:
+            continue
+        recorded = "momentum" in metrics.get("parameters", {})
+        if (stamp is None and recorded) or (stamp is not None and metrics.get("finished", "") > stamp):
+            seed = metrics["parameters"].get("seed", 0)
+            newer.append(metrics["parameters"]["act"] + (f" seed {seed}" if seed else ""))
+    return newer
+
+
+def outdated_study_note(study, grids, path=None):
+    """A Markdown note naming, per grid, the runs that were rerun after `study` measured
+    them (see `runs_newer_than_study`); an empty note when every study is current."""
+    from IPython.display import Markdown
+
+    lines = [f"- **{grid}**: {', '.join(newer)}" for grid in grids
+             if (newer := runs_newer_than_study(study, grid, path))]
+    if not lines:
+        return Markdown("")
+    return Markdown(f"> The `{study}` study was measured before these runs were rerun, so its numbers for "
+                    f"them describe the runs they replaced (for runs rerun in issue 19: the earlier recipe, "
+                    f"see `results/README.md`). Rerun it with `python -m kaflib.thesis.studies "
+                    f"{'masking-checks' if study == 'masking' else study} <grid> --force`.\n\n" + "\n".join(lines))
 
 
 def missing_note(what, command):

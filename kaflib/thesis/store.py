@@ -73,9 +73,15 @@ def write_study(path, parameters, data, rows, started, **extra):
     `time.perf_counter()` value), `environment()`, `extra` fields and `rows` (a
     DataFrame). Returns the payload."""
     payload = dict(parameters=parameters, data=data, seconds=time.perf_counter() - started,
-                   environment=environment(), **extra, rows=rows.to_dict(orient="records"))
+                   environment=environment(), finished=_now(), **extra, rows=rows.to_dict(orient="records"))
     write_json(path, payload)
     return payload
+
+
+def _now():
+    import datetime
+
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 def read_study(study, name=None, results=None):
