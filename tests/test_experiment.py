@@ -130,6 +130,7 @@ def test_a_run_finished_with_other_parameters_is_stale_never_taken_for_the_new_o
         del metrics["parameters"][name]
     (folder / "metrics.json").write_text(json.dumps(metrics))
     (folder / "checkpoint").mkdir()
+    (folder / "pgd_iterations.json").write_text("{}")  # a study of the stale run's model
     log = tmp_path / "calls.jsonl"
     monkeypatch.setattr(grid, "_run_one", _recording_run(log))
     status = grid.run_grid("thesis-resnet20", tmp_path, parameters={"preset": "quick"}, acts=["kaf"], client=client)
@@ -140,6 +141,7 @@ def test_a_run_finished_with_other_parameters_is_stale_never_taken_for_the_new_o
                            rerun_stale=True, client=client, progress=False)
     assert status[("resnet20", "kaf", 0)] == "finished" and [a for a, _ in _calls(log)] == ["kaf"]
     assert not (folder / "metrics.json").exists() and not (folder / "checkpoint").exists()
+    assert not (folder / "pgd_iterations.json").exists()  # it described the model that is gone
 
 
 def test_recorded_parameters_of_runs_from_before_the_thesis_recipe():

@@ -94,8 +94,9 @@ def expected_experiment(model, act, grid, out_dir, parameters):
 
 
 def _clear_run(folder):
-    """Remove a finished run's results and checkpoints, so that it runs again from scratch."""
-    for name in ("metrics.json", "history.csv", "model.keras", "train.ipynb", "attempts.log"):
+    """Remove a finished run's results, checkpoints and the studies of its model
+    (`pgd_iterations.json`), so that it runs again from scratch."""
+    for name in ("metrics.json", "history.csv", "model.keras", "train.ipynb", "attempts.log", "pgd_iterations.json"):
         (folder / name).unlink(missing_ok=True)
     shutil.rmtree(folder / "checkpoint", ignore_errors=True)
 
