@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["environment", "json_default", "read_json", "write_atomic", "write_json"]
+__all__ = ["environment", "json_default", "read_json", "utc_now", "write_atomic", "write_json"]
 
 
 def write_atomic(path, write):
@@ -22,6 +22,13 @@ def write_atomic(path, write):
     tmp = path.with_name(f".tmp-{path.name}")
     write(tmp)
     os.replace(tmp, path)
+
+
+def utc_now():
+    """The current UTC time as an ISO 8601 string to the second (results' `finished` stamps)."""
+    import datetime
+
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 def environment():

@@ -35,7 +35,6 @@ rewritten atomically after each checkpoint; finished checkpoints are skipped.
 """
 
 import argparse
-import datetime
 import sys
 import time
 from pathlib import Path
@@ -43,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from kaflib.evaluate import apgd_robust, predict_classes, wilson_interval
+from kaflib.files import utc_now
 
 __all__ = ["probability_classifier", "pgd_protocol_accuracy", "PROTOCOL", "thesis_protocol", "audit_checkpoint",
            "audit_checkpoints"]
@@ -187,7 +187,7 @@ def audit_checkpoints(paths, out, test_size=None, data_dir=None, pgd_restarts=1,
 
     def save():
         done.update(environment=environment(),
-                    updated=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+                    updated=utc_now())
         write_json(out, done)
 
     for path in tqdm(paths, desc="checkpoints", disable=not progress):

@@ -6,7 +6,6 @@ runner (`kaflib.thesis.grid`) executes that notebook once per model/activation.
 
 import csv
 import dataclasses
-import datetime
 import math
 from importlib import resources
 from pathlib import Path
@@ -15,7 +14,7 @@ import numpy as np
 
 from kaflib.activations import ACTIVATIONS
 from kaflib.checks import check, is_int, is_number
-from kaflib.files import write_atomic
+from kaflib.files import utc_now, write_atomic
 from kaflib.thesis.store import environment, read_json, write_json
 from kaflib.models import MODELS
 
@@ -353,7 +352,7 @@ def write_results(exp, data_sizes, train_result, clean_acc, robust_acc, timings)
         diverged=train_result.diverged,
         epochs_run=len(train_result.history), resumed_from_epoch=train_result.resumed_from_epoch,
         seconds=timings, environment=environment(),
-        finished=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+        finished=utc_now())
     write_json(out / "metrics.json", metrics, indent=2)
     return metrics
 

@@ -32,7 +32,6 @@ that needed more than one attempt (`attempts.log` in its folder lists them).
 """
 
 import argparse
-import datetime
 import inspect
 import os
 import shutil
@@ -41,6 +40,7 @@ import sys
 from pathlib import Path
 
 from kaflib.thesis.experiment import parameter_differences, read_metrics, resolve, run_dir
+from kaflib.files import utc_now
 from kaflib.thesis.store import repository_root, results_dir
 
 __all__ = ["GRIDS", "JOBQUEUES", "dask_client", "grid_runs", "run_grid", "train_notebook"]
@@ -75,7 +75,7 @@ def _run_one(model, act, grid, out_dir, parameters, notebook):
     folder = run_dir(out_dir, grid, model, act, parameters.get("kaf_kernel", "gaussian"), parameters.get("seed", 0))
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "attempts.log", "a") as log:
-        log.write(f"{datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')} "
+        log.write(f"{utc_now()} "
                   f"{socket.gethostname()} pid {os.getpid()}\n")
     papermill.execute_notebook(
         str(notebook), str(folder / "train.ipynb"),

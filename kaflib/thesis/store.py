@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from kaflib.files import environment, json_default, read_json, write_atomic, write_json
+from kaflib.files import environment, json_default, read_json, utc_now, write_atomic, write_json
 
 __all__ = ["STUDIES", "PartialStudy", "audit_path", "each_model", "environment", "finished_study", "json_default",
            "read_json", "read_study", "repository_root", "results_dir", "study_path", "write_json", "write_study"]
@@ -73,15 +73,9 @@ def write_study(path, parameters, data, rows, started, **extra):
     `time.perf_counter()` value), `environment()`, `extra` fields and `rows` (a
     DataFrame). Returns the payload."""
     payload = dict(parameters=parameters, data=data, seconds=time.perf_counter() - started,
-                   environment=environment(), finished=_now(), **extra, rows=rows.to_dict(orient="records"))
+                   environment=environment(), finished=utc_now(), **extra, rows=rows.to_dict(orient="records"))
     write_json(path, payload)
     return payload
-
-
-def _now():
-    import datetime
-
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 def read_study(study, name=None, results=None):
