@@ -381,7 +381,9 @@ def test_seeds_give_mean_and_sd_and_a_paired_interval(tmp_path):
     assert shown.loc["kaf", "trained with (ours)"] == "momentum 0.9, he-bn0.9 layers, KAF N(0, 0.8²)"
     assert shown.loc["relu", "trained with (ours)"] == "momentum 0.9, he-bn0.9 layers"
     assert shown.loc["kaf_relu", "trained with (ours)"] == ""  # no run of it
-    d = results.kaf_fixed_difference(measured)
+    assert not measured["current"].any()  # the fixture's runs are not what the quick preset gives now
+    assert results.kaf_fixed_difference(measured)["kafs"] == []  # so the default compares none of them
+    d = results.kaf_fixed_difference(measured, runs="all")
     assert d["kafs"] == ["kaf"] and d["fixed"] == ["relu"]  # elu has one seed of three: left out of the pairs
     np.testing.assert_allclose(d["per_seed"]["robust_diff"], [1.0, 3.0, -1.0])
     assert d["robust"]["mean"] == pytest.approx(1.0) and d["robust"]["low"] < 0 < d["robust"]["high"]
@@ -392,9 +394,9 @@ def test_seeds_give_mean_and_sd_and_a_paired_interval(tmp_path):
         metrics = json.loads((folder / "metrics.json").read_text())
         metrics["robust_acc"] = r
         (folder / "metrics.json").write_text(json.dumps(metrics))
-    d = results.kaf_fixed_difference(results.load_grid("thesis-resnet20", tmp_path))
+    d = results.kaf_fixed_difference(results.load_grid("thesis-resnet20", tmp_path), runs="all")
     assert d["robust"]["low"] > 0 and "KAFs measurably higher" in results.kaf_fixed_finding(d, "x").data
-    one = results.kaf_fixed_difference(measured[measured["seed"] == 0])
+    one = results.kaf_fixed_difference(measured[measured["seed"] == 0], runs="all")
     assert "one seed" in results.kaf_fixed_finding(one, "x").data
 
 
@@ -420,3 +422,38 @@ def test_a_study_older_than_a_rerun_is_named_outdated(tmp_path):
     assert results.outdated_study_note("masking", ("thesis-resnet20",), tmp_path).data == ""
     written = store.write_study(tmp_path / "x.json", {}, {}, pd.DataFrame(), 0.0)
     assert written["finished"].startswith("20")  # studies are time-stamped from now on
+
+
+def _current_run(root, act, seed, clean, robust, **overrides):
+    """A finished run whose parameters are what the quick preset gives now (with `overrides`)."""
+    import dataclasses
+
+    from kaflib.thesis.experiment import resolve
+
+    exp = resolve(model="resnet20", act=act, preset="quick", seed=seed, grid="thesis-resnet20", mixed_precision=False)
+    folder = root / "thesis-resnet20" / (f"resnet20-{act}" + (f"-seed{seed}" if seed else ""))
+    folder.mkdir(parents=True)
+    metrics = dict(parameters=dict(dataclasses.asdict(exp), **overrides), data=dict(train=4829, guard=256, test=1017),
+                   clean_acc=clean, robust_acc=robust, seconds=dict(train=60.0, attack=10.0, total=70.0))
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+
+
+def test_the_kaf_comparison_leaves_out_runs_of_an_earlier_recipe(tmp_path):
+    for seed, (relu, kaf) in enumerate([(0.30, 0.31), (0.32, 0.33), (0.28, 0.29)]):
+        _current_run(tmp_path, "relu", seed, 0.45, relu)
+        _current_run(tmp_path, "kaf", seed, 0.45, kaf)
+    # one seed of elu trained with momentum 0.9 (the earlier recipe), one with hand-set epochs
+    _current_run(tmp_path, "elu", 0, 0.45, 0.90, momentum=0.9)
+    _current_run(tmp_path, "elu", 1, 0.45, 0.90, epochs=3)
+    _current_run(tmp_path, "elu", 2, 0.45, 0.29)
+    measured = results.load_grid("thesis-resnet20", tmp_path)
+    assert measured.set_index(["act", "seed"])["current"].to_dict() == {
+        ("elu", 0): False, ("elu", 1): False, ("elu", 2): True, **{(a, s): True for a in ("kaf", "relu") for s in range(3)}}
+    d = results.kaf_fixed_difference(measured)
+    assert d["fixed"] == ["relu"] and d["left_out"] == ["elu seed 0", "elu seed 1"]
+    np.testing.assert_allclose(d["per_seed"]["robust_diff"], [1.0, 1.0, 1.0])
+    finding = results.kaf_fixed_finding(d, "thesis-resnet20").data
+    assert "Left out, as trained with an earlier recipe or other settings: elu seed 0, elu seed 1." in finding
+    assert "elu" in results.kaf_fixed_difference(measured, runs="all")["fixed"]  # all: elu's 3 seeds pair up
+    with pytest.raises(ValueError, match="runs='some' is invalid"):
+        results.kaf_fixed_difference(measured, runs="some")

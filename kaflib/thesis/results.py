@@ -20,7 +20,7 @@ from kaflib.thesis.store import STUDIES, audit_path, read_json, read_study, resu
 
 __all__ = ["KAF_ACTIVATIONS", "MIN_TRAINED_CLEAN", "MASKING_FLAGS", "results_dir", "load_grid", "load_run",
            "load_histories", "lipschitz_histories", "lipschitz_evolution_findings", "bound_robustness_correlation",
-           "reported_results", "mean_sd", "settings_label", "kaf_fixed_difference", "kaf_fixed_finding", "lr_range_tests", "lr_range_table", "leaderboard_entries", "autoattack_table", "autoattack_findings", "stopped_note", "compare_with_thesis", "kaf_versus_fixed", "scale_caption",
+           "reported_results", "mean_sd", "settings_label", "is_current", "kaf_fixed_difference", "kaf_fixed_finding", "lr_range_tests", "lr_range_table", "leaderboard_entries", "autoattack_table", "autoattack_findings", "stopped_note", "compare_with_thesis", "kaf_versus_fixed", "scale_caption",
            "missing_note", "runs_newer_than_study", "outdated_study_note", "test_images", "load_model", "checkpoint_audit_table", "checkpoint_audit_findings",
            "load_pgd_curves", "masking_table", "masking_findings", "masking_verdict", "compute_time",
            "load_deep_kaf", "deep_kaf_table", "study_label"]
@@ -36,7 +36,7 @@ _GRID_EXPERIMENT = {"thesis-light": "light_standard", "thesis-vgg": "vgg_fast_at
 
 _COLUMNS = ["model", "act", "clean_acc", "robust_acc", "preset", "method", "epochs", "epochs_run", "train_size",
             "test_size", "pgd_steps", "pgd_restarts", "eps", "seed", "train_minutes", "stopped", "momentum", "recipe",
-            "kaf_random_stddev", "run_dir"]
+            "kaf_random_stddev", "current", "run_dir"]
 
 
 def _train_seconds(history, metrics):
@@ -60,7 +60,22 @@ def _row(folder, metrics):
                 pgd_restarts=p["pgd_restarts"], eps=p["eps"], seed=p["seed"],
                 train_minutes=_train_seconds(_read_history(folder), metrics) / 60, stopped=_stopped(metrics),
                 momentum=p["momentum"], recipe=p["recipe"], kaf_random_stddev=p["kaf_random_stddev"],
-                run_dir=str(folder))
+                current=is_current(metrics), run_dir=str(folder))
+
+
+def is_current(metrics):
+    """Whether a finished run is what its preset gives now: True when rerunning its grid
+    with the same preset would skip it, False when it was trained with an earlier
+    recipe or with parameters set by hand (it would be reported as stale)."""
+    from kaflib.thesis.experiment import parameter_differences, recorded_parameters, resolve
+
+    p = recorded_parameters(metrics)
+    try:
+        now = resolve(model=p["model"], act=p["act"], preset=p["preset"], seed=p["seed"], grid=p["grid"],
+                      kaf_kernel=p.get("kaf_kernel", "gaussian"), mixed_precision=p.get("mixed_precision"))
+    except (KeyError, ValueError):
+        return False
+    return not parameter_differences(metrics, now)
 
 
 def _stopped(metrics):
@@ -101,7 +116,7 @@ def load_grid(grid, path=None):
     seed, train_minutes, stopped (why the run ended early, "" if it did not),
     momentum, recipe, kaf_random_stddev (as recorded, or the values of
     `experiment.UNRECORDED_PARAMETERS` for runs from before they were),
-    run_dir. Empty (with these columns) when nothing ran.
+    current (`is_current`: trained with what its preset gives now), run_dir. Empty (with these columns) when nothing ran.
     """
     root = results_dir(path) / grid
     rows = []
@@ -256,21 +271,29 @@ def mean_sd(comparison, digits=1):
     return frame
 
 
-def kaf_fixed_difference(measured, min_clean=MIN_TRAINED_CLEAN, confidence=0.95):
+def kaf_fixed_difference(measured, min_clean=MIN_TRAINED_CLEAN, confidence=0.95, runs="current"):
     """KAF minus fixed-activation accuracy, paired by seed, with a t interval over seeds.
 
-    For every seed, the mean robust (and clean) accuracy of the KAF runs minus that of
+    With `runs="current"` only the runs trained with what their preset gives now
+    (the `current` column) are compared, so that runs of an earlier recipe never
+    enter the interval beside the current ones; they are named in `left_out`.
+    `runs="all"` compares every run. For every seed, the mean robust (and clean) accuracy of the KAF runs minus that of
     the fixed-activation runs, over the activations that have a trained run (clean
     accuracy >= `min_clean`) for every seed used; then the mean of these per-seed
     differences and its `confidence` t interval (NaN with one seed).
 
     Returns:
-        dict: seeds, kafs and fixed (the activations compared), per_seed (DataFrame:
-        seed, robust_diff, clean_diff, in points), and for "robust" and "clean":
-        mean, low, high.
+        dict: seeds, kafs and fixed (the activations compared), left_out (runs not
+        current, as "act seed N"), per_seed (DataFrame: seed, robust_diff,
+        clean_diff, in points), and for "robust" and "clean": mean, low, high.
     """
     from scipy import stats
 
+    if runs not in ("current", "all"):
+        raise ValueError(f"runs={runs!r} is invalid: must be 'current' or 'all'.")
+    stale = measured["current"] != True if runs == "current" else measured["act"].isna()  # noqa: E712
+    left_out = [f"{r.act} seed {r.seed}" for r in measured[stale].itertuples()]
+    measured = measured[~stale]
     trained = measured[measured["clean_acc"] >= 100 * min_clean]
     seeds = sorted(set(trained["seed"]))
     complete = [a for a, runs in trained.groupby("act") if set(runs["seed"]) == set(seeds)]
@@ -283,7 +306,7 @@ def kaf_fixed_difference(measured, min_clean=MIN_TRAINED_CLEAN, confidence=0.95)
         rows.append(dict(seed=seed, **{f"{k}_diff": runs.loc[is_kaf, f"{k}_acc"].mean()
                                        - runs.loc[~is_kaf, f"{k}_acc"].mean() for k in ("robust", "clean")}))
     per_seed = pd.DataFrame(rows, columns=["seed", "robust_diff", "clean_diff"])
-    result = dict(seeds=seeds, kafs=kafs, fixed=fixed, per_seed=per_seed)
+    result = dict(seeds=seeds, kafs=kafs, fixed=fixed, left_out=left_out, per_seed=per_seed)
     for kind in ("robust", "clean"):
         values = per_seed[f"{kind}_diff"].dropna().to_numpy()
         mean = float(values.mean()) if len(values) else float("nan")
@@ -301,8 +324,11 @@ def kaf_fixed_finding(difference, grid):
     from IPython.display import Markdown
 
     d, n = difference, len(difference["seeds"])
+    left_out = (f" Left out, as trained with an earlier recipe or other settings: {', '.join(d['left_out'])}."
+                if d.get("left_out") else "")
     if not d["kafs"] or not d["fixed"]:
-        return Markdown(f"{grid}: not enough trained runs on every seed to compare KAFs with fixed activations.")
+        return Markdown(f"{grid}: not enough trained runs on every seed to compare KAFs with fixed activations."
+                        + left_out)
     lines = []
     for kind in ("robust", "clean"):
         r = d[kind]
@@ -315,7 +341,8 @@ def kaf_fixed_finding(difference, grid):
         lines.append(f"- {kind} accuracy, KAFs minus fixed: {r['mean']:+.1f} points, 95% t interval "
                      f"[{r['low']:+.1f}, {r['high']:+.1f}] over {n} seeds: {verdict}.")
     return Markdown(f"**{grid}** (KAFs: {', '.join(d['kafs'])}; fixed: {', '.join(d['fixed'])}; paired by "
-                    f"seed {', '.join(str(s) for s in d['seeds'])}):\n\n" + "\n".join(lines))
+                    f"seed {', '.join(str(s) for s in d['seeds'])}):\n\n" + "\n".join(lines)
+                    + ("\n\n" + left_out.strip() if left_out else ""))
 
 
 def kaf_versus_fixed(grids=("thesis-vgg", "thesis-resnet20"), path=None, min_clean=MIN_TRAINED_CLEAN):
