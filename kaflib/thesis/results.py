@@ -345,19 +345,26 @@ def kaf_fixed_finding(difference, grid):
                     + ("\n\n" + left_out.strip() if left_out else ""))
 
 
-def kaf_versus_fixed(grids=("thesis-vgg", "thesis-resnet20"), path=None, min_clean=MIN_TRAINED_CLEAN):
+def kaf_versus_fixed(grids=("thesis-vgg", "thesis-resnet20"), path=None, min_clean=MIN_TRAINED_CLEAN, runs="current"):
     """Mean clean and robust accuracy (%) of the KAF runs vs the fixed-activation runs, per grid.
 
     One row per grid and source (``ours`` / ``thesis``), with the number of runs
     averaged. Runs whose clean accuracy is below `min_clean` (a fraction) did not
     train (10 classes: chance is 0.1); they are left out of the means and named in
     the column ``did not train``, so one failed run does not pass for a
-    robustness result. The thesis' claim (KAFs no more robust than fixed smooth
+    robustness result. With `runs="current"` our runs trained with an earlier recipe
+    (not `is_current`) are left out too and named in ``earlier recipe``; `runs="all"`
+    keeps them. The thesis' claim (KAFs no more robust than fixed smooth
     activations) is read off this table.
     """
+    if runs not in ("current", "all"):
+        raise ValueError(f"runs={runs!r} is invalid: must be 'current' or 'all'.")
     rows = []
     for grid in grids:
-        table = compare_with_thesis(load_grid(grid, path), grid)
+        measured = load_grid(grid, path)
+        stale = measured["current"] != True if runs == "current" else measured["act"].isna()  # noqa: E712
+        earlier = ", ".join(sorted({f"{r.act}" + (f" seed {r.seed}" if r.seed else "") for r in measured[stale].itertuples()}))
+        table = compare_with_thesis(measured[~stale], grid)
         for who in ("ours", "thesis"):
             failed = table[f"clean ({who})"] < 100 * min_clean
             trained = table[table[f"robust ({who})"].notna() & ~failed]
@@ -367,7 +374,8 @@ def kaf_versus_fixed(grids=("thesis-vgg", "thesis-resnet20"), path=None, min_cle
                          "fixed: mean robust (%)": trained.loc[~is_kaf, f"robust ({who})"].mean(),
                          "KAFs: mean clean (%)": trained.loc[is_kaf, f"clean ({who})"].mean(),
                          "fixed: mean clean (%)": trained.loc[~is_kaf, f"clean ({who})"].mean(),
-                         "runs": len(trained), "did not train": ", ".join(table.index[failed])})
+                         "runs": len(trained), "did not train": ", ".join(table.index[failed]),
+                         "earlier recipe": earlier if who == "ours" else ""})
     return pd.DataFrame(rows)
 
 
