@@ -461,3 +461,15 @@ def test_the_kaf_comparison_leaves_out_runs_of_an_earlier_recipe(tmp_path):
     assert "elu" in results.kaf_fixed_difference(measured, runs="all")["fixed"]  # all: elu's 3 seeds pair up
     with pytest.raises(ValueError, match="runs='some' is invalid"):
         results.kaf_fixed_difference(measured, runs="some")
+
+
+def test_the_paired_seeds_are_the_most_that_kafs_and_fixed_activations_share():
+    from kaflib.thesis.results import _paired_seeds
+
+    # relu has its second seed first: pairing on {0, 1} would leave no KAF, so seed 0 with all five
+    assert _paired_seeds({"relu": {0, 1}, "elu": {0}, "kaf": {0}, "kaf_elu": {0}, "swish": {0}}) == (
+        [0], ["elu", "kaf", "kaf_elu", "relu", "swish"])
+    # once a KAF has it too, the two seeds win over the activations that lack it ({0, 2} ties: lowest seeds)
+    assert _paired_seeds({"relu": {0, 1}, "elu": {0}, "kaf": {0, 1, 2}, "swish": {0, 2}}) == ([0, 1], ["kaf", "relu"])
+    assert _paired_seeds({"relu": {0, 1}, "elu": {0, 1}}) == ([], [])  # no KAF
+    assert _paired_seeds({}) == ([], [])

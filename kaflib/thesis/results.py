@@ -295,8 +295,7 @@ def kaf_fixed_difference(measured, min_clean=MIN_TRAINED_CLEAN, confidence=0.95,
     left_out = [f"{r.act} seed {r.seed}" for r in measured[stale].itertuples()]
     measured = measured[~stale]
     trained = measured[measured["clean_acc"] >= 100 * min_clean]
-    seeds = sorted(set(trained["seed"]))
-    complete = [a for a, runs in trained.groupby("act") if set(runs["seed"]) == set(seeds)]
+    seeds, complete = _paired_seeds({a: set(runs["seed"]) for a, runs in trained.groupby("act")})
     kafs = [a for a in complete if a in KAF_ACTIVATIONS]
     fixed = [a for a in complete if a not in KAF_ACTIVATIONS]
     rows = []
@@ -316,6 +315,27 @@ def kaf_fixed_difference(measured, min_clean=MIN_TRAINED_CLEAN, confidence=0.95,
             half = float("nan")
         result[kind] = dict(mean=mean, low=mean - half, high=mean + half)
     return result
+
+
+def _paired_seeds(seeds_of):
+    """The seeds to pair on and the activations trained on all of them, from `{act: set of
+    seeds}`: the most seeds that at least one KAF and one fixed activation share, then the
+    most activations (so a row that has its extra seeds first does not shrink the comparison
+    to itself). `([], [])` when no KAF and fixed activation share a seed."""
+    candidates = {frozenset(s) for s in seeds_of.values()}
+    while True:  # close under intersection: the seed sets several activations share
+        more = {a & b for a in candidates for b in candidates if a & b} - candidates
+        if not more:
+            break
+        candidates |= more
+    best = ([], [])
+    for shared in sorted(candidates, key=sorted):  # ties: the lowest seeds
+        members = sorted(a for a, s in seeds_of.items() if shared <= s)
+        if not any(a in KAF_ACTIVATIONS for a in members) or all(a in KAF_ACTIVATIONS for a in members):
+            continue
+        if (len(shared), len(members)) > (len(best[0]), len(best[1])):
+            best = (sorted(shared), members)
+    return best
 
 
 def kaf_fixed_finding(difference, grid):
