@@ -116,7 +116,8 @@ def load_grid(grid, path=None):
     seed, train_minutes, stopped (why the run ended early, "" if it did not),
     momentum, recipe, kaf_random_stddev (as recorded, or the values of
     `experiment.UNRECORDED_PARAMETERS` for runs from before they were),
-    current (`is_current`: trained with what its preset gives now), run_dir. Empty (with these columns) when nothing ran.
+    current (`is_current`: trained with what its preset gives now), run_dir.
+    Empty (with these columns) when nothing ran.
     """
     root = results_dir(path) / grid
     rows = []
@@ -277,10 +278,12 @@ def kaf_fixed_difference(measured, min_clean=MIN_TRAINED_CLEAN, confidence=0.95,
     With `runs="current"` only the runs trained with what their preset gives now
     (the `current` column) are compared, so that runs of an earlier recipe never
     enter the interval beside the current ones; they are named in `left_out`.
-    `runs="all"` compares every run. For every seed, the mean robust (and clean) accuracy of the KAF runs minus that of
-    the fixed-activation runs, over the activations that have a trained run (clean
-    accuracy >= `min_clean`) for every seed used; then the mean of these per-seed
-    differences and its `confidence` t interval (NaN with one seed).
+    `runs="all"` compares every run. The seeds are the most that a KAF and a fixed
+    activation both have a trained run (clean accuracy >= `min_clean`) for; for each
+    of them, the mean robust (and clean) accuracy of the KAF runs minus that of the
+    fixed-activation runs, over the activations trained on all those seeds; then the
+    mean of these per-seed differences and its `confidence` t interval (NaN with one
+    seed).
 
     Returns:
         dict: seeds, kafs and fixed (the activations compared), left_out (runs not
