@@ -91,7 +91,7 @@ RESNET20_LEARNING_RATES = {"elu": (1e-4, 0.2), "kaf_relu": (0.01, 0.8), "kaf_swi
 #: `tests/test_thesis_lr_ranges.py` checks every entry against its committed test.
 QUICK_RESNET20_LEARNING_RATES = {"relu": (0.0052, 0.43), "elu": (0.0026, 0.11), "swish": (0.0052, 0.22),
                                  "kaf": (0.011, 1.1), "kaf_relu": (0.019, 0.39), "kaf_elu": (0.0037, 0.14),
-                                 "kaf_swish": (0.024, 0.49)}
+                                 "kaf_swish": (0.024, 0.49), "kaf_free": (0.011, 1.1)}
 
 #: Where each setting of the `thesis` preset comes from ("ckpt:" = the Keras
 #: training config in every published checkpoint's saved_model.pb; paths are in
