@@ -186,8 +186,7 @@ def audit_checkpoints(paths, out, test_size=None, data_dir=None, pgd_restarts=1,
         done = dict(parameters=parameters, checkpoints={})
 
     def save():
-        done.update(environment=environment(),
-                    updated=utc_now())
+        done.update(environment=environment(), updated=utc_now())
         write_json(out, done)
 
     for path in tqdm(paths, desc="checkpoints", disable=not progress):

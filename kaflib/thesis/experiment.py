@@ -234,8 +234,8 @@ def resolve(model="resnet20", act="relu", preset="auto", method=None, epochs=Non
 
     kaf_activation_factory(act, kaf_kernel)  # raises ValueError naming kaf_kernel
     check("preset", preset, preset == "auto" or preset in PRESETS, f"'auto' or one of {', '.join(PRESETS)}")
-    gpu = _gpu_available()
     if preset == "auto":
+        gpu = _gpu_available()
         preset = "thesis" if gpu else "quick"
         reason = f"auto: {'a GPU is visible' if gpu else 'no GPU is visible'}, so the {preset!r} preset"
     else:
@@ -298,7 +298,7 @@ def resolve(model="resnet20", act="relu", preset="auto", method=None, epochs=Non
 
     stddev = random_kaf_stddev(act, settings.pop("kaf_random_stddev"))
     if settings["mixed_precision"] is None:
-        settings["mixed_precision"] = gpu
+        settings["mixed_precision"] = _gpu_available()
     settings["mixed_precision"] = bool(settings["mixed_precision"])
     return Experiment(model=model, act=act, preset=preset, preset_reason=reason, method=method,
                       augment=model.startswith("resnet"), seed=int(seed), data_dir=data_dir, out_dir=str(out_dir),

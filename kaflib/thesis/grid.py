@@ -75,8 +75,7 @@ def _run_one(model, act, grid, out_dir, parameters, notebook):
     folder = run_dir(out_dir, grid, model, act, parameters.get("kaf_kernel", "gaussian"), parameters.get("seed", 0))
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "attempts.log", "a") as log:
-        log.write(f"{utc_now()} "
-                  f"{socket.gethostname()} pid {os.getpid()}\n")
+        log.write(f"{utc_now()} {socket.gethostname()} pid {os.getpid()}\n")
     papermill.execute_notebook(
         str(notebook), str(folder / "train.ipynb"),
         parameters=dict(parameters, model=model, act=act, grid=grid, out_dir=str(Path(out_dir).resolve())),

@@ -292,11 +292,8 @@ def kaf_fixed_difference(measured, min_clean=MIN_TRAINED_CLEAN, confidence=0.95,
     """
     from scipy import stats
 
-    if runs not in ("current", "all"):
-        raise ValueError(f"runs={runs!r} is invalid: must be 'current' or 'all'.")
-    stale = measured["current"] != True if runs == "current" else measured["act"].isna()  # noqa: E712
-    left_out = [f"{r.act} seed {r.seed}" for r in measured[stale].itertuples()]
-    measured = measured[~stale]
+    measured, stale = _split_current(measured, runs)
+    left_out = [f"{r.act} seed {r.seed}" for r in stale.itertuples()]
     trained = measured[measured["clean_acc"] >= 100 * min_clean]
     seeds, complete = _paired_seeds({a: set(runs["seed"]) for a, runs in trained.groupby("act")})
     kafs = [a for a in complete if a in KAF_ACTIVATIONS]
@@ -318,6 +315,15 @@ def kaf_fixed_difference(measured, min_clean=MIN_TRAINED_CLEAN, confidence=0.95,
             half = float("nan")
         result[kind] = dict(mean=mean, low=mean - half, high=mean + half)
     return result
+
+
+def _split_current(measured, runs):
+    """A `load_grid` table as (runs compared, runs left out): with `runs="current"` the
+    `is_current` runs and the others, with `runs="all"` every run and none."""
+    if runs not in ("current", "all"):
+        raise ValueError(f"runs={runs!r} is invalid: must be 'current' or 'all'.")
+    keep = measured["current"].astype(bool) if runs == "current" else pd.Series(True, index=measured.index)
+    return measured[keep], measured[~keep]
 
 
 def _paired_seeds(seeds_of):
@@ -380,14 +386,11 @@ def kaf_versus_fixed(grids=("thesis-vgg", "thesis-resnet20"), path=None, min_cle
     keeps them. The thesis' claim (KAFs no more robust than fixed smooth
     activations) is read off this table.
     """
-    if runs not in ("current", "all"):
-        raise ValueError(f"runs={runs!r} is invalid: must be 'current' or 'all'.")
     rows = []
     for grid in grids:
-        measured = load_grid(grid, path)
-        stale = measured["current"] != True if runs == "current" else measured["act"].isna()  # noqa: E712
-        earlier = ", ".join(sorted({f"{r.act}" + (f" seed {r.seed}" if r.seed else "") for r in measured[stale].itertuples()}))
-        table = compare_with_thesis(measured[~stale], grid)
+        measured, stale = _split_current(load_grid(grid, path), runs)
+        earlier = ", ".join(sorted({r.act + (f" seed {r.seed}" if r.seed else "") for r in stale.itertuples()}))
+        table = compare_with_thesis(measured, grid)
         for who in ("ours", "thesis"):
             failed = table[f"clean ({who})"] < 100 * min_clean
             trained = table[table[f"robust ({who})"].notna() & ~failed]
