@@ -113,6 +113,16 @@ def test_test_images_never_download(tmp_path, monkeypatch):
     assert results.test_images(10, data_dir=tmp_path) is None
 
 
+def test_test_images_take_all_when_the_machine_has_fewer_than_asked():
+    from tests.conftest import TINY_DATA_DIR
+
+    x, y = results.test_images(10_000, data_dir=TINY_DATA_DIR)
+    assert len(y) == len(x) == 100  # the repo's fallback set: every test image, no error
+    assert len(results.test_images(20, data_dir=TINY_DATA_DIR)[1]) == 20
+    with pytest.raises(ValueError, match="test_size"):
+        results.test_images(-1, data_dir=TINY_DATA_DIR)
+
+
 def test_checkpoint_audit_table_joins_the_thesis_numbers(tmp_path):
     def attack(accuracy):
         return dict(accuracy=accuracy, ci95=[accuracy - 0.03, accuracy + 0.03], robust=int(accuracy * 1017))
