@@ -44,8 +44,22 @@ def html_dir(tmp_path_factory):
     return out / "_build" / "html"
 
 
+def _reachable(host, port=443, timeout=5):
+    import socket
+
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
 @pytest.fixture(scope="module")
 def server(html_dir):
+    if not (html_dir / "_static" / "mathjax" / "tex-mml-chtml.js").is_file() and not _reachable("cdn.jsdelivr.net"):
+        pytest.skip("the pages load MathJax from its CDN, which this machine cannot reach, and no local copy "
+                    "was found (set KAFLIB_MATHJAX_DIR, or unpack `npm pack mathjax@3.2.2` into "
+                    "~/.cache/kaflib/mathjax-3.2.2 as .ci/run does)")
     class QuietHandler(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args):
             pass

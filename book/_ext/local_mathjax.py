@@ -1,10 +1,12 @@
 """Serve MathJax from the book itself when a local copy is given, so pages render offline.
 
 Set ``KAFLIB_MATHJAX_DIR`` to MathJax 3's ``es5`` folder (e.g. from
-``npm pack mathjax@3``; `.ci/run` does this). The build then copies the parts
-a page needs (the TeX/MathML combined component, its CHTML fonts and the TeX
-extensions) to ``_static/mathjax`` and points the pages at them. Without it,
-Sphinx' default (MathJax from its CDN) is kept.
+``npm pack mathjax@3``). Without it, the copy `.ci/run` unpacks into the user
+cache (``$XDG_CACHE_HOME`` or ``~/.cache``, ``kaflib/mathjax-3.2.2/package/es5``)
+is used when it is there. The build then copies the parts a page needs (the
+TeX/MathML combined component, its CHTML fonts and the TeX extensions) to
+``_static/mathjax`` and points the pages at them. With neither, Sphinx' default
+(MathJax from its CDN) is kept.
 """
 
 import os
@@ -14,10 +16,16 @@ from pathlib import Path
 _PARTS = ("tex-mml-chtml.js", "output/chtml", "input/tex/extensions", "ui", "a11y")
 
 
+#: Where `.ci/run` unpacks MathJax (`npm pack mathjax@3.2.2`), under the user cache.
+CACHED = Path("kaflib") / "mathjax-3.2.2" / "package" / "es5"
+
+
 def _source():
-    folder = os.environ.get("KAFLIB_MATHJAX_DIR")
-    if folder and (Path(folder) / "tex-mml-chtml.js").is_file():
-        return Path(folder)
+    """MathJax's es5 folder to serve from the book, or None (the CDN)."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    for folder in (os.environ.get("KAFLIB_MATHJAX_DIR"), cache / CACHED):
+        if folder and (Path(folder) / "tex-mml-chtml.js").is_file():
+            return Path(folder)
     return None
 
 
