@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -142,6 +143,23 @@ def test_a_run_finished_with_other_parameters_is_stale_never_taken_for_the_new_o
     assert status[("resnet20", "kaf", 0)] == "finished" and [a for a, _ in _calls(log)] == ["kaf"]
     assert not (folder / "metrics.json").exists() and not (folder / "checkpoint").exists()
     assert not (folder / "pgd_iterations.json").exists()  # it described the model that is gone
+
+
+def test_a_run_finished_by_another_grid_command_while_queued_is_not_run_again(tmp_path, monkeypatch):
+    import papermill
+
+    def no_run(*args, **kwargs):
+        raise AssertionError("the finished run was executed again")
+
+    monkeypatch.setattr(papermill, "execute_notebook", no_run)
+    exp = grid.expected_experiment("resnet20", "swish", "thesis-resnet20", tmp_path, {"preset": "quick", "seed": 2})
+    folder = _finished(exp)
+    metrics = grid._run_one("resnet20", "swish", "thesis-resnet20", tmp_path, {"preset": "quick", "seed": 2},
+                            Path("train.ipynb"))
+    assert metrics["clean_acc"] == 0.5 and not (folder / "attempts.log").exists()
+    with pytest.raises(AssertionError, match="executed again"):  # an unfinished run does run
+        grid._run_one("resnet20", "relu", "thesis-resnet20", tmp_path, {"preset": "quick", "seed": 2},
+                      Path("train.ipynb"))
 
 
 def test_recorded_parameters_of_runs_from_before_the_thesis_recipe():

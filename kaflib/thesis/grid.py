@@ -69,10 +69,16 @@ def grid_runs(grid):
 
 def _run_one(model, act, grid, out_dir, parameters, notebook):
     """One run: execute the notebook into the run folder (a Dask task). Each call
-    appends a line to `attempts.log` first, so retries are on record."""
+    appends a line to `attempts.log` first, so retries are on record.
+
+    A run that another grid command finished while this one waited in the queue
+    is returned as it is, not run again (stale runs were cleared before queuing).
+    """
     import papermill
 
     folder = run_dir(out_dir, grid, model, act, parameters.get("kaf_kernel", "gaussian"), parameters.get("seed", 0))
+    if (finished := read_metrics(folder)) is not None:
+        return finished
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "attempts.log", "a") as log:
         log.write(f"{utc_now()} {socket.gethostname()} pid {os.getpid()}\n")
