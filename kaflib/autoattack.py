@@ -40,7 +40,7 @@ import numpy as np
 from kaflib.evaluate import apgd_robust, pgd_robust, predict_classes, square_robust, wilson_interval
 
 __all__ = ["ATTACKS", "LEFT_OUT", "STANDARD", "AttackSettings", "CascadeProgress", "default_out", "evaluate_file",
-           "format_eps", "format_summary", "main", "robustbench_record", "run_attack", "run_cascade", "summarise"]
+           "format_eps", "format_summary", "main", "per_image", "robustbench_record", "run_attack", "run_cascade", "summarise"]
 
 #: The attacks `run_attack` knows, in AutoAttack's cascade order (pgd: PGD-50,
 #: step 2/255, the thesis' attack; not part of AutoAttack).
@@ -217,13 +217,23 @@ def summarise(progress, attacks):
     return dict(clean=_rate(progress.state["clean"]), attacks=rows, worst=_rate(progress.after(attacks[-1], n)))
 
 
+def per_image(progress, attacks):
+    """Which images were classified correctly, clean and after each attack of the cascade:
+    {"clean": str, attack: str}, one character per image in test order, "1" correct, "0" not
+    (compact in JSON, and comparable image by image with another implementation's record)."""
+    n = len(progress.state["clean"])
+    masks = {"clean": np.array(progress.state["clean"], bool),
+             **{name: progress.after(name, n) for name in attacks}}
+    return {name: "".join("1" if r else "0" for r in mask) for name, mask in masks.items()}
+
+
 def format_eps(eps):
     """`8/255` for eps = 8/255, else the number."""
     k = eps * 255
     return f"{round(k)}/255" if abs(k - round(k)) < 1e-6 else f"{eps:g}"
 
 
-def robustbench_record(models, summary, attacks, settings, seed, images, parameters, seconds):
+def robustbench_record(models, summary, attacks, settings, seed, images, parameters, seconds, images_correct=None):
     """A JSON-ready record with RobustBench's leaderboard fields, and kaflib's details.
 
     RobustBench's fields (model_info/<dataset>/<threat>/<name>.json): name,
@@ -232,7 +242,7 @@ def robustbench_record(models, summary, attacks, settings, seed, images, paramet
     `autoattack_acc` is set only when every attack of `STANDARD` ran; otherwise
     the worst case is `robust_acc`. ``kaflib`` holds the per-attack numbers with
     their intervals, the settings, the data, the seed, the library versions and
-    the wall time.
+    the wall time, and (`images_correct`, from `per_image`) which images each attack fooled.
     """
     from kaflib.files import environment
 
@@ -247,7 +257,8 @@ def robustbench_record(models, summary, attacks, settings, seed, images, paramet
     record["kaflib"] = dict(summary=summary, settings=dataclasses.asdict(settings), parameters=parameters,
                             data=images["description"],
                             model=dict(source=models.source, notes=models.notes, **models.metadata),
-                            seconds=seconds, environment=environment())
+                            seconds=seconds, environment=environment(),
+                            **({"per_image": images_correct} if images_correct else {}))
     return record
 
 
@@ -314,7 +325,8 @@ def evaluate_file(model, attacks=STANDARD, n=1000, settings=AttackSettings(), ou
     summary = summarise(done, attacks)
     record = robustbench_record(models, summary, attacks, settings, seed, data, parameters,
                                 seconds=dict(total=seconds + time.perf_counter() - tic,
-                                             this_sitting=time.perf_counter() - started))
+                                             this_sitting=time.perf_counter() - started),
+                                images_correct=per_image(done, attacks))
     write_json(out, record)
     partial.unlink(missing_ok=True)
     record["file"] = str(out)

@@ -225,3 +225,33 @@ def test_a_thesis_checkpoint_is_attacked_through_its_float32_twin_and_scored_as_
     models = load_for_evaluation(next(p for p in CHECKPOINTS if p.name == "resnet20_relu_ocrob_lrf.zip"))
     assert models.judge.layers[1].compute_dtype == "float16" and models.attacked.layers[1].compute_dtype == "float32"
     assert models.name == "resnet20_relu_ocrob_lrf" and "relu" in models.architecture
+
+
+def test_records_say_which_images_each_attack_fooled_and_the_cross_check_compares_them(tmp_path):
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(4, 3, strides=4, activation="relu")(inputs)
+    keras.Model(inputs, keras.layers.Dense(10)(keras.layers.GlobalAveragePooling2D()(x))).save(tmp_path / "tiny.keras")
+    record = autoattack.evaluate_file(tmp_path / "tiny.keras", ["apgd-ce", "square"], n=24,
+                                      settings=AttackSettings(square_queries=10, apgd_steps=5),
+                                      out=tmp_path / "tiny-kaflib.json", data_dir=TINY_DATA_DIR, batch_size=8,
+                                      progress=False)
+    marks, summary = record["kaflib"]["per_image"], record["kaflib"]["summary"]
+    assert set(marks) == {"clean", "apgd-ce", "square"} and all(len(m) == 24 for m in marks.values())
+    assert marks["clean"].count("1") == summary["clean"]["robust"]
+    assert marks["square"].count("1") == summary["worst"]["robust"]
+    # the cascade only removes images: robust after square implies robust after apgd-ce and clean
+    assert all(a >= b >= c for a, b, c in zip(marks["clean"], marks["apgd-ce"], marks["square"]))
+
+    from kaflib.thesis.crosscheck import cross_check_table
+
+    theirs = "".join("1" if i in (0, 1) else "0" for i in range(24))  # robust: the first two images only
+    (tmp_path / "tiny-torchattacks.json").write_text(json.dumps(dict(
+        robust=dict(accuracy=2 / 24, ci95=list(wilson_interval(2, 24))), per_image=dict(robust=theirs))))
+    row = cross_check_table(tmp_path).loc["tiny"]
+    ours = marks["square"]
+    assert row["both_robust"] == (ours[0] == "1") + (ours[1] == "1")
+    assert row["only_kaflib_robust"] == ours[2:].count("1")
+    assert row["only_torchattacks_robust"] == (ours[0] == "0") + (ours[1] == "0")
+    low, high = wilson_interval(2, 24)  # not all of AutoAttack's list ran, so the record has robust_acc
+    assert row["agree_within_intervals"] == (low <= float(record["robust_acc"]) / 100 <= high)

@@ -11,7 +11,9 @@ Three commands on one model, a float32 `.keras` file (a thesis checkpoint's twin
 The second runs the same Keras model on the PyTorch backend, as a `torch.nn.Module`,
 through torchattacks' standard AutoAttack (APGD-CE, APGD-T, FAB-T, Square 5000; its
 own per-image cascade) on the same first N test images, and writes the accuracy
-with its 95% interval. `cross_check_table` sets the two records side by side.
+with its 95% interval and which images stayed robust ("per_image"). It resumes per
+batch of `--batch-size` images from `<out>.partial.json` when interrupted.
+`cross_check_table` sets the two records side by side, image by image.
 """
 
 import argparse
@@ -24,15 +26,19 @@ import numpy as np
 __all__ = ["torchattacks_autoattack", "cross_check_table", "main"]
 
 
-def torchattacks_autoattack(model, images, labels, eps=8 / 255, seed=0, batch_size=128):
-    """Per-image robustness `(N,)` under torchattacks' standard AutoAttack.
+def torchattacks_autoattack(model, images, labels, eps=8 / 255, seed=0, batch_size=32, done=None, save=None,
+                            progress=True):
+    """Per-image robustness `(N,)` under torchattacks' standard AutoAttack, batch by batch, resumably.
 
     `model`: a Keras logits model on the PyTorch backend (images NHWC); images
-    float32 `(N, H, W, C)` in [0, 1]; labels `(N,)`.
+    float32 `(N, H, W, C)` in [0, 1]; labels `(N,)`. `done`: {batch start (str):
+    bool list} of batches already attacked (resumed, not redone); `save(done)` is
+    called after every batch, so an interruption loses at most one batch.
     """
     import keras
     import torch
     import torchattacks
+    from tqdm.auto import tqdm
 
     if keras.backend.backend() != "torch":
         raise RuntimeError(f"KERAS_BACKEND is {keras.backend.backend()!r}: this cross-check runs on 'torch' "
@@ -49,16 +55,21 @@ def torchattacks_autoattack(model, images, labels, eps=8 / 255, seed=0, batch_si
             return self.inner(x.permute(0, 2, 3, 1))
 
     wrapped = ChannelsFirst(model).eval()
-    attack = torchattacks.AutoAttack(wrapped, norm="Linf", eps=eps, version="standard",
-                                     n_classes=int(model.output_shape[-1]), seed=seed)
-    robust = []
-    for start in range(0, len(labels), batch_size):
+    done = dict(done or {})
+    for start in tqdm(range(0, len(labels), batch_size), desc="torchattacks AutoAttack", disable=not progress):
+        if str(start) in done:
+            continue
+        # a fresh attack per batch, seeded by the batch's position: a resumed run draws what a whole one does
+        attack = torchattacks.AutoAttack(wrapped, norm="Linf", eps=eps, version="standard",
+                                         n_classes=int(model.output_shape[-1]), seed=seed + start)
         x = torch.tensor(images[start:start + batch_size]).permute(0, 3, 1, 2).contiguous()
         y = torch.tensor(labels[start:start + batch_size], dtype=torch.long)
         adversarial = attack(x, y)
         with torch.no_grad():
-            robust.append((wrapped(adversarial).argmax(1) == y).cpu().numpy())
-    return np.concatenate(robust)
+            done[str(start)] = [bool(r) for r in (wrapped(adversarial).argmax(1) == y).cpu().numpy()]
+        if save:
+            save(done)
+    return np.concatenate([np.array(done[k], bool) for k in sorted(done, key=int)])[:len(labels)]
 
 
 def cross_check_table(folder):
@@ -81,8 +92,21 @@ def cross_check_table(folder):
                        torchattacks_ci95=[100 * v for v in theirs["robust"]["ci95"]],
                        agree_within_intervals=bool(theirs["robust"]["ci95"][0] <= s["worst"]["accuracy"]
                                                    <= theirs["robust"]["ci95"][1]))
+            if "per_image" in record["kaflib"] and "per_image" in theirs:
+                row.update(_per_image_agreement(record["kaflib"]["per_image"][record["attacks"][-1]],
+                                                theirs["per_image"]["robust"]))
         rows.append(row)
     return pd.DataFrame(rows).set_index("model") if rows else None
+
+
+def _per_image_agreement(ours, theirs):
+    """Image-by-image comparison of two "1"/"0" strings (robust or not): how many images both
+    call robust, and how many only one of them does (the other found an adversarial example)."""
+    if len(ours) != len(theirs):
+        raise ValueError(f"the records cover different images: {len(ours)} against {len(theirs)}.")
+    pairs = list(zip(ours, theirs))
+    return dict(both_robust=pairs.count(("1", "1")), only_kaflib_robust=pairs.count(("1", "0")),
+                only_torchattacks_robust=pairs.count(("0", "1")))
 
 
 def main(argv=None):
@@ -93,13 +117,14 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--data-dir")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=32, help="images per batch, the unit of resuming")
     args = parser.parse_args(argv)
     import keras
 
     import kaflib  # noqa: F401 (registers kaflib's layers)
     from kaflib.data import load_cifar10
     from kaflib.evaluate import wilson_interval
-    from kaflib.files import write_json
+    from kaflib.files import environment, read_json, write_json
 
     try:
         if not args.model.is_file():
@@ -107,11 +132,22 @@ def main(argv=None):
         _, (x, y) = load_cifar10(args.data_dir, train_size=1)
         if not 1 <= args.n <= len(y):
             raise ValueError(f"n={args.n!r} is invalid: an integer in [1, {len(y)}].")
+        if args.batch_size < 1:
+            raise ValueError(f"batch_size={args.batch_size!r} is invalid: an integer >= 1.")
         x, y = x[:args.n], y[:args.n]
         model = keras.models.load_model(args.model, compile=False)
-        tic = time.perf_counter()
+        parameters = dict(model=args.model.name, n=args.n, seed=args.seed, batch_size=args.batch_size)
+        partial = args.out.with_name(args.out.name.removesuffix(".json") + ".partial.json")
+        saved = read_json(partial)
+        if saved is not None and saved["parameters"] != parameters:
+            raise ValueError(f"{partial} holds an interrupted cross-check with other parameters "
+                             f"({saved['parameters']}): delete it or choose another --out.")
+        seconds, tic = (saved or {}).get("seconds", 0.0), time.perf_counter()
         clean = np.argmax(keras.ops.convert_to_numpy(model.predict(x, verbose=0)), -1) == y
-        robust = torchattacks_autoattack(model, x, y, seed=args.seed) & clean
+        robust = torchattacks_autoattack(
+            model, x, y, seed=args.seed, batch_size=args.batch_size, done=(saved or {}).get("done"),
+            save=lambda done: write_json(partial, dict(parameters=parameters, done=done,
+                                                       seconds=seconds + time.perf_counter() - tic))) & clean
     except (ValueError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -123,8 +159,11 @@ def main(argv=None):
                   backend=f"keras {keras.__version__} on torch {torch.__version__}", seed=args.seed,
                   clean=dict(accuracy=float(clean.mean()), ci95=wilson_interval(int(clean.sum()), args.n)),
                   robust=dict(accuracy=float(robust.mean()), ci95=wilson_interval(int(robust.sum()), args.n)),
-                  seconds=time.perf_counter() - tic)
+                  per_image={name: "".join("1" if r else "0" for r in mask)
+                             for name, mask in (("clean", clean), ("robust", robust))},
+                  parameters=parameters, seconds=seconds + time.perf_counter() - tic, environment=environment())
     write_json(args.out, record)
+    partial.unlink(missing_ok=True)
     print(f"{args.model.name}: clean {100 * clean.mean():.1f}%, torchattacks AutoAttack {100 * robust.mean():.1f}% "
           f"[{100 * record['robust']['ci95'][0]:.1f}, {100 * record['robust']['ci95'][1]:.1f}] on {args.n} images")
     return 0
