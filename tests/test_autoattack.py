@@ -243,7 +243,7 @@ def test_records_say_which_images_each_attack_fooled_and_the_cross_check_compare
     # the cascade only removes images: robust after square implies robust after apgd-ce and clean
     assert all(a >= b >= c for a, b, c in zip(marks["clean"], marks["apgd-ce"], marks["square"]))
 
-    from kaflib.thesis.crosscheck import cross_check_table
+    from kaflib.thesis.crosscheck import cross_check_findings, cross_check_table
 
     theirs = "".join("1" if i in (0, 1) else "0" for i in range(24))  # robust: the first two images only
     (tmp_path / "tiny-torchattacks.json").write_text(json.dumps(dict(
@@ -255,3 +255,6 @@ def test_records_say_which_images_each_attack_fooled_and_the_cross_check_compare
     assert row["only_torchattacks_robust"] == (ours[0] == "0") + (ours[1] == "0")
     low, high = wilson_interval(2, 24)  # not all of AutoAttack's list ran, so the record has robust_acc
     assert row["agree_within_intervals"] == (low <= float(record["robust_acc"]) / 100 <= high)
+    text = cross_check_findings(cross_check_table(tmp_path)).data
+    assert f"kaflib {row['kaflib']:.1f}%, torchattacks 8.3%" in text
+    assert f"torchattacks broke {int(row['only_kaflib_robust'])} that kaflib's cascade left robust" in text

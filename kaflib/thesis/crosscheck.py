@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["torchattacks_autoattack", "cross_check_table", "main"]
+__all__ = ["torchattacks_autoattack", "cross_check_table", "cross_check_findings", "main"]
 
 
 def torchattacks_autoattack(model, images, labels, eps=8 / 255, seed=0, batch_size=32, done=None, save=None,
@@ -97,6 +97,28 @@ def cross_check_table(folder):
                                                 theirs["per_image"]["robust"]))
         rows.append(row)
     return pd.DataFrame(rows).set_index("model") if rows else None
+
+
+def cross_check_findings(table):
+    """Plain sentences (Markdown) on `cross_check_table()`: per model, the two robust accuracies,
+    whether they agree within the interval, and which images only one implementation broke."""
+    from IPython.display import Markdown
+
+    lines = []
+    for name, row in table.iterrows():
+        if "torchattacks" not in row or row.isna()["torchattacks"]:
+            lines.append(f"- `{name}`: torchattacks' record is missing (the module docstring has its command).")
+            continue
+        verdict = ("agree within torchattacks' 95% interval" if row["agree_within_intervals"]
+                   else "do not agree within torchattacks' 95% interval")
+        line = (f"- `{name}`, {row['n']} images: kaflib {row['kaflib']:.1f}%, torchattacks {row['torchattacks']:.1f}% "
+                f"[{row['torchattacks_ci95'][0]:.1f}, {row['torchattacks_ci95'][1]:.1f}]: they {verdict}.")
+        if "both_robust" in row and not row.isna()["both_robust"]:
+            line += (f" Image by image, {int(row['both_robust'])} are robust under both; torchattacks broke "
+                     f"{int(row['only_kaflib_robust'])} that kaflib's cascade left robust, and kaflib broke "
+                     f"{int(row['only_torchattacks_robust'])} that torchattacks left robust.")
+        lines.append(line)
+    return Markdown("\n".join(lines))
 
 
 def _per_image_agreement(ours, theirs):
