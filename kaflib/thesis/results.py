@@ -652,6 +652,13 @@ def autoattack_findings(table, leaderboard):
         lines.append(f"- {name}'s AutoAttack accuracy, {entry['autoattack_acc']:.2f}% (full test set), lies above "
                      f"the interval of {above} of the {len(table)} checkpoints and inside that of {inside}; its "
                      f"clean accuracy, {entry['clean_acc']:.2f}%, lies above the clean interval of {clean_above}.")
+    from kaflib.thesis.studies import THESIS_CHECKPOINTS
+
+    missing = [f"`{name}` ({act})" for act, name in THESIS_CHECKPOINTS.items() if name not in table.index]
+    if missing:
+        lines.append(f"- Not evaluated yet ({len(missing)} of the {len(THESIS_CHECKPOINTS)} checkpoints, one per "
+                     f"activation): {', '.join(missing)}; each is `python -m kaflib.evaluate "
+                     f"../shared/thesis/checkpoints/NAME.zip --n 512 --batch-size 64 --out results/autoattack/NAME.json`.")
     kaf = table[table["activation"].isin(KAF_ACTIVATIONS)]
     fixed = table[~table["activation"].isin(KAF_ACTIVATIONS)]
     if len(kaf) and len(fixed):
