@@ -4,6 +4,7 @@
     python -m kaflib.bench kaf [--batch-size 128] [--json bench/kaf-cpu.json]
     python -m kaflib.bench memory [--act relu --act kaf] [--batch-size 128]
     python -m kaflib.bench attack MODEL [--steps 20] [--json out.json]
+    python -m kaflib.bench square MODEL [--steps 100] [--test-size 64]
 
 `kaf`: ResNet20 train-step seconds (standard and FGSM-RS) and peak memory of
 one FGSM-RS step for relu, swish, kaf, kaf_free, and the direct-formula KAF
@@ -22,6 +23,10 @@ kaflib starts with that variable (`memory` alone runs that measurement).
 over all iterations) next to ART's `ProjectedGradientDescent` on the same
 model and images: images per second and robust accuracy of each.
 
+`square`: ART's `SquareAttack` as it comes next to kaflib's `square_robust`
+(the same attack through a classifier that scores each image once,
+`evaluate._memoised_classifier`): seconds, images forwarded, robust accuracy.
+
 `training`: seconds of one training epoch on the CIFAR-10 data found by
 `kaflib.data` (the mini set in CI) for standard training, fast AT (FGSM-RS)
 and PGD-7 AT, after a warm-up epoch each (tracing excluded), and the ratios
@@ -36,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["training_epoch_times", "kaf_costs", "attack_speed", "fgsm_rs_peak_memory", "memory_report"]
+__all__ = ["training_epoch_times", "kaf_costs", "attack_speed", "square_speed", "fgsm_rs_peak_memory", "memory_report"]
 
 
 def _epoch_seconds(method, model, act, train, batch_size, repeats):
@@ -307,6 +312,60 @@ def attack_speed(model_path, steps=20, eps=8 / 255, step=2 / 255, test_size=None
                 accuracy_difference=results["kaflib"]["robust_accuracy"] - results["art"]["robust_accuracy"])
 
 
+def square_speed(model_path, queries=100, eps=8 / 255, test_size=64, batch_size=256, seed=0):
+    """ART's `SquareAttack` as it comes (three forward passes per query) next to kaflib's
+    `square_robust` (ART's attack through a classifier that scores each image once), on one
+    model and the first `test_size` test images, each run twice and the second timed:
+    seconds, images per second, images the model saw, robust accuracy (the same draws)."""
+    from art.attacks.evasion import SquareAttack
+
+    from kaflib import evaluate
+    from kaflib.data import load_cifar10
+
+    model = _load_model(model_path)
+    _, (x, y) = load_cifar10(train_size=10, test_size=test_size)
+    made = []
+
+    def memoised(m, real=evaluate._memoised_classifier):
+        made.append(real(m))
+        return made[-1]
+
+    def art_as_it_comes():
+        classifier = evaluate.art_classifier(model)
+        seen = []
+        predict = classifier.predict
+        classifier.predict = lambda images, *a, **k: seen.append(len(images)) or predict(images, *a, **k)
+        correct = evaluate.predict_classes(classifier, x) == y
+        np.random.seed(seed)
+        adversarial = SquareAttack(classifier, norm=np.inf, eps=eps, max_iter=queries, batch_size=batch_size,
+                                   verbose=False).generate(x[correct], y=np.eye(classifier.nb_classes)[y[correct]])
+        robust = correct.copy()
+        robust[correct] = evaluate.predict_classes(classifier, adversarial) == y[correct]
+        return robust, sum(seen)
+
+    def kaflib_memoised():
+        evaluate._memoised_classifier, real = memoised, evaluate._memoised_classifier
+        try:
+            robust = evaluate.square_robust(model, x, y, eps=eps, max_iter=queries, batch_size=batch_size, seed=seed)
+        finally:
+            evaluate._memoised_classifier = real
+        return robust, made[-1].forward_images + len(y)  # + the clean pass on the judge
+
+    results = {}
+    for name, run in (("art", art_as_it_comes), ("kaflib", kaflib_memoised)):
+        for warm in (True, False):  # the first pass traces
+            tic = time.perf_counter()
+            robust, images = run()
+            seconds = time.perf_counter() - tic
+        results[name] = dict(robust_accuracy=float(np.mean(robust)), seconds=seconds,
+                             images_per_second=len(y) / seconds, forward_images=int(images))
+    return dict(model=str(model_path), images=int(len(y)), queries=queries, eps=eps, machine=_machine(),
+                versions=_versions(), attacks=results,
+                kaflib_speedup=results["art"]["seconds"] / results["kaflib"]["seconds"],
+                forward_ratio=results["art"]["forward_images"] / results["kaflib"]["forward_images"],
+                accuracy_difference=results["kaflib"]["robust_accuracy"] - results["art"]["robust_accuracy"])
+
+
 def _load_model(path):
     import keras
 
@@ -353,10 +412,20 @@ def _print_attack(report):
           f"{100 * report['accuracy_difference']:+.2f} points")
 
 
+def _print_square(report):
+    print(f"Square ({report['queries']} queries) on {report['images']} test images, {report['model']}, "
+          f"{report['machine']}")
+    for name, row in report["attacks"].items():
+        print(f"  {name:7s} {row['images_per_second']:8.2f} images/s  {row['forward_images']:8d} images forwarded  "
+              f"robust accuracy {row['robust_accuracy']:.4f}")
+    print(f"  ART / kaflib: {report['kaflib_speedup']:.2f}x the time, {report['forward_ratio']:.2f}x the forward "
+          f"passes; accuracy difference {100 * report['accuracy_difference']:+.2f} points")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m kaflib.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["training", "kaf", "memory", "attack"])
+    parser.add_argument("what", choices=["training", "kaf", "memory", "attack", "square"])
     parser.add_argument("model_path", nargs="?", help="attack: a .keras model or a thesis checkpoint")
     parser.add_argument("--model", default="resnet20")
     parser.add_argument("--act", action="append",
@@ -364,7 +433,8 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--steps", type=int, default=None,
-                        help="kaf: round-robin rounds (default 5); attack: PGD iterations (default 20)")
+                        help="kaf: round-robin rounds (default 5); attack: PGD iterations (default 20); "
+                             "square: queries (default 100)")
     parser.add_argument("--train-size", type=int, default=None)
     parser.add_argument("--test-size", type=int, default=None)
     parser.add_argument("--json", help="also write the results to this JSON file")
@@ -382,6 +452,11 @@ def main(argv=None):
             parser.error("attack needs MODEL (a .keras file or a thesis checkpoint)")
         report = attack_speed(args.model_path, steps=args.steps or 20, test_size=args.test_size)
         _print_attack(report)
+    elif args.what == "square":
+        if not args.model_path:
+            parser.error("square needs MODEL (a .keras file)")
+        report = square_speed(args.model_path, queries=args.steps or 100, test_size=args.test_size or 64)
+        _print_square(report)
     else:
         if args.act and len(args.act) > 1:
             parser.error("training takes one --act")

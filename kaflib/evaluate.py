@@ -80,6 +80,49 @@ def art_classifier(model, num_classes=None, clip_values=(0.0, 1.0)):
     )
 
 
+def _memoised_classifier(model, generations=3):
+    """`art_classifier(model)` whose `predict` computes each distinct image once.
+
+    ART's L-inf `SquareAttack` makes three forward passes per query: the current
+    images (to find the ones still robust), their loss again, and the candidates'
+    loss; AutoAttack's reference makes one. The first two are images the
+    previous query already scored, so this classifier keeps the logits of the images
+    of its last `generations` calls (keyed by a digest of each image's bytes) and
+    sends only unseen images to the model: one forward per query, the same attack.
+    `forward_images` counts the images the model actually saw.
+    """
+    import hashlib
+
+    import keras
+    import tensorflow as tf
+    from art.estimators.classification import TensorFlowV2Classifier
+
+    class MemoisedClassifier(TensorFlowV2Classifier):
+        def predict(self, x, batch_size=128, training_mode=False, **kwargs):
+            if training_mode:
+                return super().predict(x, batch_size=batch_size, training_mode=True, **kwargs)
+            x = np.ascontiguousarray(x)
+            keys = [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in x]
+            known = {}
+            for cache in self.caches:
+                known.update(cache)
+            todo = [i for i, k in enumerate(keys) if k not in known]
+            fresh = dict(zip((keys[i] for i in todo),
+                             super().predict(x[todo], batch_size=batch_size, **kwargs) if todo else []))
+            self.forward_images += len(todo)
+            known.update(fresh)
+            self.caches = [*self.caches[-(generations - 1):], {k: known[k] for k in keys}]
+            return np.stack([known[k] for k in keys]) if keys else np.zeros((0, self.nb_classes), np.float32)
+
+    forward = tf.function(lambda x, training=False: tf.cast(model(x, training=training), tf.float32))
+    classifier = MemoisedClassifier(model=forward, nb_classes=int(model.output_shape[-1]),
+                                    input_shape=tuple(model.input_shape[1:]),
+                                    loss_object=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                                    clip_values=(0.0, 1.0))
+    classifier.caches, classifier.forward_images = [], 0
+    return classifier
+
+
 def pgd_robust(model, images, labels, eps=8 / 255, step=2 / 255, steps=50, restarts=1,
                batch_size=256, seed=0, progress=True, judge=None, robust=None):
     """Per-image robustness under ART's L-inf PGD: bool array `(N,)`.
@@ -219,8 +262,8 @@ def square_robust(model, images, labels, eps=8 / 255, max_iter=1000, restarts=1,
     if not 0 <= eps <= 1:
         raise ValueError(f"Square eps={eps!r} is invalid: must be in [0, 1] (pixel units).")
     labels = np.asarray(labels)
-    classifier = art_classifier(model)
-    judged = classifier if judge is None else art_classifier(judge)
+    classifier = _memoised_classifier(model)  # one forward pass per query, not ART's three
+    judged = art_classifier(model if judge is None else judge)
     if robust is None:
         robust = predict_classes(judged, images, batch_size) == labels
     if eps == 0:

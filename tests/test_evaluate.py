@@ -77,3 +77,39 @@ def test_vectorised_dlr_equals_arts_loss_and_gradient():
     np.testing.assert_allclose(gradients[0], gradients[1], rtol=1e-5, atol=1e-7)
     with pytest.raises(ValueError, match="reduction='max'"):
         evaluate.DifferenceLogitsRatio("max")(onehot, logits)
+
+
+def test_square_sends_each_image_to_the_model_once_and_attacks_as_art_does(model_and_data, monkeypatch):
+    from art.attacks.evasion import SquareAttack
+
+    from kaflib.evaluate import _memoised_classifier, art_classifier, square_robust
+
+    model, (x, y) = model_and_data
+    queries, eps = 30, 4 / 255
+    plain = art_classifier(model)
+    calls = []
+    original = type(plain).predict
+    monkeypatch.setattr(type(plain), "predict", lambda self, images, *a, **k: calls.append(len(images))
+                        or original(self, images, *a, **k))
+    correct = np.argmax(model.predict(x, verbose=0), -1) == y
+    np.random.seed(3)
+    adversarial = SquareAttack(plain, norm=np.inf, eps=eps, max_iter=queries, verbose=False).generate(
+        x[correct], y=np.eye(10)[y[correct]])
+    theirs = correct.copy()
+    theirs[correct] = np.argmax(model.predict(adversarial, verbose=0), -1) == y[correct]
+    monkeypatch.undo()
+
+    made = []
+    monkeypatch.setattr(evaluate, "_memoised_classifier",
+                        lambda m, real=evaluate._memoised_classifier: made.append(real(m)) or made[-1])
+    ours = square_robust(model, x, y, eps=eps, max_iter=queries, seed=3)
+    np.testing.assert_array_equal(ours, theirs)  # the same attack, draw for draw
+    assert made[0].forward_images <= (queries + 3) * correct.sum() < sum(calls) / 2
+
+    memoised = _memoised_classifier(model)
+    first = memoised.predict(x[:5])
+    again = memoised.predict(np.concatenate([x[3:5], x[5:8]]))  # two seen, three new
+    np.testing.assert_allclose(again[:2], first[3:5])
+    np.testing.assert_allclose(again, plain.predict(np.concatenate([x[3:5], x[5:8]])), rtol=1e-5, atol=1e-6)
+    assert memoised.forward_images == 8
+    assert sum(calls) > 2.5 * queries * theirs.sum()  # ART's own: three forward passes per query
