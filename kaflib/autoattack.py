@@ -13,7 +13,8 @@ apgd-ce    APGD, cross-entropy loss, 100 iterations, 1 restart           ART
 apgd-t     targeted APGD, DLR loss, 100 iterations per target class,     ART, vectorised DLR
            the 9 most likely wrong classes in turn                       (`DifferenceLogitsRatio`)
 fab-t      targeted FAB, minimal-norm attack                             left out (`LEFT_OUT`)
-square     Square, black box, 5000 queries, margin loss                  ART
+square     Square, black box, 5000 queries, margin loss                  ART, one forward pass
+                                                                         per query (`square_robust`)
 =========  ===========================================================  ==================
 
 FAB-T is left out: ART has no FAB, and the reference implementation's and
