@@ -10,7 +10,10 @@ Three commands on one model, a float32 `.keras` file (a thesis checkpoint's twin
 
 The second runs the same Keras model on the PyTorch backend, as a `torch.nn.Module`,
 through torchattacks' standard AutoAttack (APGD-CE, APGD-T, FAB-T, Square 5000; its
-own per-image cascade) on the same first N test images, and writes the accuracy
+own per-image cascade) on the same first N test images. torchattacks 3.5.1 builds its
+APGD, APGD-T and FAB-T with their default 10 iterations (`AutoAttack.__init__` passes no
+`steps`), where AutoAttack's reference and kaflib run 100: its white-box attacks are
+weaker than kaflib's, and its FAB-T is an attack kaflib lacks. It writes the accuracy
 with its 95% interval and which images stayed robust ("per_image"). It resumes per
 batch of `--batch-size` images from `<out>.partial.json` when interrupted.
 `cross_check_table` sets the two records side by side, image by image.
@@ -86,10 +89,10 @@ def cross_check_table(folder):
         record = read_json(ours)
         s = record["kaflib"]["summary"]
         row = dict(model=name, n=record["n_images"], clean=100 * s["clean"]["accuracy"],
-                   kaflib=100 * s["worst"]["accuracy"], kaflib_ci95=[100 * v for v in s["worst"]["ci95"]])
+                   kaflib=100 * s["worst"]["accuracy"], kaflib_ci95=[round(100 * v, 1) for v in s["worst"]["ci95"]])
         if theirs is not None:
             row.update(torchattacks=100 * theirs["robust"]["accuracy"],
-                       torchattacks_ci95=[100 * v for v in theirs["robust"]["ci95"]],
+                       torchattacks_ci95=[round(100 * v, 1) for v in theirs["robust"]["ci95"]],
                        agree_within_intervals=bool(theirs["robust"]["ci95"][0] <= s["worst"]["accuracy"]
                                                    <= theirs["robust"]["ci95"][1]))
             if "per_image" in record["kaflib"] and "per_image" in theirs:
@@ -177,7 +180,8 @@ def main(argv=None):
     import torchattacks
 
     record = dict(model=args.model.name, n_images=args.n, implementation=f"torchattacks {torchattacks.__version__} "
-                  "AutoAttack(version='standard'): APGD-CE, APGD-T, FAB-T, Square 5000",
+                  "AutoAttack(version='standard'): APGD-CE, APGD-T, FAB-T (10 iterations each, "
+                  "torchattacks' defaults), Square 5000",
                   backend=f"keras {keras.__version__} on torch {torch.__version__}", seed=args.seed,
                   clean=dict(accuracy=float(clean.mean()), ci95=wilson_interval(int(clean.sum()), args.n)),
                   robust=dict(accuracy=float(robust.mean()), ci95=wilson_interval(int(robust.sum()), args.n)),

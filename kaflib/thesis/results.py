@@ -641,9 +641,13 @@ def autoattack_findings(table, leaderboard):
         return f"{row[column]:.1f}% [{row[f'{column}_low']:.1f}, {row[f'{column}_high']:.1f}]"
 
     best, worst = table["autoattack"].idxmax(), table["autoattack"].idxmin()
-    lines = [f"- AutoAttack accuracy ranges from {interval(table.loc[worst], 'autoattack')} "
-             f"(`{worst}`, {table.loc[worst, 'activation']}) to {interval(table.loc[best], 'autoattack')} "
-             f"(`{best}`, {table.loc[best, 'activation']}), on {_count_range(table['n_images'])} test images each."]
+    if len(table) == 1:
+        lines = [f"- AutoAttack accuracy is {interval(table.loc[best], 'autoattack')} (`{best}`, "
+                 f"{table.loc[best, 'activation']}), on {_count_range(table['n_images'])} test images."]
+    else:
+        lines = [f"- AutoAttack accuracy ranges from {interval(table.loc[worst], 'autoattack')} "
+                 f"(`{worst}`, {table.loc[worst, 'activation']}) to {interval(table.loc[best], 'autoattack')} "
+                 f"(`{best}`, {table.loc[best, 'activation']}), on {_count_range(table['n_images'])} test images each."]
     for name, entry in leaderboard.iterrows():
         above = (table["autoattack_high"] < entry["autoattack_acc"]).sum()
         inside = ((table["autoattack_low"] <= entry["autoattack_acc"])
