@@ -75,12 +75,16 @@ def torchattacks_autoattack(model, images, labels, eps=8 / 255, seed=0, batch_si
     return np.concatenate([np.array(done[k], bool) for k in sorted(done, key=int)])[:len(labels)]
 
 
-def cross_check_table(folder):
-    """kaflib's and torchattacks' records in `folder` (`<name>-kaflib.json`, `<name>-torchattacks.json`)
-    side by side: one row per model with clean and robust accuracy (%) and their 95% intervals."""
+def cross_check_table(folder=None):
+    """kaflib's and torchattacks' records in `folder` (`<name>-kaflib.json`, `<name>-torchattacks.json`;
+    default `results/autoattack-crosscheck/`) side by side: one row per model with clean and robust
+    accuracy (%), their 95% intervals and, where both records have them, the per-image counts; or None."""
     import pandas as pd
 
     from kaflib.files import read_json
+    from kaflib.thesis.store import results_dir
+
+    folder = Path(folder) if folder is not None else results_dir() / "autoattack-crosscheck"
 
     rows = []
     for ours in sorted(Path(folder).glob("*-kaflib.json")):
