@@ -41,7 +41,7 @@ import numpy as np
 from kaflib.evaluate import apgd_robust, pgd_robust, predict_classes, square_robust, wilson_interval
 
 __all__ = ["ATTACKS", "LEFT_OUT", "STANDARD", "AttackSettings", "CascadeProgress", "default_out", "evaluate_file",
-           "format_eps", "format_summary", "main", "per_image", "robustbench_record", "run_attack", "run_cascade", "summarise"]
+           "format_eps", "format_summary", "main", "marks", "per_image", "robustbench_record", "run_attack", "run_cascade", "summarise"]
 
 #: The attacks `run_attack` knows, in AutoAttack's cascade order (pgd: PGD-50,
 #: step 2/255, the thesis' attack; not part of AutoAttack).
@@ -225,7 +225,12 @@ def per_image(progress, attacks):
     n = len(progress.state["clean"])
     masks = {"clean": np.array(progress.state["clean"], bool),
              **{name: progress.after(name, n) for name in attacks}}
-    return {name: "".join("1" if r else "0" for r in mask) for name, mask in masks.items()}
+    return {name: marks(mask) for name, mask in masks.items()}
+
+
+def marks(mask):
+    """A bool mask `(N,)` as a string of "1" (True) and "0" (False), one character per image."""
+    return "".join("1" if r else "0" for r in mask)
 
 
 def format_eps(eps):

@@ -60,18 +60,19 @@ def clean_accuracy(model, images, labels, batch_size=256):
     return float(np.mean(np.argmax(logits, -1) == labels))
 
 
-def art_classifier(model, num_classes=None, clip_values=(0.0, 1.0)):
+def art_classifier(model, num_classes=None, clip_values=(0.0, 1.0), estimator=None):
     """Wrap a Keras logits model for ART (`TensorFlowV2Classifier`, from-logits loss).
 
     The forward pass is compiled with `tf.function` (ART differentiates through
     it), which makes ART's attacks several times faster than eager calls.
+    `estimator`: a subclass of `TensorFlowV2Classifier` to build instead.
     """
     import keras
     import tensorflow as tf
     from art.estimators.classification import TensorFlowV2Classifier
 
     forward = tf.function(lambda x, training=False: tf.cast(model(x, training=training), tf.float32))
-    return TensorFlowV2Classifier(
+    return (estimator or TensorFlowV2Classifier)(
         model=forward,
         nb_classes=num_classes or int(model.output_shape[-1]),
         input_shape=tuple(model.input_shape[1:]),
@@ -93,8 +94,6 @@ def _memoised_classifier(model, generations=3):
     """
     import hashlib
 
-    import keras
-    import tensorflow as tf
     from art.estimators.classification import TensorFlowV2Classifier
 
     class MemoisedClassifier(TensorFlowV2Classifier):
@@ -114,11 +113,7 @@ def _memoised_classifier(model, generations=3):
             self.caches = [*self.caches[-(generations - 1):], {k: known[k] for k in keys}]
             return np.stack([known[k] for k in keys]) if keys else np.zeros((0, self.nb_classes), np.float32)
 
-    forward = tf.function(lambda x, training=False: tf.cast(model(x, training=training), tf.float32))
-    classifier = MemoisedClassifier(model=forward, nb_classes=int(model.output_shape[-1]),
-                                    input_shape=tuple(model.input_shape[1:]),
-                                    loss_object=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                                    clip_values=(0.0, 1.0))
+    classifier = art_classifier(model, estimator=MemoisedClassifier)
     classifier.caches, classifier.forward_images = [], 0
     return classifier
 

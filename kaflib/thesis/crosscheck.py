@@ -151,6 +151,7 @@ def main(argv=None):
     import keras
 
     import kaflib  # noqa: F401 (registers kaflib's layers)
+    from kaflib.autoattack import marks
     from kaflib.data import load_cifar10
     from kaflib.evaluate import wilson_interval
     from kaflib.files import environment, read_json, write_json
@@ -189,8 +190,7 @@ def main(argv=None):
                   backend=f"keras {keras.__version__} on torch {torch.__version__}", seed=args.seed,
                   clean=dict(accuracy=float(clean.mean()), ci95=wilson_interval(int(clean.sum()), args.n)),
                   robust=dict(accuracy=float(robust.mean()), ci95=wilson_interval(int(robust.sum()), args.n)),
-                  per_image={name: "".join("1" if r else "0" for r in mask)
-                             for name, mask in (("clean", clean), ("robust", robust))},
+                  per_image=dict(clean=marks(clean), robust=marks(robust)),
                   parameters=parameters, seconds=seconds + time.perf_counter() - tic, environment=environment())
     write_json(args.out, record)
     partial.unlink(missing_ok=True)
