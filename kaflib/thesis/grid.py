@@ -332,7 +332,8 @@ def main(argv=None):
     done = len(status) - len(failed) - len(stale)
     print(f"{done} of {len(status)} runs done" + (f"; failed: {', '.join(failed)}" if failed else "")
           + (f"; stale (use --rerun-stale): {', '.join(stale)}" if stale else "")
-          + (f"; retried after a failure: {', '.join(retried)}" if retried else ""))
+          + (f"; resumed from a checkpoint (an earlier attempt was interrupted or failed): {', '.join(retried)}"
+             if retried else ""))
     return 1 if failed or stale else 0
 
 
