@@ -259,3 +259,4 @@ def test_records_say_which_images_each_attack_fooled_and_the_cross_check_compare
     text = cross_check_findings(cross_check_table(tmp_path)).data
     assert f"kaflib {row['kaflib']:.1f}%, torchattacks 8.3%" in text
     assert f"torchattacks broke {int(row['only_kaflib_robust'])} that kaflib's cascade left robust" in text
+    assert ("leaving FAB-T out did not raise" in text) == (row["only_kaflib_robust"] == 0)
