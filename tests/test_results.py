@@ -427,6 +427,10 @@ def test_a_study_older_than_a_rerun_is_named_outdated(tmp_path):
     study = tmp_path / "masking" / "thesis-resnet20.json"
     store.write_json(study, dict(parameters={}, rows=[]))  # written before studies were time-stamped
     assert results.runs_newer_than_study("masking", "thesis-resnet20", tmp_path) == ["kaf"]
+    seed1 = tmp_path / "thesis-resnet20" / "resnet20-kaf-seed1"  # studies measure seed 0 only
+    seed1.mkdir()
+    (seed1 / "metrics.json").write_text(json.dumps(dict(metrics, parameters=dict(metrics["parameters"], seed=1))))
+    assert results.runs_newer_than_study("masking", "thesis-resnet20", tmp_path) == ["kaf"]
     note = results.outdated_study_note("masking", ("thesis-vgg", "thesis-resnet20"), tmp_path).data
     assert "**thesis-resnet20**: kaf" in note and "studies masking-checks <grid> --force" in note
     for stamp, expected in (("2026-12-03T11:00:00+00:00", []), ("2026-12-03T09:00:00+00:00", ["kaf"])):

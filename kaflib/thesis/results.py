@@ -438,10 +438,11 @@ def stopped_note(measured):
 
 
 def runs_newer_than_study(study, grid, path=None):
-    """The runs of `grid` (as "<act>" or "<act> seed <s>") that finished after the grid
-    study `study` ("lipschitz", "masking", "pgd-curves", "apgd") was measured: its numbers
-    for them describe the runs those replaced. A study file written before studies were
-    time-stamped counts as older than every run that records its recipe (issue 19's
+    """The runs of `grid` (as "<act>") that finished after the grid study `study`
+    ("lipschitz", "masking", "pgd-curves", "apgd") was measured: its numbers for them
+    describe the runs those replaced. Grid studies measure each activation's seed-0 run,
+    so runs of other seeds never make one outdated. A study file written before studies
+    were time-stamped counts as older than every run that records its recipe (issue 19's
     reruns and later). [] when either is missing."""
     from kaflib.thesis.experiment import read_metrics
 
@@ -452,12 +453,11 @@ def runs_newer_than_study(study, grid, path=None):
     newer = []
     for folder in sorted((results_dir(path) / grid).glob("*/")):
         metrics = read_metrics(folder)
-        if metrics is None:
+        if metrics is None or metrics["parameters"].get("seed", 0) != 0:
             continue
         recorded = "momentum" in metrics.get("parameters", {})
         if (stamp is None and recorded) or (stamp is not None and metrics.get("finished", "") > stamp):
-            seed = metrics["parameters"].get("seed", 0)
-            newer.append(metrics["parameters"]["act"] + (f" seed {seed}" if seed else ""))
+            newer.append(metrics["parameters"]["act"])
     return newer
 
 
