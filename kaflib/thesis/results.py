@@ -453,11 +453,12 @@ def runs_newer_than_study(study, grid, path=None):
     newer = []
     for folder in sorted((results_dir(path) / grid).glob("*/")):
         metrics = read_metrics(folder)
-        if metrics is None or metrics["parameters"].get("seed", 0) != 0:
+        parameters = (metrics or {}).get("parameters", {})
+        if metrics is None or parameters.get("seed", 0) != 0:
             continue
-        recorded = "momentum" in metrics.get("parameters", {})
+        recorded = "momentum" in parameters
         if (stamp is None and recorded) or (stamp is not None and metrics.get("finished", "") > stamp):
-            newer.append(metrics["parameters"]["act"])
+            newer.append(parameters["act"])
     return newer
 
 
