@@ -16,6 +16,40 @@ CHECKPOINTS = sorted((SHARED / "thesis" / "checkpoints").glob("*.zip"))
 TINY_DATA_DIR = ROOT / "tests" / "data" / "cifar10-tiny"
 
 
+#: The thesis' tables (`reported_results.csv`), where this machine has them.
+THESIS_TABLES = SHARED / "thesis" / "reported_results.csv"
+
+
+@pytest.fixture
+def thesis_tables(tmp_path, monkeypatch):
+    """A made-up `reported_results.csv` (the thesis' layout, a few rows, invented numbers)
+    in a folder that `KAFLIB_THESIS_DIR` names: tests of the tables built on the thesis'
+    numbers run with or without ../shared and cannot pass on the real numbers by chance."""
+    folder = tmp_path / "thesis-materials"
+    folder.mkdir()
+    attack = "PGD-50 made up"
+    rows = ["light_standard,light_cnn,relu,standard,,,,70.0,10.0,made up,test",
+            "vgg_fast_at,vgg_inspired,relu,fgsm_rs,60,0.0001,0.08,71.0,41.0,{a},test",
+            "vgg_fast_at,vgg_inspired,elu,fgsm_rs,60,0.0001,0.1,72.0,42.0,{a},test",
+            "vgg_fast_at,vgg_inspired,kaf,fgsm_rs,60,0.01,1,73.5,43.5,{a},test",
+            "resnet_fast_at,resnet20,relu,fgsm_rs,80,,,74.0,44.0,{a},test",
+            "resnet_fast_at,resnet20,kaf,fgsm_rs,80,,,75.0,51.5,{a},test"]
+    (folder / "reported_results.csv").write_text(
+        "experiment,model,activation,training,epochs,min_lr,max_lr,clean_acc,robust_acc,attack,source\n"
+        + "\n".join(rows).format(a=attack) + "\n")
+    monkeypatch.setenv("KAFLIB_THESIS_DIR", str(folder))
+    return folder
+
+
+@pytest.fixture
+def no_thesis_materials(tmp_path, monkeypatch):
+    """A machine without the thesis' materials: `KAFLIB_THESIS_DIR` names an empty folder."""
+    folder = tmp_path / "no-thesis-materials"
+    folder.mkdir()
+    monkeypatch.setenv("KAFLIB_THESIS_DIR", str(folder))
+    return folder
+
+
 def mini_data_dir():
     """The CIFAR-10 mini set (5085/1017 images): KAFLIB_DATA_DIR if set, else ../shared, else None."""
     for candidate in (os.environ.get("KAFLIB_DATA_DIR"), SHARED / "data" / "cifar10-mini"):

@@ -5,6 +5,7 @@ import pytest
 
 from kaflib.thesis import experiment, grid
 from kaflib.thesis.experiment import resolve
+from tests.conftest import THESIS_TABLES
 
 
 def test_auto_preset_without_gpu_is_quick_and_says_why():
@@ -170,17 +171,23 @@ def test_recorded_parameters_of_runs_from_before_the_thesis_recipe():
 
 
 def test_vgg_presets_use_the_thesis_learning_rates_per_activation():
-    from kaflib.thesis.results import reported_results
-
-    reported = reported_results("vgg_fast_at").set_index("activation")
-    assert len(reported) == 7
-    for act in reported.index:
-        low, high = reported.loc[act, "min_lr"], reported.loc[act, "max_lr"]
+    assert len(experiment.VGG_LEARNING_RATES) == 7
+    for act, (low, high) in experiment.VGG_LEARNING_RATES.items():
         for preset in ("quick", "thesis"):
             exp = resolve(model="vgg", act=act, preset=preset)
             assert (exp.min_lr, exp.max_lr) == (low, high)
     assert resolve(model="vgg", act="kaf", preset="quick", max_lr=0.5).max_lr == 0.5
     assert resolve(model="vgg", act="kwta", preset="quick").max_lr == 0.1  # not in the thesis' VGG grid
+
+
+@pytest.mark.skipif(not THESIS_TABLES.is_file(), reason="the thesis' tables are in ../shared/thesis")
+def test_vgg_learning_rates_are_the_thesis_table(monkeypatch):
+    from kaflib.thesis.results import reported_results
+
+    monkeypatch.delenv("KAFLIB_THESIS_DIR", raising=False)
+    reported = reported_results("vgg_fast_at").set_index("activation")
+    assert {act: (reported.loc[act, "min_lr"], reported.loc[act, "max_lr"]) for act in reported.index} \
+        == experiment.VGG_LEARNING_RATES
 
 
 def test_grid_makes_a_relative_data_folder_absolute_before_runs_change_folder(tmp_path, monkeypatch):

@@ -13,6 +13,7 @@ Modules:
 * `grid`: the thesis' grids, one notebook run each (`python -m kaflib.thesis.grid`);
 * `studies`: the side studies, one JSON file each (`python -m kaflib.thesis.studies`);
 * `store`: where results live and how they are written, read and resumed;
-* `results`: the results as tables next to the thesis' numbers (`reported_results.csv`);
+* `results`: the results as tables next to the thesis' numbers (`reported_results.csv` of
+  the thesis' materials, `store.thesis_materials_dir`);
 * `figures`: the book's figures of those tables.
 """

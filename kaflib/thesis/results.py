@@ -2,7 +2,8 @@
 
 The book's chapters read everything through this module: `load_grid` collects
 the `metrics.json` of a grid's finished runs, `reported_results` is the thesis'
-own numbers (a copy of its tables, `kaflib/thesis/reported_results.csv`), and
+own numbers (its tables, `reported_results.csv` in the thesis' materials that
+`kaflib.thesis.store.thesis_materials_dir` finds; the repository has no copy), and
 `compare_with_thesis` puts the two side by side. Where results live is
 `kaflib.thesis.store`'s to say. The tables are for display: their accuracies are
 in percent (fractions everywhere else, thresholds included).
@@ -16,11 +17,12 @@ import pandas as pd
 from kaflib.thesis.audit import PROTOCOL as _PROTOCOL
 from kaflib.activations import KAF_ACTIVATIONS
 from kaflib.thesis.experiment import read_metrics
-from kaflib.thesis.store import STUDIES, audit_path, read_json, read_study, results_dir, study_path
+from kaflib.thesis.store import (STUDIES, audit_path, read_json, read_study, results_dir, study_path,
+                                 thesis_materials_dir)
 
 __all__ = ["KAF_ACTIVATIONS", "MIN_TRAINED_CLEAN", "MASKING_FLAGS", "results_dir", "load_grid", "load_run",
            "load_histories", "lipschitz_histories", "lipschitz_evolution_findings", "bound_robustness_correlation",
-           "reported_results", "mean_sd", "settings_label", "is_current", "kaf_fixed_difference", "kaf_fixed_finding", "lr_range_tests", "lr_range_table", "leaderboard_entries", "autoattack_table", "autoattack_findings", "stopped_note", "compare_with_thesis", "kaf_versus_fixed", "scale_caption",
+           "reported_results", "thesis_numbers_note", "mean_sd", "settings_label", "is_current", "kaf_fixed_difference", "kaf_fixed_finding", "lr_range_tests", "lr_range_table", "leaderboard_entries", "autoattack_table", "autoattack_findings", "stopped_note", "compare_with_thesis", "kaf_versus_fixed", "scale_caption",
            "missing_note", "runs_newer_than_study", "outdated_study_note", "test_images", "load_model", "checkpoint_audit_table", "checkpoint_audit_findings",
            "load_pgd_curves", "masking_table", "masking_findings", "masking_verdict", "compute_time",
            "load_deep_kaf", "deep_kaf_table", "study_label"]
@@ -31,6 +33,10 @@ MIN_TRAINED_CLEAN = 0.15
 # Names of the first and last rows of `kaflib.thesis.audit.PROTOCOL`.
 PROTOCOL_THESIS, PROTOCOL_FIXED = _PROTOCOL[0][0], _PROTOCOL[-1][0]
 
+#: The experiments of the thesis' tables (`reported_results.csv`'s `experiment` column).
+THESIS_EXPERIMENTS = ("light_standard", "vgg_fast_at", "resnet_standard", "resnet_fast_at")
+_REPORTED_COLUMNS = ["experiment", "model", "activation", "training", "epochs", "min_lr", "max_lr", "clean_acc",
+                     "robust_acc", "attack", "source"]
 _GRID_EXPERIMENT = {"thesis-light": "light_standard", "thesis-vgg": "vgg_fast_at",
                     "thesis-resnet20": "resnet_fast_at"}
 
@@ -189,24 +195,44 @@ def bound_robustness_correlation(runs, min_clean=None):
     return pd.DataFrame(rows, columns=["model", "runs", "bound_vs_robust", "activation_vs_robust"])
 
 
+def reported_results_path():
+    """`reported_results.csv` of the thesis' materials, or None where this machine has none."""
+    folder = thesis_materials_dir()
+    path = folder / "reported_results.csv" if folder is not None else None
+    return path if path is not None and path.is_file() else None
+
+
 def reported_results(experiment=None):
-    """The thesis' reported numbers (one row per model/activation/experiment).
+    """The thesis' reported numbers (one row per model/activation/experiment), read
+    from `reported_results_path()`; an empty table with the same columns where this
+    machine has no thesis materials (`thesis_numbers_note` says so in the book).
 
     Args:
         experiment: None for all rows, or one of ``light_standard``,
             ``vgg_fast_at``, ``resnet_standard``, ``resnet_fast_at``, or a grid
             name (``thesis-light``, ``thesis-vgg``, ``thesis-resnet20``).
     """
-    with resources.files("kaflib.thesis").joinpath("reported_results.csv").open() as f:
-        table = pd.read_csv(f)
+    name = _GRID_EXPERIMENT.get(experiment, experiment)
+    if experiment is not None and name not in THESIS_EXPERIMENTS:
+        raise ValueError(f"experiment={experiment!r} is not in the thesis' results; valid: "
+                         f"{', '.join(THESIS_EXPERIMENTS)} or a grid name ({', '.join(_GRID_EXPERIMENT)}).")
+    path = reported_results_path()
+    table = pd.read_csv(path) if path is not None else pd.DataFrame(columns=_REPORTED_COLUMNS)
     if experiment is None:
         return table
-    experiment = _GRID_EXPERIMENT.get(experiment, experiment)
-    if experiment not in set(table["experiment"]):
-        raise ValueError(f"experiment={experiment!r} is not in the thesis' results; valid: "
-                         f"{', '.join(sorted(set(table['experiment'])))} or a grid name "
-                         f"({', '.join(_GRID_EXPERIMENT)}).")
-    return table[table["experiment"] == experiment].reset_index(drop=True)
+    return table[table["experiment"] == name].reset_index(drop=True)
+
+
+def thesis_numbers_note():
+    """A Markdown note for chapters that set the thesis' numbers beside ours: empty
+    when `reported_results.csv` was found, else where it was looked for."""
+    from IPython.display import Markdown
+
+    if reported_results_path() is not None:
+        return Markdown("")
+    return Markdown("> **The thesis' own numbers are not on this machine**, so the `thesis` columns are empty. "
+                    "They are read from `reported_results.csv` in the thesis' materials: `shared/thesis/` beside "
+                    "the checkout, or the folder `KAFLIB_THESIS_DIR` names.")
 
 
 def compare_with_thesis(measured, grid):
@@ -224,7 +250,11 @@ def compare_with_thesis(measured, grid):
                                        clean_sd=("clean_acc", "std"), robust_sd=("robust_acc", "std"),
                                        seeds=("seed", "count")) if len(measured) else \
         pd.DataFrame(columns=["clean", "robust", "clean_sd", "robust_sd", "seeds"])
-    order = list(reported.index) + [a for a in ours.index if a not in reported.index]
+    from kaflib.activations import ACTIVATIONS
+
+    rank = {a: i for i, a in enumerate(ACTIVATIONS)}
+    order = list(reported.index) + sorted((a for a in ours.index if a not in reported.index),
+                                          key=lambda a: (rank.get(a, len(rank)), a))
     table = pd.DataFrame(index=pd.Index(order, name="activation"))
     table["clean (ours)"] = ours["clean"]
     table["robust (ours)"] = ours["robust"]

@@ -21,7 +21,8 @@ import pandas as pd
 from kaflib.files import environment, json_default, read_json, utc_now, write_atomic, write_json
 
 __all__ = ["STUDIES", "PartialStudy", "audit_path", "each_model", "environment", "finished_study", "json_default",
-           "read_json", "read_study", "repository_root", "results_dir", "study_path", "write_json", "write_study"]
+           "read_json", "read_study", "repository_root", "results_dir", "study_path", "thesis_materials_dir",
+           "write_json", "write_study"]
 
 #: Study kinds, each a folder of the results root holding one JSON file per study.
 STUDIES = ("lr-range", "exploding-gradients", "deep-kaf", "init-signal", "lipschitz", "masking", "pgd-curves", "apgd",
@@ -51,6 +52,25 @@ def results_dir(path=None):
     if os.environ.get("KAFLIB_RESULTS_DIR"):
         return Path(os.environ["KAFLIB_RESULTS_DIR"])
     return repository_root() / "results"
+
+
+def thesis_materials_dir():
+    """The thesis' published materials (`reported_results.csv`, `checkpoints/`,
+    `author/`), which the repository does not copy: `$KAFLIB_THESIS_DIR`, else
+    `shared/thesis` beside the checkout (`<checkout>/../shared/thesis`), else None
+    (a machine without them; the book then shows no thesis numbers and says so).
+    Raises FileNotFoundError when `$KAFLIB_THESIS_DIR` names no folder."""
+    if os.environ.get("KAFLIB_THESIS_DIR"):
+        folder = Path(os.environ["KAFLIB_THESIS_DIR"])
+        if not folder.is_dir():
+            raise FileNotFoundError(f"KAFLIB_THESIS_DIR={str(folder)!r} is not a folder: point it at the thesis' "
+                                    "materials (the folder holding reported_results.csv), or unset it.")
+        return folder
+    try:
+        folder = repository_root().parent / "shared" / "thesis"
+    except FileNotFoundError:
+        return None
+    return folder if folder.is_dir() else None
 
 
 def study_path(study, name, results=None):
