@@ -82,7 +82,7 @@ def test_reported_results_are_the_thesis_tables(monkeypatch):
 def test_reported_results_follow_the_environment_and_reject_unknown_experiments(thesis_tables, monkeypatch):
     assert results.reported_results_path() == thesis_tables / "reported_results.csv"
     assert list(results.reported_results("thesis-vgg")["activation"]) == ["relu", "elu", "kaf"]
-    assert len(results.reported_results()) == 6
+    assert len(results.reported_results()) == 7
     with pytest.raises(ValueError, match="experiment='nope'.*resnet_fast_at"):
         results.reported_results("nope")
     monkeypatch.setenv("KAFLIB_THESIS_DIR", str(thesis_tables / "absent"))
@@ -187,7 +187,7 @@ def test_checkpoint_audit_table_joins_the_thesis_numbers(tmp_path, thesis_tables
     assert [t.get_text() for t in ax.get_yticklabels()] == list(table.index)
 
 
-def test_kaf_versus_fixed_and_histories_of_a_grid(tmp_path):
+def test_kaf_versus_fixed_and_histories_of_a_grid(tmp_path, thesis_tables):
     _finished_run(tmp_path, "thesis-resnet20", "resnet20", "relu", 0.40, 0.10)
     _finished_run(tmp_path, "thesis-resnet20", "resnet20", "elu", 0.50, 0.20)
     _finished_run(tmp_path, "thesis-resnet20", "resnet20", "kaf", 0.60, 0.30)
@@ -199,7 +199,8 @@ def test_kaf_versus_fixed_and_histories_of_a_grid(tmp_path):
     assert table.loc["ours", "earlier recipe"] == ""
     assert table.loc["ours", "KAFs: mean robust (%)"] == pytest.approx(30.0)
     assert table.loc["ours", "fixed: mean robust (%)"] == pytest.approx(15.0)
-    assert table.loc["ours", "runs"] == 3 and table.loc["thesis", "runs"] == 8
+    assert table.loc["ours", "runs"] == 3 and table.loc["thesis", "runs"] == 3  # the made-up relu, kaf, kaf_relu
+    assert table.loc["thesis", "KAFs: mean robust (%)"] == pytest.approx((51.5 + 45.5) / 2)
     assert table.loc["ours", "did not train"] == "kaf_free" and table.loc["thesis", "did not train"] == ""
     histories = results.load_histories(results.load_grid("thesis-resnet20", tmp_path))
     assert sorted(histories) == ["elu", "kaf", "kaf_free", "relu"] and histories["kaf"]["test_clean_acc"].iloc[-1] == 0.60
@@ -402,7 +403,7 @@ def _seeded_run(root, act, seed, clean, robust):
     folder.rename(target)
 
 
-def test_seeds_give_mean_and_sd_and_a_paired_interval(tmp_path):
+def test_seeds_give_mean_and_sd_and_a_paired_interval(tmp_path, thesis_tables):
     robust = {("relu", 0): 0.30, ("relu", 1): 0.32, ("relu", 2): 0.28,
               ("kaf", 0): 0.31, ("kaf", 1): 0.35, ("kaf", 2): 0.27, ("elu", 0): 0.29}
     for (act, seed), r in robust.items():
@@ -422,7 +423,7 @@ def test_seeds_give_mean_and_sd_and_a_paired_interval(tmp_path):
     # the fixture's metrics predate the recorded recipe: they read as the earlier one
     assert shown.loc["kaf", "trained with (ours)"] == "momentum 0.9, he-bn0.9 layers, KAF N(0, 0.8²)"
     assert shown.loc["relu", "trained with (ours)"] == "momentum 0.9, he-bn0.9 layers"
-    assert shown.loc["kaf_relu", "trained with (ours)"] == ""  # no run of it
+    assert shown.loc["kaf_relu", "trained with (ours)"] == ""  # a thesis row, no run of ours
     assert not measured["current"].any()  # the fixture's runs are not what the quick preset gives now
     assert results.kaf_fixed_difference(measured)["kafs"] == []  # so the default compares none of them
     d = results.kaf_fixed_difference(measured, runs="all")
