@@ -516,3 +516,52 @@ def test_the_paired_seeds_are_the_most_that_kafs_and_fixed_activations_share():
     assert _paired_seeds({"relu": {0, 1}, "elu": {0}, "kaf": {0, 1, 2}, "swish": {0, 2}}) == ([0, 1], ["kaf", "relu"])
     assert _paired_seeds({"relu": {0, 1}, "elu": {0, 1}}) == ([], [])  # no KAF
     assert _paired_seeds({}) == ([], [])
+
+
+def _autoattack_record(folder, name, activation, robust, n=200, per_image=True):
+    """A made-up AutoAttack record: the images in `robust` (indices) survive the whole cascade."""
+    marks = "".join("1" if i in robust else "0" for i in range(n))
+    rate = dict(accuracy=len(robust) / n, ci95=[len(robust) / n - 0.05, len(robust) / n + 0.05],
+                images_per_second=1.0)
+    kaflib = dict(summary=dict(clean=dict(accuracy=0.8, ci95=[0.75, 0.85]), attacks={"apgd-ce": rate, "square": rate},
+                               worst=rate),
+                  model=dict(activation=activation), seconds=dict(total=60.0),
+                  data=dict(selection=f"the first {n} test images, official order"))
+    if per_image:
+        kaflib["per_image"] = {"clean": "1" * n, "apgd-ce": marks, "square": marks}
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.json").write_text(json.dumps(dict(name=name, n_images=n, left_out={}, kaflib=kaflib)))
+
+
+def test_autoattack_kaf_checkpoints_are_compared_image_by_image(tmp_path):
+    folder = tmp_path / "autoattack"
+    _autoattack_record(folder, "swish_ckpt", "swish", set(range(80)))
+    _autoattack_record(folder, "elu_ckpt", "elu", set(range(60)))
+    _autoattack_record(folder, "relu_ckpt", "relu", set(range(150)), per_image=False)  # an older record
+    _autoattack_record(folder, "kaf_ckpt", "kaf", set(range(110)))  # swish's 80 and 30 more
+    _autoattack_record(folder, "kaf_swish_ckpt", "kaf_swish", set(range(2, 82)))  # 2 swapped each way
+    _autoattack_record(folder, "kaf_elu_ckpt", "kaf_elu", set(range(50)))  # a subset of swish's
+    _autoattack_record(folder, "kaf_free_ckpt", "kaf_free", set(range(90)), n=100)  # other images: not paired
+    table = results.autoattack_table(tmp_path)
+    pairs = results.autoattack_paired_differences(table)
+    assert set(pairs["reference"]) == {"swish_ckpt"}  # relu's record keeps no per-image outcomes
+    assert list(pairs.index) == ["kaf_ckpt", "kaf_elu_ckpt", "kaf_swish_ckpt"]
+    assert pairs.loc["kaf_ckpt", "difference"] == pytest.approx(15.0) and pairs.loc["kaf_ckpt", "low"] > 0
+    assert (pairs.loc["kaf_ckpt", "only_this"], pairs.loc["kaf_ckpt", "only_reference"]) == (30, 0)
+    assert pairs.loc["kaf_swish_ckpt", "difference"] == 0 and pairs.loc["kaf_swish_ckpt", "low"] < 0
+    assert pairs.loc["kaf_elu_ckpt", "high"] < 0
+    # the 95% half width of a mean of -1/0/+1 differences: 1.96 sd / sqrt(n)
+    d = np.r_[np.ones(30), np.zeros(170)]
+    assert pairs.loc["kaf_ckpt", "high"] - 15.0 == pytest.approx(100 * 1.96 * d.std(ddof=1) / np.sqrt(200))
+    findings = results.autoattack_findings(table, results.leaderboard_entries()).data
+    assert "Measurably more robust: kaf (+15.0" in findings and "Measurably less robust: kaf_elu (-15.0" in findings
+    assert "No measurable difference: kaf_swish." in findings
+    assert results.autoattack_paired_differences(table, reference="elu_ckpt").loc["kaf_elu_ckpt", "difference"] \
+        == pytest.approx(-5.0)
+    with pytest.raises(ValueError, match="reference='relu_ckpt'"):
+        results.autoattack_paired_differences(table, reference="relu_ckpt")
+
+    from kaflib.thesis.figures import plot_autoattack_differences
+
+    ax = plot_autoattack_differences(pairs).axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["kaf", "kaf_elu", "kaf_swish"]

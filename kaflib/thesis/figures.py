@@ -8,7 +8,8 @@ import numpy as np
 from kaflib.plots import act_marker
 
 __all__ = ["plot_robustness_vs_accuracy", "plot_deep_kaf", "plot_bound_vs_robustness",
-           "plot_lipschitz_evolution", "plot_checkpoint_audit", "plot_lr_range_tests", "plot_autoattack", "plot_masking_checks"]
+           "plot_lipschitz_evolution", "plot_checkpoint_audit", "plot_lr_range_tests", "plot_autoattack",
+           "plot_autoattack_differences", "plot_masking_checks"]
 
 
 def plot_robustness_vs_accuracy(comparison, title=None):
@@ -221,6 +222,34 @@ def plot_autoattack(table, leaderboard):
     ax.set(xlabel=f"accuracy (%), 95% interval; {int(table['n_images'].min())}-{int(table['n_images'].max())} "
                   "mini test images")
     ax.legend(fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.4), ncol=1)
+    ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    return fig
+
+
+def plot_autoattack_differences(pairs):
+    """Paired AutoAttack differences (points, 95% interval) of each KAF checkpoint against
+    the reference checkpoint, one row each; an interval crossing 0 is no measurable difference.
+
+    `pairs` is `kaflib.thesis.results.autoattack_paired_differences(...)`.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(pairs) + 1.6))
+    rows = np.arange(len(pairs))
+    values = pairs["difference"].to_numpy()
+    errors = np.stack([values - pairs["low"], pairs["high"] - values])
+    colors = ["tab:green" if lo > 0 else "tab:red" if hi < 0 else "tab:grey"
+              for lo, hi in zip(pairs["low"], pairs["high"])]
+    for row, value, error, color in zip(rows, values, errors.T, colors):
+        ax.errorbar(value, row, xerr=error[:, None], fmt="o", ms=5, capsize=3, color=color)
+    ax.axvline(0, color="black", lw=1)
+    ax.set_yticks(rows)
+    ax.set_yticklabels(pairs["activation"])
+    ax.invert_yaxis()
+    reference = pairs["reference"].iloc[0]
+    ax.set(xlabel=f"AutoAttack accuracy minus {reference}'s (points), paired on "
+                  f"{int(pairs['n_images'].iloc[0])} images, 95% interval")
     ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
     return fig
