@@ -560,6 +560,10 @@ def test_autoattack_kaf_checkpoints_are_compared_image_by_image(tmp_path):
         == pytest.approx(-5.0)
     with pytest.raises(ValueError, match="reference='relu_ckpt'"):
         results.autoattack_paired_differences(table, reference="relu_ckpt")
+    only_fixed = tmp_path / "fixed-only"
+    _autoattack_record(only_fixed / "autoattack", "swish_ckpt", "swish", set(range(80)))
+    assert results.autoattack_paired_differences(results.autoattack_table(only_fixed)) is None
+    assert results.autoattack_paired_finding(results.autoattack_table(only_fixed)) == ""
 
     from kaflib.thesis.figures import plot_autoattack_differences
 

@@ -22,7 +22,7 @@ from kaflib.thesis.store import (STUDIES, audit_path, read_json, read_study, res
 
 __all__ = ["KAF_ACTIVATIONS", "MIN_TRAINED_CLEAN", "MASKING_FLAGS", "results_dir", "load_grid", "load_run",
            "load_histories", "lipschitz_histories", "lipschitz_evolution_findings", "bound_robustness_correlation",
-           "reported_results", "reported_results_path", "thesis_numbers_note", "mean_sd", "settings_label", "is_current", "kaf_fixed_difference", "kaf_fixed_finding", "lr_range_tests", "lr_range_table", "leaderboard_entries", "autoattack_table", "autoattack_paired_differences", "autoattack_findings", "stopped_note", "compare_with_thesis", "kaf_versus_fixed", "scale_caption",
+           "reported_results", "reported_results_path", "thesis_numbers_note", "mean_sd", "settings_label", "is_current", "kaf_fixed_difference", "kaf_fixed_finding", "lr_range_tests", "lr_range_table", "leaderboard_entries", "autoattack_table", "autoattack_paired_differences", "autoattack_paired_finding", "autoattack_findings", "stopped_note", "compare_with_thesis", "kaf_versus_fixed", "scale_caption",
            "missing_note", "runs_newer_than_study", "outdated_study_note", "test_images", "load_model", "checkpoint_audit_table", "checkpoint_audit_findings",
            "load_pgd_curves", "masking_table", "masking_findings", "masking_verdict", "compute_time",
            "load_deep_kaf", "deep_kaf_table", "study_label"]
@@ -720,6 +720,31 @@ def _count_range(counts):
     return f"{low}" if low == high else f"{low}-{high}"
 
 
+def autoattack_paired_finding(table):
+    """One sentence (Markdown) on `autoattack_paired_differences(table)`: each KAF checkpoint
+    minus the best fixed activation, and which differences are measurable; "" when no pair
+    can be formed."""
+    pairs = autoattack_paired_differences(table)
+    if pairs is None:
+        return ""
+    reference = pairs["reference"].iloc[0]
+
+    def signed(r):
+        return f"{r['difference']:+.1f} [{r['low']:+.1f}, {r['high']:+.1f}]"
+
+    higher = [f"{r['activation']} ({signed(r)})" for _, r in pairs[pairs["low"] > 0].iterrows()]
+    lower = [f"{r['activation']} ({signed(r)})" for _, r in pairs[pairs["high"] < 0].iterrows()]
+    rest = [r["activation"] for _, r in pairs[(pairs["low"] <= 0) & (pairs["high"] >= 0)].iterrows()]
+    return (f"Paired on the same {pairs['n_images'].iloc[0]} images, KAF minus `{reference}` "
+            f"({table.loc[reference, 'activation']}), in points with 95% intervals: "
+            + ", ".join(f"{r['activation']} {signed(r)}" for _, r in pairs.iterrows()) + ". "
+            + (f"Measurably more robust: {', '.join(higher)}. " if higher else "")
+            + (f"Measurably less robust: {', '.join(lower)}. " if lower else "")
+            + (f"No measurable difference: {', '.join(rest)}. " if rest else "")
+            + "One published checkpoint per activation, each with its own training history: the intervals "
+              "cover the choice of test images, not retraining.")
+
+
 def autoattack_findings(table, leaderboard):
     """Plain sentences (Markdown) on `autoattack_table()` beside `leaderboard_entries()`: the
     range of AutoAttack accuracies, where each leaderboard entry falls, and KAF against fixed
@@ -760,25 +785,9 @@ def autoattack_findings(table, leaderboard):
         lines.append(f"- The best fixed activation is `{best_fixed}` at {interval(fixed.loc[best_fixed], 'autoattack')}; "
                      + (f"KAF checkpoints whose interval lies wholly above it: {', '.join(separated)}."
                         if separated else "no KAF checkpoint's interval lies wholly above it."))
-        pairs = autoattack_paired_differences(table)
-        if pairs is not None:
-            reference = pairs["reference"].iloc[0]
-
-            def signed(r):
-                return f"{r['difference']:+.1f} [{r['low']:+.1f}, {r['high']:+.1f}]"
-
-            higher = [f"{r['activation']} ({signed(r)})" for _, r in pairs[pairs["low"] > 0].iterrows()]
-            lower = [f"{r['activation']} ({signed(r)})" for _, r in pairs[pairs["high"] < 0].iterrows()]
-            rest = [r["activation"] for _, r in pairs[(pairs["low"] <= 0) & (pairs["high"] >= 0)].iterrows()]
-            lines.append(
-                f"- Paired on the same {pairs['n_images'].iloc[0]} images, KAF minus `{reference}` "
-                f"({table.loc[reference, 'activation']}), in points with 95% intervals: "
-                + ", ".join(f"{r['activation']} {signed(r)}" for _, r in pairs.iterrows()) + ". "
-                + (f"Measurably more robust: {', '.join(higher)}. " if higher else "")
-                + (f"Measurably less robust: {', '.join(lower)}. " if lower else "")
-                + (f"No measurable difference: {', '.join(rest)}. " if rest else "")
-                + "One published checkpoint per activation, each with its own training history: the intervals "
-                  "cover the choice of test images, not retraining.")
+        paired = autoattack_paired_finding(table)
+        if paired:
+            lines.append(f"- {paired}")
     return Markdown("\n".join(lines))
 
 
