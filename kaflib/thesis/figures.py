@@ -235,7 +235,7 @@ def plot_autoattack_differences(pairs):
     """
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 0.45 * len(pairs) + 1.6))
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(pairs) + 1.8))
     rows = np.arange(len(pairs))
     values = pairs["difference"].to_numpy()
     errors = np.stack([values - pairs["low"], pairs["high"] - values])
@@ -248,8 +248,8 @@ def plot_autoattack_differences(pairs):
     ax.set_yticklabels(pairs["activation"])
     ax.invert_yaxis()
     reference = pairs["reference"].iloc[0]
-    ax.set(xlabel=f"AutoAttack accuracy minus {reference}'s (points), paired on "
-                  f"{int(pairs['n_images'].iloc[0])} images, 95% interval")
+    ax.set(xlabel="AutoAttack accuracy difference (points), 95% interval",
+           title=f"KAF checkpoints minus {reference}, paired on {int(pairs['n_images'].iloc[0])} images")
     ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
     return fig
