@@ -74,8 +74,7 @@ def test_forward_equals_tensorflow(reference, backend_run):
 #: float64, the five-point difference with step 1e-2 differed from the exact Gaussian's
 #: directional derivative by up to 5.6e-4 (median 6e-5), so 1e-5 failed whenever the draw was
 #: unlucky. A wrong gradient (a missing factor, a wrong sign) is off by far more, and the
-#: relative 2e-3 still binds on every value
-#: above 0.5.
+#: relative 2e-3 still binds on every value above 0.5.
 GRID_FD_ABS = 1e-3
 
 
