@@ -548,6 +548,10 @@ def test_autoattack_kaf_checkpoints_are_compared_image_by_image(tmp_path):
     assert list(pairs.index) == ["kaf_ckpt", "kaf_elu_ckpt", "kaf_swish_ckpt"]
     assert pairs.loc["kaf_ckpt", "difference"] == pytest.approx(15.0) and pairs.loc["kaf_ckpt", "low"] > 0
     assert (pairs.loc["kaf_ckpt", "only_this"], pairs.loc["kaf_ckpt", "only_reference"]) == (30, 0)
+    # exact McNemar: all 30 discordant images one way, two-sided; 2 against 2 is no evidence at all
+    assert pairs.loc["kaf_ckpt", "p_exact"] == pytest.approx(2 * 0.5 ** 30)
+    assert pairs.loc["kaf_swish_ckpt", "p_exact"] == 1.0
+    assert pairs.loc["kaf_elu_ckpt", "p_exact"] == pytest.approx(2 * 0.5 ** 30)  # 30 only the reference's
     assert pairs.loc["kaf_swish_ckpt", "difference"] == 0 and pairs.loc["kaf_swish_ckpt", "low"] < 0
     assert pairs.loc["kaf_elu_ckpt", "high"] < 0
     # the 95% half width of a mean of -1/0/+1 differences: 1.96 sd / sqrt(n)

@@ -685,7 +685,9 @@ def autoattack_paired_differences(table, reference=None):
         A DataFrame indexed by KAF checkpoint (those with per-image outcomes on the
         reference's images): activation, reference, n_images, difference (points),
         low / high (95% normal interval of the mean per-image difference, points),
-        only_this / only_reference (images robust to one of the two only). None when
+        only_this / only_reference (images robust to one of the two only), p_exact (exact
+        two-sided McNemar test on only_this and only_reference, a check on the
+        interval that assumes no normal approximation). None when
         no pair can be formed.
     """
     import numpy as np
@@ -709,10 +711,20 @@ def autoattack_paired_differences(table, reference=None):
         half = 1.96 * d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
         rows.append(dict(checkpoint=name, activation=row["activation"], reference=reference, n_images=len(d),
                          difference=100 * d.mean(), low=100 * (d.mean() - half), high=100 * (d.mean() + half),
-                         only_this=int((d > 0).sum()), only_reference=int((d < 0).sum())))
+                         only_this=int((d > 0).sum()), only_reference=int((d < 0).sum()),
+                         p_exact=_mcnemar_exact_p(int((d > 0).sum()), int((d < 0).sum()))))
     if not rows:
         return None
     return pd.DataFrame(rows).set_index("checkpoint")
+
+
+def _mcnemar_exact_p(only_this, only_reference):
+    """Exact two-sided McNemar p-value: under "equally robust", each discordant image (robust
+    to one of the two models only) favours either with probability 1/2."""
+    from scipy.stats import binomtest
+
+    n = only_this + only_reference
+    return binomtest(min(only_this, only_reference), n).pvalue if n else 1.0
 
 
 def _count_range(counts):
