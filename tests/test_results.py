@@ -506,6 +506,15 @@ def test_the_kaf_comparison_leaves_out_runs_of_an_earlier_recipe(tmp_path):
         results.kaf_fixed_difference(measured, runs="some")
 
 
+def test_holm_adjustment_matches_the_step_down_by_hand():
+    from kaflib.thesis.results import _holm
+
+    p = pd.Series([0.04, 0.01, 0.03, 0.5], index=list("abcd"))
+    # sorted 0.01, 0.03, 0.04, 0.5 -> x4, x3, x2, x1 = 0.04, 0.09, 0.08 -> 0.09 (monotone), 0.5
+    assert _holm(p).to_dict() == pytest.approx(dict(a=0.09, b=0.04, c=0.09, d=0.5))
+    assert _holm(pd.Series([0.6, 0.7], index=["x", "y"])).tolist() == [1.0, 1.0]
+
+
 def test_the_paired_seeds_are_the_most_that_kafs_and_fixed_activations_share():
     from kaflib.thesis.results import _paired_seeds
 
@@ -533,6 +542,19 @@ def _autoattack_record(folder, name, activation, robust, n=200, per_image=True):
     (folder / f"{name}.json").write_text(json.dumps(dict(name=name, n_images=n, left_out={}, kaflib=kaflib)))
 
 
+def test_a_paired_difference_that_does_not_survive_holm_says_so(tmp_path):
+    folder = tmp_path / "autoattack"
+    _autoattack_record(folder, "swish_ckpt", "swish", set(range(80)))
+    _autoattack_record(folder, "kaf_ckpt", "kaf", set(range(3, 92)))  # 12 images only kaf's, 3 only swish's
+    _autoattack_record(folder, "kaf_elu_ckpt", "kaf_elu", set(range(80)))  # the same images as swish
+    pairs = results.autoattack_paired_differences(results.autoattack_table(tmp_path))
+    kaf = pairs.loc["kaf_ckpt"]
+    assert kaf["low"] > 0 and 0.025 < kaf["p_exact"] < 0.05 < kaf["p_holm"] == pytest.approx(2 * kaf["p_exact"])
+    finding = results.autoattack_paired_finding(results.autoattack_table(tmp_path))
+    assert "Measurably more robust: kaf (+4.5" in finding
+    assert "after Holm's correction for 2 comparisons; the corrected p is not below 0.05)" in finding
+
+
 def test_autoattack_kaf_checkpoints_are_compared_image_by_image(tmp_path):
     folder = tmp_path / "autoattack"
     _autoattack_record(folder, "swish_ckpt", "swish", set(range(80)))
@@ -552,6 +574,8 @@ def test_autoattack_kaf_checkpoints_are_compared_image_by_image(tmp_path):
     assert pairs.loc["kaf_ckpt", "p_exact"] == pytest.approx(2 * 0.5 ** 30)
     assert pairs.loc["kaf_swish_ckpt", "p_exact"] == 1.0
     assert pairs.loc["kaf_elu_ckpt", "p_exact"] == pytest.approx(2 * 0.5 ** 30)  # 30 only the reference's
+    # Holm over the 3 comparisons: smallest p times 3, the next times 2 (kept non-decreasing), then 1
+    assert pairs["p_holm"].tolist() == pytest.approx([3 * 2 * 0.5 ** 30, 3 * 2 * 0.5 ** 30, 1.0])
     assert pairs.loc["kaf_swish_ckpt", "difference"] == 0 and pairs.loc["kaf_swish_ckpt", "low"] < 0
     assert pairs.loc["kaf_elu_ckpt", "high"] < 0
     # the 95% half width of a mean of -1/0/+1 differences: 1.96 sd / sqrt(n)

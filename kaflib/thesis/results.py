@@ -687,8 +687,9 @@ def autoattack_paired_differences(table, reference=None):
         low / high (95% normal interval of the mean per-image difference, points),
         only_this / only_reference (images robust to one of the two only), p_exact (exact
         two-sided McNemar test on only_this and only_reference, a check on the
-        interval that assumes no normal approximation). None when
-        no pair can be formed.
+        interval that assumes no normal approximation), p_holm (p_exact adjusted by
+        Holm's step-down method for the several KAF checkpoints compared with one
+        reference). None when no pair can be formed.
     """
     import numpy as np
 
@@ -715,7 +716,16 @@ def autoattack_paired_differences(table, reference=None):
                          p_exact=_mcnemar_exact_p(int((d > 0).sum()), int((d < 0).sum()))))
     if not rows:
         return None
-    return pd.DataFrame(rows).set_index("checkpoint")
+    pairs = pd.DataFrame(rows).set_index("checkpoint")
+    return pairs.assign(p_holm=_holm(pairs["p_exact"]))
+
+
+def _holm(p):
+    """Holm's step-down adjustment of a Series of p-values (same index): the k-th smallest
+    of m is multiplied by m - k + 1, then made non-decreasing in that order, capped at 1."""
+    ordered = p.sort_values()
+    scaled = ordered * (len(p) - pd.Series(range(len(p)), index=ordered.index))
+    return scaled.cummax().clip(upper=1.0).reindex(p.index)
 
 
 def _mcnemar_exact_p(only_this, only_reference):
@@ -744,8 +754,13 @@ def autoattack_paired_finding(table):
     def signed(r):
         return f"{r['difference']:+.1f} [{r['low']:+.1f}, {r['high']:+.1f}]"
 
-    higher = [f"{r['activation']} ({signed(r)})" for _, r in pairs[pairs["low"] > 0].iterrows()]
-    lower = [f"{r['activation']} ({signed(r)})" for _, r in pairs[pairs["high"] < 0].iterrows()]
+    def tested(r):
+        held = "" if r["p_holm"] < 0.05 else "; the corrected p is not below 0.05"
+        return (f"{r['activation']} ({signed(r)}; exact McNemar p = {r['p_exact']:.3f}, {r['p_holm']:.3f} after "
+                f"Holm's correction for {len(pairs)} comparisons{held})")
+
+    higher = [tested(r) for _, r in pairs[pairs["low"] > 0].iterrows()]
+    lower = [tested(r) for _, r in pairs[pairs["high"] < 0].iterrows()]
     rest = [r["activation"] for _, r in pairs[(pairs["low"] <= 0) & (pairs["high"] >= 0)].iterrows()]
     return (f"Paired on the same {pairs['n_images'].iloc[0]} images, KAF minus `{reference}` "
             f"({table.loc[reference, 'activation']}), in points with 95% intervals: "
