@@ -551,8 +551,15 @@ def test_a_paired_difference_that_does_not_survive_holm_says_so(tmp_path):
     kaf = pairs.loc["kaf_ckpt"]
     assert kaf["low"] > 0 and 0.025 < kaf["p_exact"] < 0.05 < kaf["p_holm"] == pytest.approx(2 * kaf["p_exact"])
     finding = results.autoattack_paired_finding(results.autoattack_table(tmp_path))
-    assert "Measurably more robust: kaf (+4.5" in finding
-    assert "after Holm's correction for 2 comparisons; the corrected p is not below 0.05)" in finding
+    assert "kaf +4.5 [+0.7, +8.3] (p 0.035, Holm 0.070)" in finding
+    assert "Holm-corrected for the 2 comparisons" in finding
+    assert "Measurably more robust: kaf (not after Holm's correction)." in finding
+    assert "Against ReLU" not in results.autoattack_findings(results.autoattack_table(tmp_path),
+                                                             results.leaderboard_entries()).data
+    _autoattack_record(folder, "relu_ckpt", "relu", set(range(70)))  # the thesis' baseline, not the best fixed
+    findings = results.autoattack_findings(results.autoattack_table(tmp_path), results.leaderboard_entries()).data
+    assert "- Against ReLU, the thesis' baseline. Paired on the same 200 images, KAF minus `relu_ckpt`" in findings
+    assert "KAF minus `swish_ckpt`" in findings  # the best fixed activation stays the first reference
 
 
 def test_autoattack_kaf_checkpoints_are_compared_image_by_image(tmp_path):
@@ -582,12 +589,20 @@ def test_autoattack_kaf_checkpoints_are_compared_image_by_image(tmp_path):
     d = np.r_[np.ones(30), np.zeros(170)]
     assert pairs.loc["kaf_ckpt", "high"] - 15.0 == pytest.approx(100 * 1.96 * d.std(ddof=1) / np.sqrt(200))
     findings = results.autoattack_findings(table, results.leaderboard_entries()).data
-    assert "Measurably more robust: kaf (+15.0" in findings and "Measurably less robust: kaf_elu (-15.0" in findings
+    assert "Measurably more robust: kaf." in findings and "Measurably less robust: kaf_elu." in findings
+    assert "kaf +15.0 [" in findings and "(p < 0.001, Holm < 0.001)" in findings
     assert "No measurable difference: kaf_swish." in findings
-    assert results.autoattack_paired_differences(table, reference="elu_ckpt").loc["kaf_elu_ckpt", "difference"] \
-        == pytest.approx(-5.0)
-    with pytest.raises(ValueError, match="reference='relu_ckpt'"):
-        results.autoattack_paired_differences(table, reference="relu_ckpt")
+    against_elu = results.autoattack_paired_differences(table, reference="elu_ckpt")
+    assert against_elu.loc["kaf_elu_ckpt", "difference"] == pytest.approx(-5.0)
+    # an activation names its one checkpoint
+    by_activation = results.autoattack_paired_differences(table, reference="elu")
+    assert by_activation.equals(against_elu) and set(by_activation["reference"]) == {"elu_ckpt"}
+    assert "kaf_elu -5.0 [" in results.autoattack_paired_finding(table, reference="elu")
+    # a KAF reference is not compared with itself
+    assert "kaf_ckpt" not in results.autoattack_paired_differences(table, reference="kaf").index
+    for bad in ("relu_ckpt", "relu", "gelu"):  # relu's record keeps no per-image outcomes
+        with pytest.raises(ValueError, match=f"reference='{bad}' is not a checkpoint with per-image outcomes"):
+            results.autoattack_paired_differences(table, reference=bad)
     only_fixed = tmp_path / "fixed-only"
     _autoattack_record(only_fixed / "autoattack", "swish_ckpt", "swish", set(range(80)))
     assert results.autoattack_paired_differences(results.autoattack_table(only_fixed)) is None
@@ -597,3 +612,8 @@ def test_autoattack_kaf_checkpoints_are_compared_image_by_image(tmp_path):
 
     ax = plot_autoattack_differences(pairs).axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["kaf", "kaf_elu", "kaf_swish"]
+    ax = plot_autoattack_differences(pairs, None, against_elu).axes[0]  # two references, one row per KAF
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["kaf", "kaf_elu", "kaf_swish"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["minus swish_ckpt", "minus elu_ckpt"]
+    with pytest.raises(ValueError, match="at least one table"):
+        plot_autoattack_differences(None)

@@ -227,29 +227,39 @@ def plot_autoattack(table, leaderboard):
     return fig
 
 
-def plot_autoattack_differences(pairs):
-    """Paired AutoAttack differences (points, 95% interval) of each KAF checkpoint against
-    the reference checkpoint, one row each; an interval crossing 0 is no measurable difference.
+def plot_autoattack_differences(*pairs):
+    """Paired AutoAttack differences (points, 95% interval) of each KAF checkpoint against a
+    reference checkpoint, one row per KAF activation; an interval crossing 0 is no
+    measurable difference (grey), one wholly above or below is green or red.
 
-    `pairs` is `kaflib.thesis.results.autoattack_paired_differences(...)`.
+    Each argument is `kaflib.thesis.results.autoattack_paired_differences(...)` against one
+    reference (e.g. the best fixed activation, then ReLU); their markers are offset within
+    a row and told apart by shape and the legend. None arguments are skipped.
     """
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(pairs) + 1.8))
-    rows = np.arange(len(pairs))
-    values = pairs["difference"].to_numpy()
-    errors = np.stack([values - pairs["low"], pairs["high"] - values])
-    colors = ["tab:green" if lo > 0 else "tab:red" if hi < 0 else "tab:grey"
-              for lo, hi in zip(pairs["low"], pairs["high"])]
-    for row, value, error, color in zip(rows, values, errors.T, colors):
-        ax.errorbar(value, row, xerr=error[:, None], fmt="o", ms=5, capsize=3, color=color)
+    pairs = [p for p in pairs if p is not None]
+    if not pairs:
+        raise ValueError("plot_autoattack_differences needs at least one table of paired differences.")
+    activations = list(dict.fromkeys(a for p in pairs for a in p["activation"]))
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(activations) * max(1, len(pairs) / 1.5) + 1.8))
+    offsets = np.linspace(-0.18, 0.18, len(pairs)) if len(pairs) > 1 else [0.0]
+    for comparison, offset, marker in zip(pairs, offsets, "osD^v"):
+        rows = np.array([activations.index(a) for a in comparison["activation"]]) + offset
+        values = comparison["difference"].to_numpy()
+        errors = np.stack([values - comparison["low"], comparison["high"] - values])
+        colors = ["tab:green" if lo > 0 else "tab:red" if hi < 0 else "tab:grey"
+                  for lo, hi in zip(comparison["low"], comparison["high"])]
+        for row, value, error, color in zip(rows, values, errors.T, colors):
+            ax.errorbar(value, row, xerr=error[:, None], fmt=marker, ms=5, capsize=3, color=color)
+        ax.plot([], [], marker, color="black", ls="none", label=f"minus {comparison['reference'].iloc[0]}")
     ax.axvline(0, color="black", lw=1)
-    ax.set_yticks(rows)
-    ax.set_yticklabels(pairs["activation"])
+    ax.set_yticks(range(len(activations)))
+    ax.set_yticklabels(activations)
     ax.invert_yaxis()
-    reference = pairs["reference"].iloc[0]
-    ax.set(xlabel="AutoAttack accuracy difference (points), 95% interval",
-           title=f"KAF checkpoints minus {reference}, paired on {int(pairs['n_images'].iloc[0])} images")
+    title = f"KAF checkpoints minus a fixed activation, paired on {int(pairs[0]['n_images'].iloc[0])} images"
+    ax.set(xlabel="AutoAttack accuracy difference (points), 95% interval", title=title)
+    ax.legend(loc="best", fontsize="small")
     ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
     return fig

@@ -678,8 +678,9 @@ def autoattack_paired_differences(table, reference=None):
 
     Args:
         table: `autoattack_table()`.
-        reference: a checkpoint of `table`; default the most robust fixed-activation
-            checkpoint with per-image outcomes.
+        reference: a checkpoint of `table`, or the activation of exactly one of them (e.g.
+            "relu", the thesis' baseline); default the most robust fixed-activation
+            checkpoint with per-image outcomes (the hardest comparison for KAF).
 
     Returns:
         A DataFrame indexed by KAF checkpoint (those with per-image outcomes on the
@@ -699,14 +700,18 @@ def autoattack_paired_differences(table, reference=None):
         if fixed.empty:
             return None
         reference = fixed["autoattack"].idxmax()
-    elif reference not in per_image:
-        raise ValueError(f"reference={reference!r} is not a checkpoint with per-image outcomes; valid: "
-                         f"{', '.join(sorted(per_image))}.")
+    asked = reference
+    if reference not in per_image and (table["activation"] == reference).sum() == 1:
+        reference = table.index[table["activation"] == reference][0]
+    if reference not in per_image:
+        raise ValueError(f"reference={asked!r} is not a checkpoint with per-image outcomes, nor the "
+                         f"activation of one; valid: {', '.join(sorted(per_image))} or "
+                         f"{', '.join(sorted(table.loc[list(per_image), 'activation']))}.")
     ref = per_image[reference]
     rows = []
     for name, row in table[table["activation"].isin(KAF_ACTIVATIONS)].iterrows():
         ours = per_image.get(name)
-        if ours is None or len(ours) != len(ref) or selection.get(name) != selection.get(reference):
+        if name == reference or ours is None or len(ours) != len(ref) or selection.get(name) != selection.get(reference):
             continue
         d = ours.astype(float) - ref.astype(float)
         half = 1.96 * d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
@@ -742,32 +747,35 @@ def _count_range(counts):
     return f"{low}" if low == high else f"{low}-{high}"
 
 
-def autoattack_paired_finding(table):
-    """One sentence (Markdown) on `autoattack_paired_differences(table)`: each KAF checkpoint
-    minus the best fixed activation, and which differences are measurable; "" when no pair
-    can be formed."""
-    pairs = autoattack_paired_differences(table)
+def autoattack_paired_finding(table, reference=None):
+    """One sentence (Markdown) on `autoattack_paired_differences(table, reference)`: each KAF
+    checkpoint minus the reference (default the best fixed activation), and which differences
+    are measurable; "" when no pair can be formed."""
+    pairs = autoattack_paired_differences(table, reference)
     if pairs is None:
         return ""
     reference = pairs["reference"].iloc[0]
 
-    def signed(r):
-        return f"{r['difference']:+.1f} [{r['low']:+.1f}, {r['high']:+.1f}]"
+    def p_value(value):
+        return "< 0.001" if value < 0.001 else f"{value:.3f}"
 
-    def tested(r):
-        held = "" if r["p_holm"] < 0.05 else "; the corrected p is not below 0.05"
-        return (f"{r['activation']} ({signed(r)}; exact McNemar p = {r['p_exact']:.3f}, {r['p_holm']:.3f} after "
-                f"Holm's correction for {len(pairs)} comparisons{held})")
+    def measured(r):
+        return (f"{r['activation']} {r['difference']:+.1f} [{r['low']:+.1f}, {r['high']:+.1f}] "
+                f"(p {p_value(r['p_exact'])}, Holm {p_value(r['p_holm'])})")
 
-    higher = [tested(r) for _, r in pairs[pairs["low"] > 0].iterrows()]
-    lower = [tested(r) for _, r in pairs[pairs["high"] < 0].iterrows()]
-    rest = [r["activation"] for _, r in pairs[(pairs["low"] <= 0) & (pairs["high"] >= 0)].iterrows()]
+    def named(rows):
+        return ", ".join(r["activation"] + ("" if r["p_holm"] < 0.05 else " (not after Holm's correction)")
+                         for _, r in rows.iterrows())
+
+    higher, lower = pairs[pairs["low"] > 0], pairs[pairs["high"] < 0]
+    rest = pairs[(pairs["low"] <= 0) & (pairs["high"] >= 0)]
     return (f"Paired on the same {pairs['n_images'].iloc[0]} images, KAF minus `{reference}` "
-            f"({table.loc[reference, 'activation']}), in points with 95% intervals: "
-            + ", ".join(f"{r['activation']} {signed(r)}" for _, r in pairs.iterrows()) + ". "
-            + (f"Measurably more robust: {', '.join(higher)}. " if higher else "")
-            + (f"Measurably less robust: {', '.join(lower)}. " if lower else "")
-            + (f"No measurable difference: {', '.join(rest)}. " if rest else "")
+            f"({table.loc[reference, 'activation']}), in points with 95% intervals and exact McNemar p-values "
+            f"(then Holm-corrected for the {len(pairs)} comparisons): "
+            + ", ".join(measured(r) for _, r in pairs.iterrows()) + ". "
+            + (f"Measurably more robust: {named(higher)}. " if len(higher) else "")
+            + (f"Measurably less robust: {named(lower)}. " if len(lower) else "")
+            + (f"No measurable difference: {', '.join(rest['activation'])}. " if len(rest) else "")
             + "One published checkpoint per activation, each with its own training history: the intervals "
               "cover the choice of test images, not retraining.")
 
@@ -815,6 +823,9 @@ def autoattack_findings(table, leaderboard):
         paired = autoattack_paired_finding(table)
         if paired:
             lines.append(f"- {paired}")
+        relu = table.index[table["activation"] == "relu"]
+        if paired and len(relu) == 1 and relu[0] != best_fixed and relu[0] in table.attrs.get("per_image", {}):
+            lines.append(f"- Against ReLU, the thesis' baseline. {autoattack_paired_finding(table, 'relu')}")
     return Markdown("\n".join(lines))
 
 
