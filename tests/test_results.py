@@ -597,6 +597,7 @@ def test_autoattack_kaf_checkpoints_are_compared_image_by_image(tmp_path):
     # an activation names its one checkpoint
     by_activation = results.autoattack_paired_differences(table, reference="elu")
     assert by_activation.equals(against_elu) and set(by_activation["reference"]) == {"elu_ckpt"}
+    assert set(by_activation["reference_activation"]) == {"elu"}
     assert "kaf_elu -5.0 [" in results.autoattack_paired_finding(table, reference="elu")
     # a KAF reference is not compared with itself
     assert "kaf_ckpt" not in results.autoattack_paired_differences(table, reference="kaf").index
@@ -614,6 +615,6 @@ def test_autoattack_kaf_checkpoints_are_compared_image_by_image(tmp_path):
     assert [t.get_text() for t in ax.get_yticklabels()] == ["kaf", "kaf_elu", "kaf_swish"]
     ax = plot_autoattack_differences(pairs, None, against_elu).axes[0]  # two references, one row per KAF
     assert [t.get_text() for t in ax.get_yticklabels()] == ["kaf", "kaf_elu", "kaf_swish"]
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["minus swish_ckpt", "minus elu_ckpt"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["minus swish (swish_ckpt)", "minus elu (elu_ckpt)"]
     with pytest.raises(ValueError, match="at least one table"):
         plot_autoattack_differences(None)

@@ -252,7 +252,8 @@ def plot_autoattack_differences(*pairs):
                   for lo, hi in zip(comparison["low"], comparison["high"])]
         for row, value, error, color in zip(rows, values, errors.T, colors):
             ax.errorbar(value, row, xerr=error[:, None], fmt=marker, ms=5, capsize=3, color=color)
-        ax.plot([], [], marker, color="black", ls="none", label=f"minus {comparison['reference'].iloc[0]}")
+        ax.plot([], [], marker, color="black", ls="none", label=f"minus {comparison['reference_activation'].iloc[0]} "
+                f"({comparison['reference'].iloc[0]})")
     ax.axvline(0, color="black", lw=1)
     ax.set_yticks(range(len(activations)))
     ax.set_yticklabels(activations)

@@ -684,7 +684,8 @@ def autoattack_paired_differences(table, reference=None):
 
     Returns:
         A DataFrame indexed by KAF checkpoint (those with per-image outcomes on the
-        reference's images): activation, reference, n_images, difference (points),
+        reference's images): activation, reference (checkpoint), reference_activation,
+        n_images, difference (points),
         low / high (95% normal interval of the mean per-image difference, points),
         only_this / only_reference (images robust to one of the two only), p_exact (exact
         two-sided McNemar test on only_this and only_reference, a check on the
@@ -715,7 +716,8 @@ def autoattack_paired_differences(table, reference=None):
             continue
         d = ours.astype(float) - ref.astype(float)
         half = 1.96 * d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
-        rows.append(dict(checkpoint=name, activation=row["activation"], reference=reference, n_images=len(d),
+        rows.append(dict(checkpoint=name, activation=row["activation"], reference=reference,
+                         reference_activation=table.loc[reference, "activation"], n_images=len(d),
                          difference=100 * d.mean(), low=100 * (d.mean() - half), high=100 * (d.mean() + half),
                          only_this=int((d > 0).sum()), only_reference=int((d < 0).sum()),
                          p_exact=_mcnemar_exact_p(int((d > 0).sum()), int((d < 0).sum()))))
@@ -770,7 +772,7 @@ def autoattack_paired_finding(table, reference=None):
     higher, lower = pairs[pairs["low"] > 0], pairs[pairs["high"] < 0]
     rest = pairs[(pairs["low"] <= 0) & (pairs["high"] >= 0)]
     return (f"Paired on the same {pairs['n_images'].iloc[0]} images, KAF minus `{reference}` "
-            f"({table.loc[reference, 'activation']}), in points with 95% intervals and exact McNemar p-values "
+            f"({pairs['reference_activation'].iloc[0]}), in points with 95% intervals and exact McNemar p-values "
             f"(then Holm-corrected for the {len(pairs)} comparisons): "
             + ", ".join(measured(r) for _, r in pairs.iterrows()) + ". "
             + (f"Measurably more robust: {named(higher)}. " if len(higher) else "")
