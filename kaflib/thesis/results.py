@@ -22,7 +22,7 @@ from kaflib.thesis.store import (STUDIES, audit_path, read_json, read_study, res
 
 __all__ = ["KAF_ACTIVATIONS", "MIN_TRAINED_CLEAN", "MASKING_FLAGS", "results_dir", "load_grid", "load_run",
            "load_histories", "lipschitz_histories", "lipschitz_evolution_findings", "bound_robustness_correlation",
-           "reported_results", "reported_results_path", "thesis_numbers_note", "mean_sd", "settings_label", "is_current", "kaf_fixed_difference", "kaf_fixed_finding", "lr_range_tests", "lr_range_table", "leaderboard_entries", "autoattack_table", "autoattack_paired_differences", "autoattack_paired_finding", "autoattack_findings", "stopped_note", "compare_with_thesis", "kaf_versus_fixed", "scale_caption",
+           "reported_results", "reported_results_path", "thesis_numbers_note", "mean_sd", "settings_label", "is_current", "kaf_fixed_difference", "kaf_fixed_finding", "lr_range_tests", "lr_range_table", "leaderboard_entries", "autoattack_table", "autoattack_paired_differences", "autoattack_paired_references", "autoattack_paired_finding", "autoattack_findings", "stopped_note", "compare_with_thesis", "kaf_versus_fixed", "scale_caption",
            "missing_note", "runs_newer_than_study", "outdated_study_note", "test_images", "load_model", "checkpoint_audit_table", "checkpoint_audit_findings",
            "load_pgd_curves", "masking_table", "masking_findings", "masking_verdict", "compute_time",
            "load_deep_kaf", "deep_kaf_table", "study_label"]
@@ -749,6 +749,22 @@ def _count_range(counts):
     return f"{low}" if low == high else f"{low}-{high}"
 
 
+def autoattack_paired_references(table):
+    """The checkpoints the book compares every KAF checkpoint with, image by image: the most
+    robust fixed activation (the hardest comparison for KAF), then ReLU, the thesis' baseline
+    ("We start with ReLU, which we consider our baseline", `../shared/thesis/author/thesis/
+    thesis.tex` line 1519), where it keeps per-image outcomes and is not already the first.
+    [] when no KAF checkpoint can be paired."""
+    pairs = autoattack_paired_differences(table)
+    if pairs is None:
+        return []
+    references = [pairs["reference"].iloc[0]]
+    relu = table.index[table["activation"] == "relu"]
+    if len(relu) == 1 and relu[0] not in references and relu[0] in table.attrs.get("per_image", {}):
+        references.append(relu[0])
+    return references
+
+
 def autoattack_paired_finding(table, reference=None):
     """One sentence (Markdown) on `autoattack_paired_differences(table, reference)`: each KAF
     checkpoint minus the reference (default the best fixed activation), and which differences
@@ -822,12 +838,9 @@ def autoattack_findings(table, leaderboard):
         lines.append(f"- The best fixed activation is `{best_fixed}` at {interval(fixed.loc[best_fixed], 'autoattack')}; "
                      + (f"KAF checkpoints whose interval lies wholly above it: {', '.join(separated)}."
                         if separated else "no KAF checkpoint's interval lies wholly above it."))
-        paired = autoattack_paired_finding(table)
-        if paired:
-            lines.append(f"- {paired}")
-        relu = table.index[table["activation"] == "relu"]
-        if paired and len(relu) == 1 and relu[0] != best_fixed and relu[0] in table.attrs.get("per_image", {}):
-            lines.append(f"- Against ReLU, the thesis' baseline. {autoattack_paired_finding(table, 'relu')}")
+        for i, reference in enumerate(autoattack_paired_references(table)):
+            lead = "" if i == 0 else "Against ReLU, the thesis' baseline. "
+            lines.append(f"- {lead}{autoattack_paired_finding(table, reference)}")
     return Markdown("\n".join(lines))
 
 
