@@ -13,7 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["CIFAR10_CLASSES", "find_cifar10", "load_cifar10", "make_dataset", "stratified_first"]
+from kaflib.checks import is_int
+
+__all__ = ["CIFAR10_CLASSES", "OFFICIAL_SIZES", "find_cifar10", "fingerprint", "load_cifar10", "make_dataset",
+           "stratified_first"]
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck")
@@ -21,6 +24,8 @@ _BATCHES = "cifar-10-batches-py"
 _URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 _SHA256 = "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"
 _FILES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",)
+#: Images in the official release: (training, test), 10000 per batch file.
+OFFICIAL_SIZES = (50000, 10000)
 
 
 def _candidates(data_dir):
@@ -104,7 +109,7 @@ def stratified_first(labels, size):
 def _subset(x, y, size, name):
     if size is None:
         return x, y
-    if not isinstance(size, (int, np.integer)) or size < 1:
+    if not is_int(size) or size < 1:
         raise ValueError(f"{name} must be a positive integer or None, got {size!r}.")
     if size > len(y):
         raise ValueError(f"{name}={size} exceeds the {len(y)} images available.")
@@ -112,7 +117,19 @@ def _subset(x, y, size, name):
     return x[idx], y[idx]
 
 
-def load_cifar10(data_dir=None, train_size=None, test_size=None, download=True):
+def _read_batches(folder, names, per_batch):
+    """The images and labels of the batch files `names`, each cut to its first `per_batch`."""
+    batches = [_read_batch(folder / name) for name in names]
+    if per_batch is not None:
+        short = {name: len(b[1]) for name, b in zip(names, batches) if len(b[1]) < per_batch}
+        if short:
+            raise ValueError(f"per_batch={per_batch} exceeds the images of {folder}: "
+                             + ", ".join(f"{name} holds {n}" for name, n in short.items()) + ".")
+        batches = [(x[:per_batch], y[:per_batch]) for x, y in batches]
+    return np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
+
+
+def load_cifar10(data_dir=None, train_size=None, test_size=None, download=True, per_batch=None):
     """Load CIFAR-10 as float32 images in [0, 1].
 
     Args:
@@ -122,20 +139,39 @@ def load_cifar10(data_dir=None, train_size=None, test_size=None, download=True):
             first occurrences of each class, balanced across classes, in the
             original order (None keeps all).
         download: download into the Keras cache when not found.
+        per_batch: keep only the first `per_batch` images of each of the six
+            official batch files (five training, one test), in the official
+            order, before `train_size` and `test_size` apply; None keeps all.
+            The same images on any copy of CIFAR-10 that holds them (the full
+            release, or a subset made the same way).
 
     Returns:
         `((x_train, y_train), (x_test, y_test))`: images `(N, 32, 32, 3)`
         float32 in [0, 1], labels `(N,)` int64 in 0..9.
     """
+    if per_batch is not None and (not is_int(per_batch) or per_batch < 1):
+        raise ValueError(f"per_batch={per_batch!r} is invalid: must be None (every image) or an integer >= 1.")
     folder = find_cifar10(data_dir, download=download)
-    train = [_read_batch(folder / f) for f in _FILES[:5]]
-    x_train = np.concatenate([b[0] for b in train])
-    y_train = np.concatenate([b[1] for b in train])
-    x_test, y_test = _read_batch(folder / "test_batch")
+    x_train, y_train = _read_batches(folder, _FILES[:5], per_batch)
+    x_test, y_test = _read_batches(folder, _FILES[5:], per_batch)
     x_train, y_train = _subset(x_train, y_train, train_size, "train_size")
     x_test, y_test = _subset(x_test, y_test, test_size, "test_size")
     scale = np.float32(1 / 255)
     return (x_train.astype(np.float32) * scale, y_train), (x_test.astype(np.float32) * scale, y_test)
+
+
+def fingerprint(*arrays, length=12):
+    """A short hex digest of arrays' dtypes, shapes and bytes (SHA-256, first `length`
+    characters): the same images and labels in the same order give the same
+    fingerprint on every machine, any other selection or order another one."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()[:length]
 
 
 def _augment(image, seed):
@@ -164,7 +200,7 @@ def make_dataset(images, labels, batch_size, seed=None, augment=False, drop_rema
     """
     import tensorflow as tf
 
-    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+    if not is_int(batch_size) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
     ds = tf.data.Dataset.from_tensor_slices((images, labels))
     if seed is not None:

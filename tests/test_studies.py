@@ -22,7 +22,8 @@ def test_grad_norms_writes_a_complete_file_and_skips_it_next_time(tmp_path):
                                     data_dir=cifar10_dir(), out_dir=tmp_path)
     path = tmp_path / "exploding-gradients" / "light-kaf-std0.05.json"  # the thesis' init, named
     payload = json.loads(path.read_text())
-    assert payload["parameters"]["act"] == "kaf" and payload["data"] == {"train": 40}
+    assert payload["parameters"]["act"] == "kaf" and payload["data"]["train"] == 40 \
+        and len(payload["data"]["fingerprint"]) == 12 and "40 training images" in payload["data"]["name"]
     assert {"tensorflow", "keras"} <= set(payload["environment"]) and payload["seconds"] > 0
     assert list(rows["step"].unique()) == [0, 1]
     path.write_text(path.read_text().replace('"steps": 2', '"steps": 99'))  # skipped: not recomputed
@@ -44,7 +45,7 @@ def test_deep_kaf_records_init_diagnostics_training_and_divergence(tmp_path, mon
                   out_dir=tmp_path, progress=False)
     meta, rows = studies.deep_kaf(act="kaf_smooth", **common)
     assert meta["diverged"] is None and list(rows["epoch"]) == [1]
-    assert meta["data"] == {"train": 400, "test": 40} and meta["parameters"]["method"] == "standard"
+    assert (meta["data"]["train"], meta["data"]["test"]) == (400, 40) and meta["parameters"]["method"] == "standard"
     slopes = meta["init_kaf_slopes"]
     assert [s["depth"] for s in slopes] == [1, 2, 3, 4, 5] and all(s["max_slope"] > 0 for s in slopes)
     assert len(meta["init_gradient_norms"]) > 5
@@ -116,7 +117,7 @@ def test_pgd_curves_skip_untrained_runs_and_resume_from_saved_models(tmp_path):
     meta, rows = studies.pgd_curves("thesis-light", **kwargs)
     assert list(rows["model"]) == ["relu", "relu"] and list(rows["iterations"]) == [1, 3]
     assert meta["parameters"]["skipped"] == {"kaf": "did not train: 10.0% clean accuracy"}
-    assert meta["data"] == {"test": 16} and rows["accuracy"].iloc[1] <= rows["accuracy"].iloc[0]
+    assert meta["data"]["test"] == 16 and "fingerprint" in meta["data"] and rows["accuracy"].iloc[1] <= rows["accuracy"].iloc[0]
     # an interrupted call left relu's curve behind, after an hour: it is not attacked
     # again, and the hour counts in the study's wall time
     out = tmp_path / "pgd-curves" / "thesis-light.json"
@@ -139,7 +140,7 @@ def test_apgd_of_a_grid_cascades_ce_then_targeted_dlr(tmp_path):
                               progress=False)
     row = rows.iloc[0]
     assert row["model"] == "relu" and 0 <= row["apgd_dlr_t"] <= row["apgd_ce"] <= 1
-    assert "2 likeliest wrong classes" in meta["parameters"]["apgd_dlr_t"] and meta["data"] == {"test": 16}
+    assert "2 likeliest wrong classes" in meta["parameters"]["apgd_dlr_t"] and meta["data"]["test"] == 16
     with pytest.raises(ValueError, match="checkpoint audit"):
         studies.apgd("thesis-checkpoints", results=tmp_path)
 

@@ -18,7 +18,8 @@ from kaflib.models import MODELS
 
 __all__ = ["PRESETS", "QUICK_DEVIATIONS", "UNRECORDED_PARAMETERS", "recipe_table", "parameter_differences", "recorded_parameters",
            "RESNET20_LEARNING_RATES", "QUICK_RESNET20_LEARNING_RATES", "THESIS_RECIPE_SOURCES", "VGG_LEARNING_RATES", "Experiment",
-           "build_experiment_model", "resolve", "run_dir", "write_results", "read_metrics"]
+           "build_experiment_model", "resolve", "run_dir", "load_images", "data_record", "write_results", "read_metrics",
+           "data_differences"]
 
 #: Per-preset, per-model settings. `thesis` is the thesis author's recipe, item
 #: by item (every setting and its source: `THESIS_RECIPE_SOURCES`, the table in
@@ -123,7 +124,8 @@ THESIS_RECIPE_SOURCES = {
 #: How the `quick` preset departs from `thesis`, and why: the measurement behind
 #: each choice, or the plain statement that it has not been measured yet.
 QUICK_DEVIATIONS = {
-    "data": ("CIFAR-10 mini set, 5085 training / 1017 test images",
+    "data": ("the quick subset of CIFAR-10: the first 1017 images of each official batch file, 5085 training / "
+             "1017 test images, the same on every machine (kaflib.thesis.preset_images)",
              "the only CIFAR-10 on the machines these runs were made on (results/README.md, Scale)"),
     "epochs": ("VGG 10, ResNet20 20, no fine-tuning (thesis: 60; 80 + 20)",
                "compute budget of a 2-core CPU (a ResNet20 run: 15-17 min for fixed activations, 50 min "
@@ -329,18 +331,33 @@ def train_config(exp):
                        guard_size=256 if exp.train_size is None else min(256, exp.train_size // 8))
 
 
-def write_results(exp, data_sizes, train_result, clean_acc, robust_acc, timings):
+def load_images(exp):
+    """The images of an experiment (`kaflib.thesis.preset_images.PresetImages`): its
+    preset's images, or its explicit sizes; ValueError before training when the folder
+    found lacks them."""
+    from kaflib.thesis.preset_images import load_preset_images
+
+    return load_preset_images(exp.preset, exp.data_dir, exp.train_size, exp.test_size)
+
+
+def data_record(images, guard_size):
+    """The `data` entry of `metrics.json`: readable name, fingerprint, folder sizes, and
+    the images trained on (`train`), held out to watch for overfitting (`guard`) and attacked (`test`)."""
+    return dict(images.record(), train=int(len(images.train[1])) - guard_size, guard=guard_size)
+
+
+def write_results(exp, data, train_result, clean_acc, robust_acc, timings):
     """Write `metrics.json`, `history.csv` and `model.keras` into `exp.run_dir`, atomically.
 
-    `metrics.json` is written last: its presence means the run finished.
-    Returns the metrics dict.
+    `data`: the run's `data_record`. `metrics.json` is written last: its presence
+    means the run finished. Returns the metrics dict.
     """
     out = exp.run_dir
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / "history.csv", lambda p: train_result.history.to_csv(p, index=False))
     write_atomic(out / "model.keras", train_result.model.save)
     metrics = dict(
-        parameters=dataclasses.asdict(exp), data=data_sizes,
+        parameters=dataclasses.asdict(exp), data=data,
         clean_acc=clean_acc, robust_acc=robust_acc,
         attack=dict(library="ART", name="ProjectedGradientDescent", norm="inf", eps=exp.eps,
                     step=exp.pgd_step, steps=exp.pgd_steps, restarts=exp.pgd_restarts,
@@ -381,6 +398,17 @@ def parameter_differences(metrics, exp):
     wanted = dataclasses.asdict(exp)
     return {name: (recorded.get(name), value) for name, value in wanted.items()
             if name not in _BOOKKEEPING and not _same(recorded.get(name), value)}
+
+
+def data_differences(metrics, images):
+    """`{"data": (recorded, now)}` when a finished run trained or was attacked on other
+    images than `images` (a `PresetImages`), by fingerprint; `{}` when they match or the
+    run recorded no fingerprint."""
+    recorded = (metrics.get("data") or {}).get("fingerprint")
+    if recorded is None or recorded == images.fingerprint:
+        return {}
+    name = metrics["data"].get("name", "images")
+    return {"data": (f"{name} [{recorded}]", f"{images.name} [{images.fingerprint}]")}
 
 
 def _same(a, b):

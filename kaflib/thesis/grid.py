@@ -7,9 +7,9 @@ Each run executes `notebooks/train.ipynb` with papermill into
 `metrics.json` exists) are skipped when they ran with the parameters this
 call would use; unfinished ones resume from their last epoch checkpoint. A
 finished run whose parameters differ (another preset version, another KAF
-init, ...) is never silently taken for the new one: it is reported as stale,
-with the differences, and rerun only with `--rerun-stale` (its old files stay
-in git's history). Failed runs are reported and the others go on.
+init, other images: another fingerprint of the data, ...) is never silently
+taken for the new one: it is reported as stale, with the differences, and
+rerun only with `--rerun-stale` (its old files stay in git's history). Failed runs are reported and the others go on.
 
 Runs are tasks of a Dask distributed cluster (one task = one papermill run):
 
@@ -39,7 +39,7 @@ import socket
 import sys
 from pathlib import Path
 
-from kaflib.thesis.experiment import parameter_differences, read_metrics, resolve, run_dir
+from kaflib.thesis.experiment import data_differences, load_images, parameter_differences, read_metrics, resolve, run_dir
 from kaflib.files import utc_now
 from kaflib.thesis.store import repository_root, results_dir
 
@@ -96,6 +96,14 @@ def expected_experiment(model, act, grid, out_dir, parameters):
     given = {k: v for k, v in parameters.items() if k in accepted}
     given.setdefault("preset", os.environ.get("KAFLIB_PRESET", "auto"))
     return resolve(**dict(given, model=model, act=act, grid=grid, out_dir=str(out_dir)))
+
+
+def _expected_images(exp, cache):
+    """The images a run of `exp` would use (`experiment.load_images`), read once per data selection."""
+    key = (exp.preset, exp.data_dir, exp.train_size, exp.test_size)
+    if key not in cache:
+        cache[key] = load_images(exp)
+    return cache[key]
 
 
 def _clear_run(folder):
@@ -206,7 +214,7 @@ def run_grid(grid, out_dir=None, jobs=1, parameters=None, notebook=None, acts=No
     parameters = dict(parameters or {})
     _absolute_data_dir(parameters)
     kernel = parameters.get("kaf_kernel", "gaussian")
-    status, todo = {}, []
+    status, todo, images = {}, [], {}
     for model, act in runs:
         for seed in seeds:
             key, folder = (model, act, seed), run_dir(out_dir, grid, model, act, kernel, seed)
@@ -214,6 +222,8 @@ def run_grid(grid, out_dir=None, jobs=1, parameters=None, notebook=None, acts=No
             if metrics is not None:
                 wanted = expected_experiment(model, act, grid, out_dir, dict(parameters, seed=seed))
                 differences = parameter_differences(metrics, wanted)
+                if (metrics.get("data") or {}).get("fingerprint"):
+                    differences.update(data_differences(metrics, _expected_images(wanted, images)))
                 if not differences:
                     status[key] = "skipped"
                     print(f"{folder.name}: finished before, skipped", flush=True)

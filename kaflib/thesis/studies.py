@@ -73,9 +73,9 @@ def pgd_iterations(run_dir, iterations=(5, 10, 20, 50, 100, 150), test_size=None
     """Robust accuracy of `<run_dir>/model.keras` under ART PGD for each iteration count."""
     import keras
 
-    from kaflib.data import load_cifar10
     from kaflib.evaluate import robust_accuracy
     from kaflib.thesis.experiment import read_metrics
+    from kaflib.thesis.preset_images import load_preset_images
 
     run_dir = Path(run_dir)
     out = run_dir / "pgd_iterations.json"
@@ -87,14 +87,15 @@ def pgd_iterations(run_dir, iterations=(5, 10, 20, 50, 100, 150), test_size=None
     started = time.perf_counter()
     p = metrics["parameters"]
     test_size = test_size if test_size is not None else p["test_size"]
-    _, (x, y) = load_cifar10(data_dir or p["data_dir"], train_size=1, test_size=test_size)
+    images = load_preset_images(p["preset"], data_dir or p["data_dir"], train_size=0, test_size=test_size)
+    x, y = images.test
     model = keras.models.load_model(run_dir / "model.keras")
     rows = pd.DataFrame([dict(iterations=k, robust_acc=robust_accuracy(
         model, x, y, eps=p["eps"], step=p["pgd_step"], steps=int(k), restarts=restarts, seed=seed,
         progress=False)) for k in iterations])
     parameters = dict(run_dir=str(run_dir), iterations=list(iterations), restarts=restarts, seed=seed,
                       eps=p["eps"], step=p["pgd_step"], labels="true", loss="cross-entropy on logits")
-    store.write_study(out, parameters, dict(test=len(y)), rows, started)
+    store.write_study(out, parameters, images.record(), rows, started)
     return read_study(out)
 
 
@@ -118,6 +119,14 @@ def study_name(model, act, kaf_random_stddev="thesis", recipe=STUDY_RECIPE):
     return name + ("" if recipe == STUDY_RECIPE else f"-{recipe}")
 
 
+def _study_images(data_dir, train_size, test_size):
+    """The images of a study: the `quick` preset's, the mini scale every study is measured at
+    (`kaflib.thesis.preset_images`); its `record()` goes into the study's file."""
+    from kaflib.thesis.preset_images import load_preset_images
+
+    return load_preset_images("quick", data_dir, train_size=train_size, test_size=test_size)
+
+
 def _study_model(model, act, kaf_random_stddev, recipe):
     from kaflib.models import build_model
 
@@ -130,7 +139,6 @@ def lr_range(model="resnet20", act="relu", method=None, steps=100, start_lr=1e-4
     """The learning-rate range test of one model/activation, with its training method."""
     import keras
 
-    from kaflib.data import load_cifar10
     from kaflib.thesis.experiment import METHOD
     from kaflib.train import TrainConfig, lr_range_test
 
@@ -139,7 +147,8 @@ def lr_range(model="resnet20", act="relu", method=None, steps=100, start_lr=1e-4
         return done
     started = time.perf_counter()
     method = method or METHOD[model]
-    (x, y), _ = load_cifar10(data_dir, train_size=train_size, test_size=1)
+    images = _study_images(data_dir, train_size=train_size, test_size=0)
+    x, y = images.train
     keras.utils.set_random_seed(seed)
     config = TrainConfig(method=method, augment=model.startswith("resnet"), seed=seed, momentum=momentum)
     # the test's state, every 5 steps, beside the results (ignored by git): an interrupted test resumes
@@ -149,7 +158,7 @@ def lr_range(model="resnet20", act="relu", method=None, steps=100, start_lr=1e-4
     parameters = dict(model=model, act=act, method=method, steps=steps, start_lr=start_lr, end_lr=end_lr,
                       batch_size=config.batch_size, eps=config.eps, seed=seed, momentum=momentum, recipe=recipe,
                       kaf_random_stddev=random_kaf_stddev(act, kaf_random_stddev))
-    store.write_study(out, parameters, dict(train=len(y)), rows, started)
+    store.write_study(out, parameters, images.record(), rows, started)
     shutil.rmtree(checkpoint, ignore_errors=True)
     return read_study(out)
 
@@ -160,21 +169,21 @@ def grad_norms(model="resnet56", act="kaf", steps=150, batch_size=128, learning_
     """Per-layer gradient norms over the first `steps` steps of standard training."""
     import keras
 
-    from kaflib.data import load_cifar10
     from kaflib.gradients import gradient_norm_trace
 
     out = store.study_path("exploding-gradients", study_name(model, act, kaf_random_stddev, recipe), out_dir)
     if (done := store.finished_study(out, force)) is not None:
         return done
     started = time.perf_counter()
-    (x, y), _ = load_cifar10(data_dir, train_size=train_size, test_size=1)
+    images = _study_images(data_dir, train_size=train_size, test_size=0)
+    x, y = images.train
     keras.utils.set_random_seed(seed)
     rows = gradient_norm_trace(_study_model(model, act, kaf_random_stddev, recipe)(), x, y, steps=steps,
                                batch_size=batch_size, learning_rate=learning_rate, seed=seed)
     parameters = dict(model=model, act=act, method="standard", steps=steps, batch_size=batch_size,
                       learning_rate=learning_rate, momentum=0.9, seed=seed, recipe=recipe,
                       kaf_random_stddev=random_kaf_stddev(act, kaf_random_stddev))
-    store.write_study(out, parameters, dict(train=len(y)), rows, started)
+    store.write_study(out, parameters, images.record(), rows, started)
     return read_study(out)
 
 
@@ -184,19 +193,19 @@ def init_signal(model="resnet20", act="kaf", batch_size=128, seed=0, data_dir=No
     images (`kaflib.propagation.activation_signal`), in training and inference mode."""
     import keras
 
-    from kaflib.data import load_cifar10
     from kaflib.propagation import activation_signal
 
     out = store.study_path("init-signal", study_name(model, act, kaf_random_stddev, recipe), out_dir)
     if (done := store.finished_study(out, force)) is not None:
         return done
     started = time.perf_counter()
-    (x, _), _ = load_cifar10(data_dir, test_size=1)
+    images = _study_images(data_dir, train_size=None, test_size=0)
+    x = images.train[0]
     keras.utils.set_random_seed(seed)
     rows = activation_signal(_study_model(model, act, kaf_random_stddev, recipe)(), x[:batch_size])
     parameters = dict(model=model, act=act, batch_size=batch_size, seed=seed, recipe=recipe,
                       kaf_random_stddev=random_kaf_stddev(act, kaf_random_stddev))
-    store.write_study(out, parameters, dict(images=int(min(batch_size, len(x)))), rows, started)
+    store.write_study(out, parameters, dict(images.record(), images=int(min(batch_size, len(x)))), rows, started)
     return read_study(out)
 
 
@@ -255,7 +264,6 @@ def deep_kaf(model="resnet56", act="kaf_smooth", epochs=10, max_lr=0.1, train_si
     import keras
     import tensorflow as tf
 
-    from kaflib.data import load_cifar10
     from kaflib.train import TrainConfig, TrainingDiverged, fit
 
     name = study_name(model, act, kaf_random_stddev, recipe)
@@ -263,7 +271,8 @@ def deep_kaf(model="resnet56", act="kaf_smooth", epochs=10, max_lr=0.1, train_si
     if (done := store.finished_study(out, force)) is not None:
         return done
     started = time.perf_counter()
-    (x, y), test = load_cifar10(data_dir, train_size=train_size, test_size=test_size)
+    images = _study_images(data_dir, train_size=train_size, test_size=test_size)
+    (x, y), test = images.train, images.test
     config = TrainConfig(method="standard", epochs=epochs, max_lr=max_lr, augment=model.startswith("resnet"),
                          seed=seed, eval_size=32, stop_on_collapse=False)
     keras.utils.set_random_seed(seed)  # as `fit` does: the same initial weights
@@ -284,7 +293,7 @@ def deep_kaf(model="resnet56", act="kaf_smooth", epochs=10, max_lr=0.1, train_si
     parameters = dict(model=model, act=act, method="standard", epochs=epochs, max_lr=max_lr,
                       batch_size=config.batch_size, augment=config.augment, seed=seed, recipe=recipe,
                       kaf_random_stddev=random_kaf_stddev(act, kaf_random_stddev))
-    store.write_study(out, parameters, dict(train=len(y), test=len(test[1])), history, started,
+    store.write_study(out, parameters, images.record(), history, started,
            diverged=diverged, init_gradient_norms=norms.to_dict(orient="records"),
            init_kaf_slopes=slopes.to_dict(orient="records"))
     return read_study(out)
@@ -391,12 +400,11 @@ class _GridStudy:
     (`store.PartialStudy`, keyed by `key` and the number of test images)."""
 
     def __init__(self, out, grid, checkpoints, test_size, data_dir, command, key):
-        from kaflib.data import load_cifar10
-
         started = time.perf_counter()
         self.out = out
         self.models, self.skipped, self.extra = _trained_models(out.parent.parent, grid, checkpoints, command)
-        _, (self.x, self.y) = load_cifar10(data_dir, train_size=1, test_size=test_size)
+        self.images = _study_images(data_dir, train_size=0, test_size=test_size)
+        self.x, self.y = self.images.test
         self.partial = store.PartialStudy(out, dict(test=len(self.y), **key), started)
 
     def each_model(self, measure, desc, progress=True):
@@ -404,7 +412,7 @@ class _GridStudy:
 
     def write(self, parameters, rows, **extra):
         """Write the study's file, drop the progress file; (metadata, rows) as `read_study`."""
-        store.write_study(self.out, parameters, dict(test=len(self.y)), rows, self.partial.started, **extra)
+        store.write_study(self.out, parameters, self.images.record(), rows, self.partial.started, **extra)
         self.partial.finish()
         return read_study(self.out)
 
