@@ -84,7 +84,6 @@ def training_epoch_times(model="resnet20", act="relu", batch_size=128, repeats=2
 def _train_step_fn(kind, method, batch_size):
     """A compiled ResNet20 train step (x, y, seed) for `kind` ("kaf", "kaf (direct)", ...)."""
     import keras
-    import tensorflow as tf
 
     from kaflib.activations import get_activation, get_direct_activation
     from kaflib.models import resnet

@@ -4,12 +4,13 @@ trip, serialization and `.keras` save/load, symbolic call, weight counts, a trai
 (`fit` on random data), and the `mixed_float16` check (weights stay float32, outputs follow the
 compute dtype)."""
 
+import keras
 import numpy as np
 import pytest
 from keras.src.testing import TestCase
 
 from kaflib.batchnorm import FusedOrderBatchNormalization
-from kaflib.kaf import KAF, DirectKAF
+from kaflib.kaf import KAF, DirectKAF, KAFRandomInitializer, KAFRidgeInitializer, KAFSmoothInitializer
 from kaflib.kwta import KWTA
 
 CASES = [
@@ -21,8 +22,19 @@ CASES = [
     (KAF, dict(kernel="softplus", init="swish"), 1),
     (KAF, dict(kernel="relu", random_stddev="kafnets"), 1),
     (DirectKAF, dict(init="relu"), 1),
+    # the Keras-style arguments of the coefficients (a regularizer adds one loss)
+    (KAF, dict(alpha_initializer=KAFRidgeInitializer("elu"), alpha_regularizer=keras.regularizers.L2(1e-3),
+               alpha_constraint=keras.constraints.MaxNorm(1.0, axis=1)), 1),
+    (KAF, dict(alpha_initializer=KAFSmoothInitializer(1.5), alpha_regularizer="l1", trainable_dictionary=True), 3),
+    (DirectKAF, dict(alpha_initializer=KAFRandomInitializer("kafnets"), alpha_constraint="non_neg"), 1),
+    (KAF, dict(alpha_initializer="glorot_uniform", kernel="softplus"), 1),
     (KWTA, dict(ratio=0.25), 0),
 ]
+
+
+def _short(value):
+    """A test id for a keyword argument's value: the class name of an object."""
+    return value if isinstance(value, (str, int, float)) else type(value).__name__
 
 
 class _Keras(TestCase):
@@ -31,14 +43,15 @@ class _Keras(TestCase):
 
 
 @pytest.mark.parametrize("layer_cls, kwargs, trainable", CASES,
-                         ids=[f"{cls.__name__}-{'-'.join(f'{k}={v}' for k, v in kw.items()) or 'default'}"
+                         ids=[f"{cls.__name__}-{'-'.join(f'{k}={_short(v)}' for k, v in kw.items()) or 'default'}"
                               for cls, kw, _ in CASES])
 @pytest.mark.parametrize("input_shape", [(2, 5, 5, 3), (4, 6)], ids=["conv", "dense"])
 def test_keras_layer_checklist(layer_cls, kwargs, trainable, input_shape):
     _Keras().run_layer_test(
         layer_cls, init_kwargs=kwargs, input_shape=input_shape, expected_output_shape=input_shape,
         expected_num_trainable_weights=trainable, expected_num_non_trainable_weights=0,
-        expected_num_seed_generators=0, expected_num_losses=0, supports_masking=False,
+        expected_num_seed_generators=0, expected_num_losses=int(kwargs.get("alpha_regularizer") is not None),
+        supports_masking=False,
         run_training_check=True, run_mixed_precision_check=True)
 
 

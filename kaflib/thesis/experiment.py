@@ -8,8 +8,6 @@ import dataclasses
 import math
 from pathlib import Path
 
-import numpy as np
-
 from kaflib.activations import ACTIVATIONS
 from kaflib.checks import check, is_int, is_number
 from kaflib.files import utc_now, write_atomic
@@ -282,7 +280,7 @@ def resolve(model="resnet20", act="relu", preset="auto", method=None, epochs=Non
     check("grid", grid, isinstance(grid, str) and grid and "/" not in grid, "a folder name")
     check("momentum", settings["momentum"], is_number(settings["momentum"]) and 0 <= settings["momentum"] < 1,
            "a number in [0, 1)")
-    from kaflib.models import LAYER_RECIPES, RANDOM_INIT_KAFS
+    from kaflib.models import LAYER_RECIPES
 
     check("recipe", settings["recipe"], settings["recipe"] in LAYER_RECIPES, f"one of {', '.join(LAYER_RECIPES)}")
     check("extra_epochs", settings["extra_epochs"],

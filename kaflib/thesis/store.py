@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from kaflib.files import environment, json_default, read_json, utc_now, write_atomic, write_json
+from kaflib.files import environment, json_default, read_json, utc_now, write_json
 
 __all__ = ["STUDIES", "PartialStudy", "audit_path", "each_model", "environment", "finished_study", "json_default",
            "read_json", "read_study", "repository_root", "results_dir", "study_path", "thesis_materials_dir",

@@ -260,7 +260,7 @@ def _init_gradient_norms(model, images, labels):
 def deep_kaf(model="resnet56", act="kaf_smooth", epochs=10, max_lr=0.1, train_size=None, test_size=None,
              seed=0, data_dir=None, out_dir=None, force=False, progress=True, kaf_random_stddev="thesis",
              recipe=STUDY_RECIPE):
-    """Initialisation diagnostics and standard training of one model/activation (issue 7)."""
+    """Initialisation diagnostics and standard training of one model/activation."""
     import keras
     import tensorflow as tf
 
@@ -419,7 +419,7 @@ class _GridStudy:
 
 def masking(grid, test_size=256, square_iter=1000, results=None, seed=0, data_dir=None, force=False,
             progress=True, checkpoints=None):
-    """`kaflib.masking.masking_checks` on every finished run of `grid` (issue 8).
+    """`kaflib.masking.masking_checks` on every finished run of `grid`.
 
     `grid="thesis-checkpoints"` checks the published ResNet20s of
     `THESIS_CHECKPOINTS` instead, from the folder `checkpoints`, as float32
