@@ -168,13 +168,14 @@ def audit_checkpoints(paths, out, test_size=None, data_dir=None, pgd_restarts=1,
         raise ValueError(f"protocol={sorted(unknown)} names checkpoints that are not among {len(paths)} audited.")
     from tqdm.auto import tqdm
 
-    from kaflib.data import load_cifar10
-    from kaflib.thesis.store import audit_path, environment, read_json, write_json
     from kaflib.thesis.checkpoints import load_checkpoint
+    from kaflib.thesis.preset_images import load_preset_images
+    from kaflib.thesis.store import audit_path, environment, read_json, write_json
 
     out = audit_path() if out is None else Path(out)
     done = read_json(out)
-    _, (images, labels) = load_cifar10(data_dir, train_size=1, test_size=test_size)
+    test = load_preset_images("quick", data_dir, train_size=0, test_size=test_size)
+    images, labels = test.test
     parameters = dict(test_size=len(labels), eps=8 / 255, pgd=dict(step=2 / 255, steps=50, restarts=pgd_restarts),
                       apgd=dict(steps=100, eps_step="2 eps", restarts=1, targets=targets,
                                 attacks=["APGD-CE (untargeted), on every correctly classified image",
@@ -186,7 +187,7 @@ def audit_checkpoints(paths, out, test_size=None, data_dir=None, pgd_restarts=1,
         done = dict(parameters=parameters, checkpoints={})
 
     def save():
-        done.update(environment=environment(), updated=utc_now())
+        done.update(data=test.record(), environment=environment(), updated=utc_now())
         write_json(out, done)
 
     for path in tqdm(paths, desc="checkpoints", disable=not progress):
