@@ -18,3 +18,12 @@ def pytest_configure(config):
     os.environ["KAFLIB_DATA_DIR"] = os.path.abspath(os.environ["KAFLIB_DATA_DIR"])
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+
+def pytest_collection_modifyitems(config, items):
+    # The notebook's cells (collected with --nbval) run a whole smoke experiment: slow tier.
+    import pytest
+
+    for item in items:
+        if type(item).__module__.startswith("nbval"):
+            item.add_marker(pytest.mark.slow)

@@ -5,7 +5,8 @@ import keras
 from kaflib.kaf import KAF, DirectKAF
 from kaflib.kwta import KWTA
 
-__all__ = ["ACTIVATIONS", "FIXED_ACTIVATIONS", "KAF_ACTIVATIONS", "get_activation", "get_direct_activation"]
+__all__ = ["ACTIVATIONS", "ACTIVATION_NAMES", "FIXED_ACTIVATIONS", "KAF_ACTIVATIONS", "activation_name",
+           "get_activation", "get_direct_activation"]
 
 #: Fixed (non-trainable) activations, used as `keras.layers.Activation(name)`.
 FIXED_ACTIVATIONS = ("relu", "elu", "swish", "gelu", "softplus", "tanh")
@@ -24,6 +25,16 @@ KAF_ACTIVATIONS = tuple(_TRAINABLE)
 
 #: Every name `get_activation` accepts.
 ACTIVATIONS = FIXED_ACTIVATIONS + tuple(_TRAINABLE) + ("kwta",)
+
+#: The activations as the thesis spells them (its tables' row labels), for figures and tables.
+ACTIVATION_NAMES = {"relu": "ReLU", "elu": "ELU", "swish": "Swish", "gelu": "GELU", "softplus": "Softplus",
+                    "tanh": "tanh", "kwta": "k-WTA", "kaf": "KAF", "kaf_relu": "KAF_ReLU", "kaf_elu": "KAF_ELU",
+                    "kaf_swish": "KAF_Swish", "kaf_free": "KAF_Free", "kaf_smooth": "KAF_Smooth"}
+
+
+def activation_name(act):
+    """"KAF_ELU" for "kaf_elu" (the thesis' spelling); other names unchanged."""
+    return ACTIVATION_NAMES.get(act, act)
 
 
 def get_activation(name, **kwargs):

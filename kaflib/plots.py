@@ -8,7 +8,7 @@ attack sweep. Accuracies are plotted in percent.
 import numpy as np
 
 __all__ = ["plot_schedule", "plot_history", "plot_lr_range", "act_marker", "kaf_curve", "plot_kaf_inits",
-           "kaf_layers", "plot_trained_kafs", "kwta_response", "plot_activation_derivatives",
+           "kaf_layers", "plot_trained_kafs", "kwta_response", "plot_activation_derivatives", "plot_fixed_activations",
            "activation_layers", "activation_values", "activation_distances", "plot_activation_histograms",
            "plot_activation_distances", "plot_pgd_iterations", "plot_gradient_norms", "plot_kaf_lipschitz",
            "plot_eps_sweep", "show_adversarial_example", "plot_histories", "plot_accuracy_under_attack"]
@@ -77,6 +77,24 @@ def act_marker(act):
     return dict(marker="d", s=70, facecolors="none", linewidths=0.8)
 
 
+#: The widest figure, in inches at matplotlib's 100 dpi: the book's text column is about 700
+#: pixels wide, and a wider figure is shrunk until its labels cannot be read.
+MAX_WIDTH = 8.5
+
+
+def _panels(count, width=4.0, height=3.0, **kwargs):
+    """A figure of `count` panels, as many per row as `MAX_WIDTH` allows: (figure, the
+    `count` axes in reading order); the grid's unused axes are hidden."""
+    import matplotlib.pyplot as plt
+
+    columns = max(1, min(count, int(MAX_WIDTH // width)))
+    rows = -(-count // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(width * columns, height * rows), squeeze=False, **kwargs)
+    for ax in axes.flat[count:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat[:count])
+
+
 def _spread(count, total):
     """Indices of `count` items spread evenly over `range(total)` (first and last included)."""
     return np.unique(np.linspace(0, total - 1, min(count, total)).round().astype(int))
@@ -106,14 +124,13 @@ def plot_kaf_inits(inits=("random", "relu", "elu", "swish"), channels=3, span=5.
     target dashed; the dictionary points as ticks on the x-axis.
     """
     import keras
-    import matplotlib.pyplot as plt
 
     from kaflib.kaf import KAF, kaf_dictionary
 
     keras.utils.set_random_seed(seed)
     x = np.linspace(-span, span, 401)
-    fig, axes = plt.subplots(1, len(inits), figsize=(3.2 * len(inits), 3), sharex=True)
-    for ax, init in zip(np.atleast_1d(axes), inits):
+    fig, axes = _panels(len(inits), sharex=True)
+    for ax, init in zip(axes, inits):
         layer = KAF(init=init)
         layer.build((None, channels))
         for c in range(channels):
@@ -125,7 +142,7 @@ def plot_kaf_inits(inits=("random", "relu", "elu", "swish"), channels=3, span=5.
         ax.set(title=f"init = {init}", xlabel="x")
         ax.legend(fontsize="x-small")
         ax.grid(alpha=0.3)
-    np.atleast_1d(axes)[0].set_ylabel("KAF(x)")
+        ax.set_ylabel("KAF(x)")
     fig.tight_layout()
     return fig
 
@@ -142,15 +159,14 @@ def plot_trained_kafs(model, layers=4, channels=4, span=5.0, reference=None):
 
     `reference` (an activation name, e.g. the ridge init ``"elu"``) is drawn dashed.
     """
-    import matplotlib.pyplot as plt
 
     found = kaf_layers(model)
     if not found:
         raise ValueError(f"model {model.name!r} has no KAF layers.")
     picked = [found[i] for i in _spread(layers, len(found))]
     x = np.linspace(-span, span, 401)
-    fig, axes = plt.subplots(1, len(picked), figsize=(3.2 * len(picked), 3), sharex=True)
-    for ax, layer in zip(np.atleast_1d(axes), picked):
+    fig, axes = _panels(len(picked), sharex=True)
+    for ax, layer in zip(axes, picked):
         for c in range(min(channels, layer.alpha.shape[0])):
             ax.plot(x, kaf_curve(layer, x, c))
         if reference:
@@ -158,7 +174,7 @@ def plot_trained_kafs(model, layers=4, channels=4, span=5.0, reference=None):
             ax.legend(fontsize="x-small")
         ax.set(title=f"{layer.name} (depth {found.index(layer) + 1}/{len(found)})", xlabel="x")
         ax.grid(alpha=0.3)
-    np.atleast_1d(axes)[0].set_ylabel("KAF(x)")
+        ax.set_ylabel("KAF(x)")
     fig.tight_layout()
     return fig
 
@@ -182,7 +198,7 @@ def plot_activation_derivatives(names=("relu", "softplus", "swish", "gelu", "elu
     import tensorflow as tf
 
     x = tf.constant(np.linspace(-span, span, 801, dtype="float32"))
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(MAX_WIDTH, 3.5))
     for name in names:
         with tf.GradientTape() as tape:
             tape.watch(x)
@@ -192,6 +208,31 @@ def plot_activation_derivatives(names=("relu", "softplus", "swish", "gelu", "elu
     left.set(title="activation f(x)", xlabel="x")
     right.set(title="derivative f'(x)", xlabel="x")
     for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def plot_fixed_activations(span=5.0):
+    """The fixed activations the thesis starts from: the sigmoid and its derivative, whose
+    maximum of 1/4 shrinks every gradient that passes through it (thesis "sigmoid"), and
+    ReLU beside ELU, LeakyReLU (slope 0.1) and Swish, which differ from it for negative
+    inputs only (thesis "afunctions")."""
+    import matplotlib.pyplot as plt
+
+    x = np.linspace(-span, span, 801)
+    sigmoid = 1 / (1 + np.exp(-x))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(MAX_WIDTH, 3.4))
+    left.plot(x, sigmoid, label="sigmoid")
+    left.plot(x, sigmoid * (1 - sigmoid), label="its derivative (max 1/4)")
+    curves = {"ReLU": np.maximum(x, 0), "ELU": np.where(x > 0, x, np.expm1(np.minimum(x, 0))),
+              "LeakyReLU (0.1)": np.where(x > 0, x, 0.1 * x), "Swish": x * sigmoid}
+    for label, y in curves.items():
+        right.plot(x, y, label=label, ls="--" if label == "ReLU" else "-")
+    right.set_ylim(-1.5, span)
+    for ax, title in ((left, "sigmoid"), (right, "ReLU and its smooth variants")):
+        ax.set(xlabel="x", title=title)
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
     fig.tight_layout()
@@ -218,8 +259,10 @@ def activation_values(model, images, batch_size=256):
 
     picked = activation_layers(model)
     probe = keras.Model(model.inputs, [layer.output for layer in picked])
-    outputs = probe.predict(images, batch_size=batch_size, verbose=0)
-    return {layer.name: np.asarray(out) for layer, out in zip(picked, outputs)}
+    # Called batch by batch, not through `predict`: a predict function per model makes
+    # TensorFlow warn about retracing when several models are probed in a row.
+    batches = [probe([images[i:i + batch_size]], training=False) for i in range(0, len(images), batch_size)]
+    return {layer.name: np.concatenate([np.asarray(b[k]) for b in batches]) for k, layer in enumerate(picked)}
 
 
 def activation_distances(clean, adversarial):
@@ -233,7 +276,8 @@ def plot_activation_histograms(values, statistic="neuron", bins=50):
 
     Args:
         values: dict label -> (clean dict, adversarial dict), from
-            `activation_values`; one row of panels per label (e.g. per model).
+            `activation_values`; one column of panels per label (e.g. per model),
+            one row per activation layer.
         statistic: ``"neuron"``: the first unit of each layer (first channel at
             the centre pixel for conv layers); ``"channel_mean"``: the mean of
             the first channel over the spatial positions.
@@ -250,11 +294,11 @@ def plot_activation_histograms(values, statistic="neuron", bins=50):
             return a[:, a.shape[1] // 2, a.shape[2] // 2, 0]
         return a[..., 0].mean(axis=(1, 2))
 
-    rows = len(values)
-    cols = max(len(clean) for clean, _ in values.values())
-    fig, axes = plt.subplots(rows, cols, figsize=(2.3 * cols, 2.0 * rows), squeeze=False)
-    for r, (label, (clean, adversarial)) in enumerate(values.items()):
-        for c, name in enumerate(clean):
+    cols = len(values)
+    rows = max(len(clean) for clean, _ in values.values())
+    fig, axes = plt.subplots(rows, cols, figsize=(min(MAX_WIDTH, 2.8 * cols), 1.9 * rows), squeeze=False)
+    for c, (label, (clean, adversarial)) in enumerate(values.items()):
+        for r, name in enumerate(clean):
             ax = axes[r, c]
             a, b = pick(clean[name]), pick(adversarial[name])
             edges = np.histogram_bin_edges(np.concatenate([a, b]), bins=bins)
@@ -262,7 +306,7 @@ def plot_activation_histograms(values, statistic="neuron", bins=50):
             ax.hist(b, edges, alpha=0.6, label="adversarial")
             ax.set_title(f"{label}: {name}", fontsize="small")
             ax.tick_params(labelsize="x-small")
-        for c in range(len(clean), cols):
+        for r in range(len(clean), rows):
             axes[r, c].axis("off")
     axes[0, 0].legend(fontsize="x-small")
     fig.tight_layout()
@@ -277,7 +321,7 @@ def plot_activation_distances(distances):
     """
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9, 3.5))
+    fig, ax = plt.subplots(figsize=(MAX_WIDTH, 3.5))
     width = 0.8 / len(distances)
     for i, (label, per_layer) in enumerate(distances.items()):
         positions = np.arange(len(per_layer)) + i * width
@@ -321,15 +365,9 @@ def plot_gradient_norms(traces, layers=6):
             the depth are drawn (log scale; non-finite norms as red crosses at
             the top).
     """
-    import matplotlib.pyplot as plt
 
-    columns = min(len(traces), 3)
-    grid_rows = -(-len(traces) // columns)
-    fig, axes = plt.subplots(grid_rows, columns, figsize=(4.2 * columns, 3.5 * grid_rows), sharey=True,
-                             squeeze=False)
-    for ax in axes.flat[len(traces):]:
-        ax.set_visible(False)
-    for ax, (label, table) in zip(axes.flat, traces.items()):
+    fig, axes = _panels(len(traces), width=4.25, height=3.5, sharey=True)
+    for ax, (label, table) in zip(axes, traces.items()):
         depths = sorted(set(table["depth"]))
         picked = [depths[i] for i in _spread(layers, len(depths))]
         for depth in picked:
@@ -341,7 +379,6 @@ def plot_gradient_norms(traces, layers=6):
         ax.set(yscale="log", xlabel="training step", title=label)
         ax.legend(fontsize="xx-small")
         ax.grid(alpha=0.3)
-    for ax in axes[:, 0]:
         ax.set_ylabel("gradient norm (L2, per layer)")
     fig.tight_layout()
     return fig
@@ -352,11 +389,10 @@ def plot_kaf_lipschitz(layers):
     model, one colour per run: KAFs' numeric constant (solid) and analytic bound
     (dashed), fixed activations' constant (dotted). `layers`: the `layers` list of a
     `lipschitz` study (or several, concatenated), as a DataFrame."""
-    import matplotlib.pyplot as plt
 
     models = list(dict.fromkeys(layers["model"]))
-    fig, axes = plt.subplots(1, len(models), figsize=(4.8 * len(models), 3.6), squeeze=False)
-    for ax, model in zip(axes[0], models):
+    fig, axes = _panels(len(models), width=MAX_WIDTH, height=3.4)
+    for ax, model in zip(axes, models):
         for act, rows in layers[layers["model"] == model].groupby("act", sort=False):
             kaf = "analytic" in rows and rows["analytic"].notna().any()
             line, = ax.plot(rows["depth"], rows["numeric"], linestyle="-" if kaf else ":", label=act)
@@ -400,7 +436,7 @@ def show_adversarial_example(model, image, adversarial, label, class_names, magn
     delta = adversarial - image
     eps = np.abs(delta).max()
     magnify = magnify or (0.5 / max(eps, 1e-12))
-    fig, axes = plt.subplots(1, 3, figsize=(9, 3.4))
+    fig, axes = plt.subplots(1, 3, figsize=(MAX_WIDTH, 3.6))
     panels = [(image, f"clean: {class_names[probs[0].argmax()]} ({100 * probs[0].max():.1f}%)"),
               (np.clip(0.5 + magnify * delta, 0, 1), f"perturbation x{magnify:.0f}\n(L-inf {255 * eps:.1f}/255)"),
               (adversarial, f"adversarial: {class_names[probs[1].argmax()]} ({100 * probs[1].max():.1f}%)")]
@@ -409,7 +445,7 @@ def show_adversarial_example(model, image, adversarial, label, class_names, magn
         ax.set_title(title, fontsize="small")
         ax.axis("off")
     fig.suptitle(f"true class: {class_names[label]}")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.92))  # the panels' two-line titles below the figure's
     return fig
 
 
@@ -418,14 +454,13 @@ def plot_histories(histories, columns=("test_clean_acc", "test_pgd_acc")):
 
     `histories` maps label -> history DataFrame (`kaflib.train.fit`); accuracies in percent.
     """
-    import matplotlib.pyplot as plt
 
     from kaflib.activations import KAF_ACTIVATIONS
 
     titles = {"test_clean_acc": "test accuracy, clean", "test_pgd_acc": "test accuracy, PGD (sample)",
               "train_loss": "training loss", "train_acc": "training accuracy (adversarial inputs)"}
-    fig, axes = plt.subplots(1, len(columns), figsize=(5 * len(columns), 3.5), squeeze=False)
-    for ax, column in zip(axes[0], columns):
+    fig, axes = _panels(len(columns), width=MAX_WIDTH / 2, height=3.4)
+    for ax, column in zip(axes, columns):
         scale = 1 if "loss" in column else 100
         for label, history in histories.items():
             ax.plot(history["epoch"], scale * history[column], label=label,
@@ -433,7 +468,7 @@ def plot_histories(histories, columns=("test_clean_acc", "test_pgd_acc")):
         ax.set(xlabel="epoch", title=titles.get(column, column),
                ylabel="loss" if scale == 1 else "accuracy (%)")
         ax.grid(alpha=0.3)
-    axes[0, -1].legend(fontsize="x-small")
+    axes[-1].legend(fontsize="x-small")
     fig.tight_layout()
     return fig
 

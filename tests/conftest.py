@@ -73,3 +73,28 @@ def mini_test_set():
     from kaflib.data import load_cifar10
 
     return load_cifar10(data_dir, download=False)[1]
+
+
+def legend_labels(fig):
+    """Every legend entry of a matplotlib figure: its own legends and its axes'."""
+    legends = list(fig.legends) + [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+    return [text.get_text() for legend in legends for text in legend.get_texts()]
+
+
+@pytest.fixture(autouse=True)
+def no_hidden_legend_labels():
+    """Every figure a test draws lists readable legend labels: matplotlib names unlabelled
+    artists `_child3`, `_nolegend_`, ..., and a legend built from them shows those names.
+    Closes the test's figures."""
+    import sys
+
+    yield
+    plt = sys.modules.get("matplotlib.pyplot")
+    if plt is None:
+        return
+    hidden = []
+    for number in plt.get_fignums():
+        fig = plt.figure(number)
+        hidden += [label for label in legend_labels(fig) if label.startswith("_")]
+        plt.close(fig)
+    assert not hidden, f"legend labels that are matplotlib's names for unlabelled artists: {hidden}"

@@ -80,11 +80,13 @@ def browser():
         browser.close()
 
 
+@pytest.mark.slow
 def test_book_has_one_page_per_toc_entry(html_dir):
     built = {p.stem for p in html_dir.glob("*.html")} - {"genindex", "search", "index"}
     assert built == set(toc_pages())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("page_name", toc_pages())
 def test_page_renders_without_errors(server, browser, page_name):
     page = browser.new_page()
@@ -117,6 +119,7 @@ def test_no_chapter_builds_result_paths():
         assert not re.search(r"/ f?[\"'][^\"']*\.json[\"']", code), chapter.name
 
 
+@pytest.mark.slow
 def test_plumbing_cells_are_collapsed_and_wide_tables_scroll(server, browser):
     page = browser.new_page(viewport={"width": 1200, "height": 900})
     page.goto(f"{server}/evaluation.html", wait_until="networkidle")
@@ -133,3 +136,38 @@ def test_plumbing_cells_are_collapsed_and_wide_tables_scroll(server, browser):
     assert all(client <= article for _, _, client, article in tables), tables
     assert any(scroll > client for _, scroll, client, _ in tables), "expected one table wider than the page"
     page.close()
+
+
+def _cell_outputs(html):
+    """The HTML of every cell output of a built page (each up to the next cell or the article's end)."""
+    import re
+
+    chunks = html.split('<div class="cell_output')[1:]
+    return [re.split(r'<div class="cell |</article>', chunk, maxsplit=1)[0] for chunk in chunks]
+
+
+def _text(html):
+    import html as html_module
+    import re
+
+    return html_module.unescape(re.sub(r"<[^>]+>", " ", html))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page_name", toc_pages())
+def test_pages_show_nothing_a_reader_should_not_see(html_dir, page_name):
+    """No Python repr of a display object, no warning or traceback in an output, no NaN or
+    infinity in a table cell, no reference to the project's issues. (Legend labels are
+    checked where the figures are drawn: tests/conftest.py's `no_hidden_legend_labels`.)"""
+    import re
+
+    html = (html_dir / f"{page_name}.html").read_text()
+    assert "IPython.core.display" not in html and "object at 0x" not in html, page_name
+    outputs = [_text(output) for output in _cell_outputs(html)]
+    noisy = [o.strip()[:200] for o in outputs if re.search(r"Warning|WARNING|Traceback|Error\b", o)]
+    assert not noisy, f"{page_name}: warnings or errors in cell outputs: {noisy}"
+    cells = [_text(cell).strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", html, flags=re.S)]
+    raw = [cell for cell in cells if cell.lower() in {"nan", "inf", "-inf", "none", "<na>", "nat"}]
+    assert not raw, f"{page_name}: table cells showing {sorted(set(raw))}"
+    issues = re.findall(r".{0,60}\bissues? #?\d+.{0,20}", _text(html), flags=re.I)
+    assert not issues, f"{page_name}: references to issue numbers: {issues}"

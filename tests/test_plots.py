@@ -98,9 +98,10 @@ def test_gradient_norm_plot_marks_non_finite_steps():
     ax = plot_gradient_norms({"run": trace}).axes[0]
     assert ax.get_yscale() == "log"
     assert [len(line.get_xdata()) for line in ax.lines] == [2, 1, 1]  # a, b finite, b's NaN cross
-    fig = plot_gradient_norms({f"run {i}": trace for i in range(4)})  # wraps after 3 panels
-    assert [ax.get_visible() for ax in fig.axes] == [True] * 4 + [False] * 2
-    assert fig.axes[3].get_title() == "run 3"
+    fig = plot_gradient_norms({f"run {i}": trace for i in range(3)})  # two panels per row
+    assert [ax.get_visible() for ax in fig.axes] == [True] * 3 + [False]
+    assert fig.get_figwidth() <= 8.5
+    assert fig.axes[2].get_title() == "run 2"
 
 
 def test_lipschitz_plots():
@@ -124,7 +125,7 @@ def test_lipschitz_plots():
     ax = plot_bound_vs_robustness(runs).axes[0]
     assert len(ax.collections) == 2 and ax.get_xscale() == "log"  # the infinite bound is left out
     labels = ax.get_legend_handles_labels()[1]
-    assert labels == ["vgg / relu", "vgg / kaf (at chance)"] and ax.collections[1].get_alpha() < 1
+    assert labels == ["vgg / ReLU", "vgg / KAF (at chance)"] and ax.collections[1].get_alpha() < 1
 
 
 def test_eps_sweep_plot():
@@ -151,7 +152,7 @@ def test_masking_checks_plot_has_a_panel_per_grid_and_a_marker_per_attack():
                               surrogate=[np.nan, 9.0, 41.0], worst=[20.0, 6.0, 38.0]), index=index)
     fig = plot_masking_checks(table)
     vgg, checkpoints = fig.axes
-    assert vgg.get_title() == "thesis-vgg" and [t.get_text() for t in vgg.get_yticklabels()] == ["relu", "kaf_elu"]
+    assert vgg.get_title() == "VGG-inspired" and [t.get_text() for t in vgg.get_yticklabels()] == ["ReLU", "KAF_ELU"]
     labels = [c.get_label() for c in vgg.collections]
     assert labels == ["PGD-50", "APGD-CE + APGD-T", "Square (black-box)", "smoothed surrogate", "worst of ours"]
     square = vgg.collections[labels.index("Square (black-box)")].get_offsets()

@@ -184,7 +184,10 @@ def test_checkpoint_audit_table_joins_the_thesis_numbers(tmp_path, thesis_tables
     ax = plot_checkpoint_audit(table).axes[0]
     worst = next(bars for bars in ax.containers if bars.get_label() == "worst case (+ APGD-T)")
     np.testing.assert_allclose(worst.lines[0].get_xdata(), [42.0, 0.0])
-    assert [t.get_text() for t in ax.get_yticklabels()] == list(table.index)
+    from kaflib.thesis.tables import checkpoint_label
+
+    assert [t.get_text() for t in ax.get_yticklabels()] == [checkpoint_label(c, a) for c, a in
+                                                            zip(table.index, table["activation"])]
 
 
 def test_kaf_versus_fixed_and_histories_of_a_grid(tmp_path, thesis_tables):
@@ -421,9 +424,12 @@ def test_seeds_give_mean_and_sd_and_a_paired_interval(tmp_path, thesis_tables):
     shown = results.mean_sd(table)
     assert shown.loc["kaf", "robust (ours)"] == "31.0 ± 4.0 (3 seeds)" and shown.loc["elu", "robust (ours)"] == "29.0"
     # the fixture's metrics predate the recorded recipe: they read as the earlier one
-    assert shown.loc["kaf", "trained with (ours)"] == "momentum 0.9, he-bn0.9 layers, KAF N(0, 0.8²)"
-    assert shown.loc["relu", "trained with (ours)"] == "momentum 0.9, he-bn0.9 layers"
+    earlier = "momentum 0.9, He-normal convs, batch-norm momentum 0.9"
+    assert shown.loc["kaf", "trained with (ours)"] == earlier + ", KAF N(0, 0.8²)"
+    assert shown.loc["relu", "trained with (ours)"] == earlier
     assert shown.loc["kaf_relu", "trained with (ours)"] == ""  # a thesis row, no run of ours
+    means = results.kaf_versus_fixed(("thesis-resnet20",), tmp_path, runs="all").set_index("source")
+    assert means.loc["ours", "runs"] == 7  # every seed counts: 3 relu, 3 kaf, 1 elu
     assert not measured["current"].any()  # the fixture's runs are not what the quick preset gives now
     assert results.kaf_fixed_difference(measured)["kafs"] == []  # so the default compares none of them
     d = results.kaf_fixed_difference(measured, runs="all")
@@ -612,9 +618,31 @@ def test_autoattack_kaf_checkpoints_are_compared_image_by_image(tmp_path):
     from kaflib.thesis.figures import plot_autoattack_differences
 
     ax = plot_autoattack_differences(pairs).axes[0]
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["kaf", "kaf_elu", "kaf_swish"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["KAF", "KAF_ELU", "KAF_Swish"]
     ax = plot_autoattack_differences(pairs, None, against_elu).axes[0]  # two references, one row per KAF
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["kaf", "kaf_elu", "kaf_swish"]
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["minus swish (swish_ckpt)", "minus elu (elu_ckpt)"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["KAF", "KAF_ELU", "KAF_Swish"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["minus Swish", "minus ELU"]
     with pytest.raises(ValueError, match="at least one table"):
         plot_autoattack_differences(None)
+
+
+def test_figures_of_the_book_draw_readable_legends(tmp_path):
+    """The figure functions the other tests do not draw, on made-up inputs: their legends list
+    activations and attacks (the autouse `no_hidden_legend_labels` fixture checks every figure)."""
+    import pandas as pd
+
+    from kaflib.plots import plot_activation_derivatives, plot_histories
+    from kaflib.thesis.figures import plot_autoattack, plot_lr_range_tests
+
+    from tests.conftest import legend_labels
+
+    _autoattack_record(tmp_path / "autoattack", "swish_ckpt", "swish", set(range(80)))
+    _autoattack_record(tmp_path / "autoattack", "kaf_ckpt", "kaf", set(range(90)))
+    fig = plot_autoattack(results.autoattack_table(tmp_path), results.leaderboard_entries())
+    assert "clean" in legend_labels(fig) and fig.get_figwidth() <= 8.5
+    history = pd.DataFrame(dict(epoch=[1, 2], test_clean_acc=[0.3, 0.4], test_pgd_acc=[0.1, 0.2]))
+    assert legend_labels(plot_histories({"relu": history, "kaf": history})) == ["relu", "kaf"]
+    assert "swish" in legend_labels(plot_activation_derivatives(("relu", "swish")))
+    lr = pd.DataFrame(dict(lr=np.geomspace(1e-4, 1, 20), loss=np.linspace(2.3, 1.0, 20)))
+    ranges = pd.DataFrame({"test: max_lr": [0.1, 0.2]}, index=["relu", "kaf_elu"])
+    assert legend_labels(plot_lr_range_tests({"relu": ({}, lr), "kaf_elu": ({}, lr)}, ranges)) == ["ReLU", "KAF_ELU"]

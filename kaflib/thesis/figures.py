@@ -5,7 +5,8 @@ Each function takes a table from `kaflib.thesis.results` and draws one figure.
 
 import numpy as np
 
-from kaflib.plots import act_marker
+from kaflib.plots import MAX_WIDTH, act_marker
+from kaflib.thesis.tables import activation_name, checkpoint_label, grid_name
 
 __all__ = ["plot_robustness_vs_accuracy", "plot_deep_kaf", "plot_bound_vs_robustness",
            "plot_lipschitz_evolution", "plot_checkpoint_audit", "plot_lr_range_tests", "plot_autoattack",
@@ -16,7 +17,7 @@ def plot_robustness_vs_accuracy(comparison, title=None):
     """Robust against clean accuracy, this project's runs beside the thesis' numbers.
 
     Args:
-        comparison: `kaflib.results.compare_with_thesis` table (percent).
+        comparison: `kaflib.thesis.results.compare_with_thesis` table (percent).
 
     Returns:
         The figure: left panel measured here (the mean over seeds; with several
@@ -26,7 +27,7 @@ def plot_robustness_vs_accuracy(comparison, title=None):
     """
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(MAX_WIDTH + 0.5, 3.8))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     runs = comparison.attrs.get("runs")
     for ax, who in zip(axes, ("ours", "thesis")):
@@ -35,7 +36,7 @@ def plot_robustness_vs_accuracy(comparison, title=None):
             if np.isfinite(x) and np.isfinite(y):
                 marker = act_marker(act)
                 colour = {"edgecolors" if "facecolors" in marker else "color": colours[i % len(colours)]}
-                ax.scatter(x, y, label=act, **marker, **colour)
+                ax.scatter(x, y, label=activation_name(act), **marker, **colour)
                 seeds = runs[runs["act"] == act] if who == "ours" and runs is not None else []
                 if len(seeds) > 1:  # one faint point per seed, and the sd as error bars
                     ax.scatter(seeds["clean_acc"], seeds["robust_acc"], s=12, alpha=0.5,
@@ -45,9 +46,11 @@ def plot_robustness_vs_accuracy(comparison, title=None):
         ax.set(xlabel="clean accuracy (%)", ylabel="robust accuracy (%)",
                title="this project" if who == "ours" else "thesis (reported)")
         ax.grid(alpha=0.3)
-    handles = {h.get_label(): h for ax in axes for h in ax.collections}
+    handles = {}  # one entry per activation: the labelled markers, not the seeds' points or error bars
+    for ax in axes:
+        handles.update((label, h) for h, label in zip(*ax.get_legend_handles_labels()))
     fig.legend(handles.values(), handles.keys(), loc="center right", fontsize="small")
-    fig.tight_layout(rect=(0, 0, 0.87, 0.95 if title else 1))
+    fig.tight_layout(rect=(0, 0, 0.85, 0.94 if title else 1))
     if title:
         fig.suptitle(title)
     return fig
@@ -57,13 +60,13 @@ def plot_robustness_vs_accuracy(comparison, title=None):
 
 
 def plot_deep_kaf(studies):
-    """Two panels for `kaflib.results.load_deep_kaf` studies: the gradient norm of
+    """Two panels for `kaflib.thesis.results.load_deep_kaf` studies: the gradient norm of
     every convolution's kernel and bias at initialisation, in the order from
     input to output (log scale), and the clean test accuracy per epoch of
     standard training (a cross marks a divergence)."""
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, (left, right) = plt.subplots(2, 1, figsize=(MAX_WIDTH, 7))
     for label, study in studies.items():
         norms = study["init_gradient_norms"]
         convs = norms[norms["layer"].str.startswith("conv")]
@@ -105,7 +108,7 @@ def plot_bound_vs_robustness(runs, min_clean=None):
         colour = {"edgecolors" if "facecolors" in marker else "color": colours[i % len(colours)]}
         at_chance = row["clean_acc"] < min_clean
         ax.scatter(row["network_bound"], 100 * row["robust_acc"], **marker, **colour, alpha=0.3 if at_chance else 1,
-                   label=f"{model} / {act}" + (" (at chance)" if at_chance else ""))
+                   label=f"{model} / {activation_name(act)}" + (" (at chance)" if at_chance else ""))
     ax.set(xscale="log", xlabel="Lipschitz upper bound of the network (L2)", ylabel="robust accuracy (%)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="xx-small", ncol=2)
@@ -127,19 +130,19 @@ def plot_lipschitz_evolution(histories):
 
     from kaflib.activations import KAF_ACTIVATIONS
 
-    fig, (bound_ax, act_ax, acc_ax) = plt.subplots(1, 3, figsize=(13, 3.6))
+    fig, (bound_ax, act_ax, acc_ax) = plt.subplots(3, 1, figsize=(MAX_WIDTH, 9), sharex=True)
     for label, history in histories.items():
         style = dict(marker=".", label=label,
                      linestyle="-" if label.split(" / ")[-1] in KAF_ACTIVATIONS else "--")
         bound_ax.plot(history["epoch"], history["lipschitz_bound_log10"], **style)
         act_ax.plot(history["epoch"], history["activation_lipschitz_max"], **style)
         acc_ax.plot(history["epoch"], 100 * history["train_acc"], **style)
-    bound_ax.set(xlabel="epoch", ylabel="log10 Lipschitz bound of the network")
-    act_ax.set(xlabel="epoch", ylabel="largest activation constant (max |f'|)", yscale="log")
+    bound_ax.set(ylabel="log10 Lipschitz bound\nof the network")
+    act_ax.set(ylabel="largest activation\nconstant (max |f'|)", yscale="log")
     acc_ax.set(xlabel="epoch", ylabel="training accuracy (%)")
     for ax in (bound_ax, act_ax, acc_ax):
         ax.grid(alpha=0.3)
-    acc_ax.legend(fontsize="x-small")
+    bound_ax.legend(fontsize="x-small", loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     return fig
 
@@ -147,12 +150,12 @@ def plot_lipschitz_evolution(histories):
 def plot_checkpoint_audit(table):
     """Robust accuracy per checkpoint and attack with 95% intervals, and the thesis' reported number.
 
-    `table` is `kaflib.results.checkpoint_audit_table()`.
+    `table` is `kaflib.thesis.results.checkpoint_audit_table()`.
     """
     import matplotlib.pyplot as plt
 
     attacks = [("pgd", "PGD-50"), ("apgd_ce", "APGD-CE"), ("worst", "worst case (+ APGD-T)")]
-    fig, ax = plt.subplots(figsize=(9, 0.45 * len(table) + 1.5))
+    fig, ax = plt.subplots(figsize=(MAX_WIDTH, 0.45 * len(table) + 1.5))
     rows = np.arange(len(table))
     for i, (column, label) in enumerate(attacks):
         y = rows + (i - 1) * 0.22
@@ -162,7 +165,7 @@ def plot_checkpoint_audit(table):
     ax.scatter(table["thesis robust"], rows, marker="*", s=120, color="black", zorder=3,
                label="thesis (reported, full test set)")
     ax.set_yticks(rows)
-    ax.set_yticklabels(table.index, fontsize="small")
+    ax.set_yticklabels([checkpoint_label(c, a) for c, a in zip(table.index, table["activation"])], fontsize="small")
     ax.invert_yaxis()
     ax.set(xlabel="robust accuracy (%), 95% interval")
     ax.legend(fontsize="x-small", loc="lower right")
@@ -184,7 +187,7 @@ def plot_lr_range_tests(tests, ranges):
     fig, ax = plt.subplots(figsize=(7, 4))
     for act, (_, rows) in tests.items():
         median = rows["loss"].rolling(9, center=True, min_periods=5).median()
-        line, = ax.plot(rows["lr"], median, ls="-" if act in KAF_ACTIVATIONS else "--", label=act)
+        line, = ax.plot(rows["lr"], median, ls="-" if act in KAF_ACTIVATIONS else "--", label=activation_name(act))
         high = ranges.loc[act, "test: max_lr"]
         ax.plot([high], [np.interp(np.log(high), np.log(rows["lr"]), median)], "o", color=line.get_color())
     ax.set(xscale="log", xlabel="learning rate", ylabel="training loss (running median, 9 steps)")
@@ -204,7 +207,7 @@ def plot_autoattack(table, leaderboard):
     """
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9, 0.45 * len(table) + 2.6))
+    fig, ax = plt.subplots(figsize=(MAX_WIDTH, 0.45 * len(table) + 2.2))
     rows = np.arange(len(table))
     for offset, (column, label, marker) in zip((-0.15, 0.15), [("clean", "clean", "o"),
                                                               ("autoattack", "AutoAttack (worst case)", "s")]):
@@ -217,13 +220,13 @@ def plot_autoattack(table, leaderboard):
                    label=f"{name} ({entry['architecture']}, {entry['n_images']} test images): "
                          f"clean {entry['clean_acc']:.1f}, AutoAttack {entry['autoattack_acc']:.1f}")
     ax.set_yticks(rows)
-    ax.set_yticklabels([f"{c} ({a})" for c, a in zip(table.index, table["activation"])], fontsize="small")
+    ax.set_yticklabels([checkpoint_label(c, a) for c, a in zip(table.index, table["activation"])], fontsize="small")
     ax.invert_yaxis()
-    ax.set(xlabel=f"accuracy (%), 95% interval; {int(table['n_images'].min())}-{int(table['n_images'].max())} "
-                  "mini test images")
-    ax.legend(fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.4), ncol=1)
+    sizes = sorted({int(n) for n in table["n_images"]})
+    ax.set(xlabel=f"accuracy (%), 95% interval, on {' or '.join(map(str, sizes))} test images")
+    fig.legend(*ax.get_legend_handles_labels(), fontsize="x-small", loc="lower center", ncol=1)
+    fig.tight_layout(rect=(0, 0.11 + 0.04 * len(leaderboard), 1, 1))  # the legend right under the axis
     ax.grid(alpha=0.3, axis="x")
-    fig.tight_layout()
     return fig
 
 
@@ -252,11 +255,11 @@ def plot_autoattack_differences(*pairs):
                   for lo, hi in zip(comparison["low"], comparison["high"])]
         for row, value, error, color in zip(rows, values, errors.T, colors):
             ax.errorbar(value, row, xerr=error[:, None], fmt=marker, ms=5, capsize=3, color=color)
-        ax.plot([], [], marker, color="black", ls="none", label=f"minus {comparison['reference_activation'].iloc[0]} "
-                f"({comparison['reference'].iloc[0]})")
+        ax.plot([], [], marker, color="black", ls="none",
+                label=f"minus {activation_name(comparison['reference_activation'].iloc[0])}")
     ax.axvline(0, color="black", lw=1)
     ax.set_yticks(range(len(activations)))
-    ax.set_yticklabels(activations)
+    ax.set_yticklabels([activation_name(a) for a in activations])
     ax.invert_yaxis()
     title = f"KAF checkpoints minus a fixed activation, paired on {int(pairs[0]['n_images'].iloc[0])} images"
     ax.set(xlabel="AutoAttack accuracy difference (points), 95% interval", title=title)
@@ -269,7 +272,7 @@ def plot_autoattack_differences(*pairs):
 def plot_masking_checks(table):
     """Accuracy (%) of every model under each attack of the masking checks, one panel per grid.
 
-    `table` is `kaflib.results.masking_table()`. Per model: white-box PGD-50
+    `table` is `kaflib.thesis.results.masking_table()`. Per model: white-box PGD-50
     and APGD (robust to APGD-CE and APGD-T, where run), black-box Square, the ReLU
     model's transferred images, the smoothed-surrogate attack (KAF models) and
     the worst case. A gradient-masking model shows a black-box, transfer or
@@ -291,9 +294,9 @@ def plot_masking_checks(table):
         for column, label, marker in attacks:
             ax.scatter(rows[column], y, marker=marker, s=36, label=label, zorder=3)
         ax.set_yticks(y)
-        ax.set_yticklabels(rows.index, fontsize="small")
+        ax.set_yticklabels([activation_name(m) for m in rows.index], fontsize="small")
         ax.invert_yaxis()
-        ax.set_title(grid, fontsize="medium")
+        ax.set_title(grid_name(grid), fontsize="medium")
         ax.grid(alpha=0.3, axis="x")
     axes[-1, 0].set_xlabel("accuracy under attack (%), eps = 8/255")
     axes[0, 0].legend(fontsize="x-small", loc="best")

@@ -229,10 +229,23 @@ def thesis_numbers_note():
     from IPython.display import Markdown
 
     if reported_results_path() is not None:
-        return Markdown("")
+        return _markdown("")
     return Markdown("> **The thesis' own numbers are not on this machine**, so the `thesis` columns are empty. "
                     "They are read from `reported_results.csv` in the thesis' materials: `shared/thesis/` beside "
                     "the checkout, or the folder `KAFLIB_THESIS_DIR` names.")
+
+
+def _markdown(text):
+    """`IPython.display.Markdown(text)` that shows nothing when `text` is empty (an empty
+    Markdown shows its repr, `<IPython.core.display.Markdown object>`); `.data` is `text`."""
+    from IPython.display import Markdown, display
+
+    class Note(Markdown):
+        def _ipython_display_(self):
+            if self.data:
+                display(Markdown(self.data))
+
+    return Note(text)
 
 
 def compare_with_thesis(measured, grid):
@@ -269,10 +282,16 @@ def compare_with_thesis(measured, grid):
     return table
 
 
+#: The layer recipes of `kaflib.models.LAYER_RECIPES` in words.
+_RECIPE_WORDS = {"thesis": "thesis layers", "he-bn0.9": "He-normal convs, batch-norm momentum 0.9"}
+
+
 def settings_label(momentum, recipe, kaf_random_stddev=None):
     """How a run was trained, in a few words: SGD momentum, layer recipe and, for random
-    KAFs, their init (e.g. "momentum 0, thesis layers, KAF N(0, 0.05²)")."""
-    label = f"momentum {momentum:g}, {recipe} layers"
+    KAFs, their init (e.g. "momentum 0, thesis layers, KAF N(0, 0.05²)"); the layer recipe
+    in words (`kaflib.models.LAYER_RECIPES`: "he-bn0.9" reads "He-normal convs, batch-norm
+    momentum 0.9")."""
+    label = f"momentum {momentum:g}, {_RECIPE_WORDS.get(recipe, f'{recipe} layers')}"
     if kaf_random_stddev is not None and kaf_random_stddev == kaf_random_stddev:
         label += f", KAF N(0, {kaf_random_stddev:g}²)"
     return label
@@ -408,7 +427,8 @@ def kaf_versus_fixed(grids=("thesis-vgg", "thesis-resnet20"), path=None, min_cle
     """Mean clean and robust accuracy (%) of the KAF runs vs the fixed-activation runs, per grid.
 
     One row per grid and source (``ours`` / ``thesis``), with the number of runs
-    averaged. Runs whose clean accuracy is below `min_clean` (a fraction) did not
+    behind the means (every seed counts; an activation's seeds are averaged before the
+    activations are). Runs whose clean accuracy is below `min_clean` (a fraction) did not
     train (10 classes: chance is 0.1); they are left out of the means and named in
     the column ``did not train``, so one failed run does not pass for a
     robustness result. With `runs="current"` our runs trained with an earlier recipe
@@ -430,7 +450,8 @@ def kaf_versus_fixed(grids=("thesis-vgg", "thesis-resnet20"), path=None, min_cle
                          "fixed: mean robust (%)": trained.loc[~is_kaf, f"robust ({who})"].mean(),
                          "KAFs: mean clean (%)": trained.loc[is_kaf, f"clean ({who})"].mean(),
                          "fixed: mean clean (%)": trained.loc[~is_kaf, f"clean ({who})"].mean(),
-                         "runs": len(trained), "did not train": ", ".join(table.index[failed]),
+                         "runs": int(trained["seeds"].sum()) if who == "ours" else len(trained),
+                         "did not train": ", ".join(table.index[failed]),
                          "earlier recipe": earlier if who == "ours" else ""})
     return pd.DataFrame(rows)
 
@@ -472,8 +493,8 @@ def runs_newer_than_study(study, grid, path=None):
     ("lipschitz", "masking", "pgd-curves", "apgd") was measured: its numbers for them
     describe the runs those replaced. Grid studies measure each activation's seed-0 run,
     so runs of other seeds never make one outdated. A study file written before studies
-    were time-stamped counts as older than every run that records its recipe (issue 19's
-    reruns and later). [] when either is missing."""
+    were time-stamped counts as older than every run that records its recipe (the reruns
+    with the thesis' recipe and later). [] when either is missing."""
     from kaflib.thesis.experiment import read_metrics
 
     found = read_study(study, grid, path)
@@ -500,10 +521,10 @@ def outdated_study_note(study, grids, path=None):
     lines = [f"- **{grid}**: {', '.join(newer)}" for grid in grids
              if (newer := runs_newer_than_study(study, grid, path))]
     if not lines:
-        return Markdown("")
+        return _markdown("")
     return Markdown(f"> The `{study}` study was measured before these runs were rerun, so its numbers for "
-                    f"them describe the runs they replaced (for runs rerun in issue 19: the earlier recipe, "
-                    f"see `results/README.md`). Rerun it with `python -m kaflib.thesis.studies "
+                    f"them describe the runs they replaced (for runs rerun with the thesis' recipe: the "
+                    f"earlier one, see `results/README.md`). Rerun it with `python -m kaflib.thesis.studies "
                     f"{'masking-checks' if study == 'masking' else study} <grid> --force`.\n\n" + "\n".join(lines))
 
 
