@@ -3,6 +3,8 @@
 import numpy as np
 import pandas as pd
 
+from kaflib.checks import is_int
+
 __all__ = ["gradient_norm_trace"]
 
 
@@ -28,7 +30,7 @@ def gradient_norm_trace(model, images, labels, steps=100, batch_size=128, learni
 
     from kaflib.attacks import cross_entropy
 
-    if not isinstance(steps, (int, np.integer)) or steps < 1:
+    if not is_int(steps) or steps < 1:
         raise ValueError(f"steps must be an integer >= 1, got {steps!r}.")
     weighted = [layer for layer in model.layers if layer.trainable_weights]
     position = {id(v): i for i, v in enumerate(model.trainable_variables)}

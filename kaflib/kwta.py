@@ -5,6 +5,8 @@ import math
 import keras
 from keras import ops
 
+from kaflib.checks import is_number
+
 __all__ = ["KWTA"]
 
 
@@ -30,7 +32,7 @@ class KWTA(keras.layers.Layer):
 
     def __init__(self, ratio=0.2, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(ratio, (int, float)) or not 0 < ratio <= 1:
+        if not is_number(ratio) or not 0 < ratio <= 1:
             raise ValueError(f"KWTA ratio must be in (0, 1], got {ratio!r}.")
         self.ratio = float(ratio)
 

@@ -21,6 +21,7 @@ an image counts as robust only if it survives.
 import numpy as np
 import pandas as pd
 
+from kaflib.checks import check, is_int
 from kaflib.evaluate import art_classifier, attack_survivors, pgd_robust, predict_classes, square_robust
 
 __all__ = ["EPS_SWEEP", "pgd_images", "transfer_robust", "eps_sweep", "pgd_iteration_curve",
@@ -65,8 +66,7 @@ def eps_sweep(model, images, labels, eps_values=EPS_SWEEP, steps=20, seed=0, bat
 
     from kaflib.attacks import pgd_perturb
 
-    if not (isinstance(steps, (int, np.integer)) and steps >= 1):
-        raise ValueError(f"eps_sweep steps={steps!r} is invalid: must be an integer >= 1.")
+    check("steps", steps, is_int(steps) and steps >= 1, "an integer >= 1", owner="eps_sweep")
     labels = np.asarray(labels)
     attack = tf.function(lambda x, y, eps, step, seed: pgd_perturb(model, x, y, eps, step, int(steps), seed),
                          reduce_retracing=True)

@@ -25,6 +25,7 @@ import keras
 from keras import layers
 
 from kaflib.activations import KAF_ACTIVATIONS, get_activation
+from kaflib.checks import is_int
 from kaflib.kaf_ops import KERNELS
 
 __all__ = ["LAYER_RECIPES", "MODELS", "RANDOM_INIT_KAFS", "build_model", "random_kaf_stddev", "dtype_policy", "light_cnn", "vgg_inspired", "resnet", "resnet20", "resnet56",
@@ -44,9 +45,9 @@ def dtype_policy(policy):
 
 def _check_common(act, num_classes, input_shape):
     get_activation(act)  # raises ValueError listing the valid names
-    if not isinstance(num_classes, int) or num_classes < 2:
+    if not is_int(num_classes) or num_classes < 2:
         raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}.")
-    if len(input_shape) != 3 or any(not isinstance(s, int) or s < 1 for s in input_shape):
+    if len(input_shape) != 3 or any(not is_int(s) or s < 1 for s in input_shape):
         raise ValueError(
             f"input_shape must be (height, width, channels) of positive integers, got {input_shape!r}.")
 
@@ -170,7 +171,7 @@ def resnet(depth=20, act="relu", num_classes=10, input_shape=(32, 32, 3), batch_
     through the chain of KAFs (thesis ch. 7.2; `results/deep-kaf`), while
     ``kaf_elu`` and ``kaf_smooth`` train.
     """
-    if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
+    if not is_int(depth) or depth < 8 or (depth - 2) % 6:
         raise ValueError(f"ResNet depth must be 6n+2 with n >= 1 (20, 32, 44, 56, ...), got {depth!r}.")
     _check_common(act, num_classes, input_shape)
     if depth > 20 and act in _STEEP_INIT_KAFS:

@@ -6,18 +6,23 @@ runner (`kaflib.thesis.grid`) executes that notebook once per model/activation.
 
 import dataclasses
 import math
+import os
 from pathlib import Path
 
 from kaflib.activations import ACTIVATIONS
-from kaflib.checks import check, is_int, is_number
+from kaflib.checks import is_int, is_number
 from kaflib.files import utc_now, write_atomic
+from kaflib.kaf import random_stddev_value
+from kaflib.kaf_ops import KERNELS
+from kaflib.models import LAYER_RECIPES, MODELS, kaf_activation_factory, random_kaf_stddev
+from kaflib.thesis.parameters import Derived, RunParameter, describe_type, signature
 from kaflib.thesis.store import environment, read_json, write_json
-from kaflib.models import MODELS
 
 __all__ = ["PRESETS", "QUICK_DEVIATIONS", "UNRECORDED_PARAMETERS", "recipe_table", "parameter_differences", "recorded_parameters",
            "RESNET20_LEARNING_RATES", "QUICK_RESNET20_LEARNING_RATES", "THESIS_RECIPE_SOURCES", "VGG_LEARNING_RATES", "Experiment",
            "build_experiment_model", "resolve", "run_dir", "load_images", "data_record", "write_results", "read_metrics",
-           "data_differences"]
+           "data_differences", "RECORD", "RUN_PARAMETERS", "notebook_defaults", "resolve_from",
+           "visible_gpus"]
 
 #: Per-preset, per-model settings. `thesis` is the thesis author's recipe, item
 #: by item (every setting and its source: `THESIS_RECIPE_SOURCES`, the table in
@@ -136,12 +141,12 @@ QUICK_DEVIATIONS = {
                     "images (results/README.md, Why the eps warm-up; measured with SGD momentum 0.9)"),
     "PGD restarts": ("1 (thesis: 10)", "compute budget; the masking checks add APGD and Square"),
     "mixed precision": ("off without a GPU (on with one, as in the thesis)",
-                        "not measured on this CPU: kept from the runs committed before issue 19"),
-    "ResNet20 learning rates": ("per activation, from kaflib's LR range test on the mini set "
-                                "(QUICK_RESNET20_LEARNING_RATES; thesis: its own tests on full CIFAR-10)",
+                        "not measured on this CPU: kept from the runs committed before the thesis' recipe was adopted"),
+    "ResNet20 learning rates": ("per activation, from kaflib's LR range test on the quick subset "
+                                "(thesis: its own tests on full CIFAR-10)",
                                 "the thesis' method (Smith's LR range test) on the data the runs use; "
-                                "suggest_lr_range reads each test (results/lr-range/*-thesis-momentum0.json)"),
-    "light CNN": ("SGD momentum 0.9 and the he-bn0.9 layers (He-normal convs, batch-norm momentum 0.9; thesis: "
+                                "the range is read from each test's loss curve (results/lr-range/*-thesis-momentum0.json)"),
+    "light CNN": ("SGD momentum 0.9, He-normal convs and batch-norm momentum 0.9 (thesis: "
                   "plain SGD, Glorot, 0.99)", "kept from its committed runs, which train (10 epochs of standard "
                   "training: relu 52.4%, kwta 45.9%, kaf 44.5% clean); not remeasured with the thesis' layers"),
 }
@@ -150,38 +155,116 @@ QUICK_DEVIATIONS = {
 METHOD = {"light": "standard", "vgg": "fgsm_rs", "resnet20": "fgsm_rs", "resnet56": "fgsm_rs"}
 
 
+def _methods():
+    from kaflib.train import METHODS
+
+    return METHODS
+
+
+def _positive_int(value, _=None):
+    return is_int(value) and value >= 1
+
+
+def _size(value, _=None):
+    return value is None or _positive_int(value)
+
+
+def _path(value):
+    return isinstance(value, (str, os.PathLike))
+
+
+def _kaf_kernel_fits(kaf_kernel, values):
+    kaf_activation_factory(values["act"], kaf_kernel)  # raises ValueError naming kaf_kernel
+    return True
+
+
+def _random_stddev(value, _):
+    random_stddev_value(value, name="kaf_random_stddev")  # raises ValueError naming kaf_random_stddev
+    return True
+
+
+#: The run record, in its order: every parameter of a run (`RunParameter`: name, type,
+#: default, doc, check) and the two values `resolve` derives (`Derived`). It is the one
+#: definition of the parameters: `resolve`'s signature, the `Experiment` fields (the
+#: `parameters` of `metrics.json`), the grid's ``-p NAME=VALUE`` and the parameters cell of
+#: `notebooks/train.ipynb` (written by `python -m kaflib.thesis.parameters`) follow it.
+#: A value left at None is the preset's (the settings of `PRESETS`), unless its doc says otherwise.
+RECORD = (
+    RunParameter("model", str, "resnet20", ", ".join(MODELS),
+                 ok=lambda v, _: v in MODELS, allowed=f"one of {', '.join(MODELS)}"),
+    RunParameter("act", str, "relu", ", ".join(ACTIVATIONS),
+                 ok=lambda v, _: v in ACTIVATIONS, allowed=f"one of {', '.join(ACTIVATIONS)}"),
+    RunParameter("preset", str, "auto", "auto, quick, thesis (smoke: the tests'); auto: thesis with a GPU, else quick",
+                 ok=lambda v, _: v == "auto" or v in PRESETS, allowed=f"'auto' or one of {', '.join(PRESETS)}",
+                 env="KAFLIB_PRESET"),
+    Derived("preset_reason", str, "why this preset, and what overrides it"),
+    RunParameter("method", str | None, None,
+                 "standard, fgsm_rs (fast AT), pgd (PGD-7 AT); None: the thesis' choice for the model",
+                 ok=lambda v, _: v in _methods(), allowed=lambda _: f"one of {', '.join(_methods())}"),
+    RunParameter("epochs", int | None, None, "epochs of the learning-rate cycle",
+                 ok=_positive_int, allowed="an integer >= 1"),
+    RunParameter("batch_size", int | None, None, "training images per step",
+                 ok=_positive_int, allowed="an integer >= 1"),
+    RunParameter("eps", float | None, None, "L-inf radius in [0, 1] pixel units (8/255)",
+                 ok=lambda v, _: is_number(v) and 0 <= v <= 1, allowed="in [0, 1] (pixel units, e.g. 8/255)"),
+    RunParameter("eps_warmup_epochs", float | None, None,
+                 "training eps grows linearly from 0 over these epochs (None: the preset's share of epochs)",
+                 ok=lambda v, p: is_number(v) and 0 <= v <= p["epochs"], needs=("epochs",),
+                 allowed=lambda p: f"a number in [0, epochs={p['epochs']}]"),
+    RunParameter("min_lr", float | None, None, "the cycle's lowest learning rate",
+                 ok=lambda v, p: is_number(v) and 0 <= v <= p["max_lr"], allowed="in [0, max_lr]", needs=("max_lr",)),
+    RunParameter("max_lr", float | None, None, "the cycle's highest learning rate",
+                 ok=lambda v, _: is_number(v) and v > 0, allowed="> 0"),
+    RunParameter("train_size", int | None, None, "None: the preset's images (all of them for quick and thesis)",
+                 ok=_size, allowed="None (all images) or an integer >= 1"),
+    RunParameter("test_size", int | None, None, "None: the preset's images",
+                 ok=_size, allowed="None (all images) or an integer >= 1"),
+    RunParameter("pgd_steps", int | None, None, "steps of the PGD attack",
+                 ok=_positive_int, allowed="an integer >= 1"),
+    RunParameter("pgd_step", float | None, None, "its step in pixel units (2/255)",
+                 ok=lambda v, _: is_number(v) and 0 < v <= 1, allowed="in (0, 1]"),
+    RunParameter("pgd_restarts", int | None, None, "its random restarts",
+                 ok=_positive_int, allowed="an integer >= 1"),
+    RunParameter("seed", int, 0, "seed of the weights, the batches and the attack",
+                 ok=lambda v, _: is_int(v) and v >= 0, allowed="an integer >= 0"),
+    Derived("augment", bool, "the thesis' augmentation (ResNets)"),
+    RunParameter("mixed_precision", bool | None, None,
+                 "mixed float16 (thesis: on); None: the preset's, else on with a GPU",
+                 ok=lambda v, _: v is None or v in (True, False), allowed="None (on with a GPU), True or False"),
+    RunParameter("data_dir", str | None, None, "None: KAFLIB_DATA_DIR, then the Keras cache, else download",
+                 ok=lambda v, _: v is None or _path(v), allowed="None or a folder"),
+    RunParameter("out_dir", str, "results", "results root",
+                 ok=lambda v, _: _path(v), allowed="a folder", env="KAFLIB_OUT_DIR"),
+    RunParameter("grid", str, "adhoc", "results go to <out_dir>/<grid>/<model>-<act>/",
+                 ok=lambda v, _: isinstance(v, str) and v and "/" not in v, allowed="a folder name"),
+    RunParameter("kaf_kernel", str, "gaussian", f"KAF kernel: {', '.join(KERNELS)} (gaussian: the thesis')",
+                 ok=_kaf_kernel_fits, needs=("act",)),
+    RunParameter("momentum", float | None, None, "SGD momentum (the thesis': 0)",
+                 ok=lambda v, _: is_number(v) and 0 <= v < 1, allowed="a number in [0, 1)"),
+    RunParameter("recipe", str | None, None,
+                 "layer initialisers and batch norm: \"thesis\" (the checkpoints') or \"he-bn0.9\"",
+                 ok=lambda v, _: v in LAYER_RECIPES, allowed=f"one of {', '.join(LAYER_RECIPES)}"),
+    RunParameter("kaf_random_stddev", float | str | None, None,
+                 "random KAF coefficients' std (kaf, kaf_free): a number, \"thesis\" (0.05) or \"kafnets\" (0.8)",
+                 ok=_random_stddev),
+    RunParameter("extra_epochs", int | None, None, "epochs after the cycle (the thesis' ResNet20 fine-tuning: 20)",
+                 ok=lambda v, _: is_int(v) and v >= 0, allowed="an integer >= 0"),
+    RunParameter("extra_lr", float | None, None, "their starting rate, halved every 4 epochs (the thesis': 0.01)",
+                 ok=lambda v, _: v is None or (is_number(v) and v > 0),
+                 allowed="None (linear decay to min_lr / 10) or a number > 0"),
+)
+
+#: The parameters of a run (`RECORD` without the derived values), in order.
+RUN_PARAMETERS = tuple(p for p in RECORD if isinstance(p, RunParameter))
+_BY_NAME = {p.name: p for p in RUN_PARAMETERS}
+
+
 @dataclasses.dataclass(frozen=True)
 class Experiment:
-    """A fully resolved experiment (every parameter has a value)."""
+    """A fully resolved experiment (every parameter has a value): the fields of `RECORD`, in
+    its order; `dataclasses.asdict` of it is the `parameters` of `metrics.json`."""
 
-    model: str
-    act: str
-    preset: str
-    preset_reason: str
-    method: str
-    epochs: int
-    batch_size: int
-    eps: float
-    eps_warmup_epochs: float
-    min_lr: float
-    max_lr: float
-    train_size: int | None
-    test_size: int | None
-    pgd_steps: int
-    pgd_step: float
-    pgd_restarts: int
-    seed: int
-    augment: bool
-    mixed_precision: bool
-    data_dir: str | None
-    out_dir: str
-    grid: str
-    kaf_kernel: str = "gaussian"
-    momentum: float = 0.9            #: SGD momentum
-    recipe: str = "thesis"           #: layer initialisers and batch norm (`kaflib.models.LAYER_RECIPES`)
-    kaf_random_stddev: float | None = None  #: std of random KAF coefficients (kaf, kaf_free); None otherwise
-    extra_epochs: int = 0            #: epochs after the cycle (the thesis' fine-tuning)
-    extra_lr: float | None = None    #: their starting rate, halved every 4 epochs (None: linear decay)
+    __annotations__ = {p.name: p.type for p in RECORD}
 
     @property
     def run_dir(self):
@@ -197,22 +280,33 @@ def run_dir(out_dir, grid, model, act, kaf_kernel="gaussian", seed=0):
     return Path(out_dir) / grid / f"{model}-{act}{suffix}"
 
 
-def _gpu_available():
+def visible_gpus():
+    """How many GPUs TensorFlow sees."""
     import tensorflow as tf
 
-    return bool(tf.config.list_physical_devices("GPU"))
+    return len(tf.config.list_physical_devices("GPU"))
 
 
-def _positive_int(value):
-    return is_int(value) and value >= 1
+def notebook_defaults():
+    """`{name: value}` of the run parameters as the notebook sets them before papermill's
+    (`RunParameter.notebook_default`: `$KAFLIB_PRESET`, `$KAFLIB_OUT_DIR` where set)."""
+    return {p.name: p.notebook_default() for p in RUN_PARAMETERS}
 
 
-def resolve(model="resnet20", act="relu", preset="auto", method=None, epochs=None, batch_size=None,
-            eps=None, eps_warmup_epochs=None, min_lr=None, max_lr=None, train_size=None, test_size=None,
-            pgd_steps=None, pgd_step=None, pgd_restarts=None, seed=0, mixed_precision=None, data_dir=None,
-            out_dir="results", grid="adhoc", kaf_kernel="gaussian", momentum=None, recipe=None,
-            kaf_random_stddev=None, extra_epochs=None, extra_lr=None):
-    """Validate the notebook's parameters and fill the unset (None) ones from the preset.
+def _check(values, names, checked):
+    """Check the parameters `names` (each after those it `needs`), skipping those in `checked`."""
+    for name in names:
+        if name not in checked:
+            checked.add(name)
+            _check(values, _BY_NAME[name].needs, checked)
+            _BY_NAME[name].check(values)
+
+
+_SIGNATURE = signature(RUN_PARAMETERS)
+
+
+def resolve(*args, **kwargs):
+    """Check a run's parameters (`RUN_PARAMETERS`) and fill the unset (None) ones from the preset.
 
     `preset="auto"` picks ``thesis`` when TensorFlow sees a GPU and ``quick``
     otherwise. Explicit parameters override the preset. A preset's eps warm-up is
@@ -220,16 +314,17 @@ def resolve(model="resnet20", act="relu", preset="auto", method=None, epochs=Non
     warm-up keeps that share (`quick` ResNet20: 6 of 20 epochs, so `epochs=1` warms
     up over 0.3 epochs); an explicit `eps_warmup_epochs` is taken as given and must
     not exceed `epochs`. Raises ValueError naming the parameter, its value and what
-    is allowed.
-    """
-    check("model", model, model in MODELS, f"one of {', '.join(MODELS)}")
-    check("act", act, act in ACTIVATIONS, f"one of {', '.join(ACTIVATIONS)}")
-    from kaflib.models import kaf_activation_factory
+    is allowed; TypeError naming the run parameters for an unknown one.
 
-    kaf_activation_factory(act, kaf_kernel)  # raises ValueError naming kaf_kernel
-    check("preset", preset, preset == "auto" or preset in PRESETS, f"'auto' or one of {', '.join(PRESETS)}")
+    Parameters (None: the preset's):
+    """
+    values = _bind(args, kwargs)
+    model, act = values["model"], values["act"]
+    checked = set()
+    _check(values, ("model", "act", "kaf_kernel", "preset"), checked)  # they choose the preset's settings
+    preset = values["preset"]
     if preset == "auto":
-        gpu = _gpu_available()
+        gpu = bool(visible_gpus())
         preset = "thesis" if gpu else "quick"
         reason = f"auto: {'a GPU is visible' if gpu else 'no GPU is visible'}, so the {preset!r} preset"
     else:
@@ -244,60 +339,48 @@ def resolve(model="resnet20", act="relu", preset="auto", method=None, epochs=Non
         if act not in QUICK_RESNET20_LEARNING_RATES:
             reason += f"; no LR range test for {act!r} yet: elu's range"
         settings["min_lr"], settings["max_lr"] = QUICK_RESNET20_LEARNING_RATES.get(act, QUICK_RESNET20_LEARNING_RATES["elu"])
-    given = dict(epochs=epochs, batch_size=batch_size, eps=eps, eps_warmup_epochs=eps_warmup_epochs,
-                 min_lr=min_lr, max_lr=max_lr,
-                 train_size=train_size, test_size=test_size, pgd_steps=pgd_steps, pgd_step=pgd_step,
-                 pgd_restarts=pgd_restarts, momentum=momentum, recipe=recipe, kaf_random_stddev=kaf_random_stddev,
-                 extra_epochs=extra_epochs, extra_lr=extra_lr, mixed_precision=mixed_precision)
-    overridden = sorted(k for k, v in given.items() if v is not None)
-    if overridden:
-        reason += f"; overridden: {', '.join(overridden)}"
-    if epochs is not None and eps_warmup_epochs is None and settings["eps_warmup_epochs"]:
+    given = {name: values[name] for name in settings if values[name] is not None}
+    if given:
+        reason += f"; overridden: {', '.join(sorted(given))}"
+    epochs = values["epochs"]
+    if epochs is not None and values["eps_warmup_epochs"] is None and settings["eps_warmup_epochs"]:
         # the preset's warm-up is a share of the preset's epochs: it keeps that share
         scaled = round(settings["eps_warmup_epochs"] * epochs / settings["epochs"], 6) if _positive_int(epochs) else 0
         reason += f"; eps_warmup_epochs scaled with epochs: {settings['eps_warmup_epochs']:g} -> {scaled:g}"
         settings["eps_warmup_epochs"] = scaled
-    settings.update({k: v for k, v in given.items() if v is not None})
-    method = method or METHOD[model]
-    from kaflib.train import METHODS
+    values.update(settings, **given, preset=preset)
+    values["method"] = values["method"] or METHOD[model]
+    _check(values, _BY_NAME, checked)
+    values["kaf_random_stddev"] = random_kaf_stddev(act, values["kaf_random_stddev"])
+    if values["mixed_precision"] is None:
+        values["mixed_precision"] = bool(visible_gpus())
+    values.update(mixed_precision=bool(values["mixed_precision"]), seed=int(values["seed"]),
+                  out_dir=str(values["out_dir"]))
+    return Experiment(preset_reason=reason, augment=model.startswith("resnet"), **values)
 
-    check("method", method, method in METHODS, f"one of {', '.join(METHODS)}")
-    for name in ("epochs", "batch_size", "pgd_steps", "pgd_restarts"):
-        check(name, settings[name], _positive_int(settings[name]), "an integer >= 1")
-    for name in ("train_size", "test_size"):
-        check(name, settings[name], settings[name] is None or _positive_int(settings[name]),
-               "None (all images) or an integer >= 1")
-    check("eps", settings["eps"], 0 <= settings["eps"] <= 1, "in [0, 1] (pixel units, e.g. 8/255)")
-    warmup = settings["eps_warmup_epochs"]
-    check("eps_warmup_epochs", warmup,
-           is_number(warmup)
-           and 0 <= warmup <= settings["epochs"], f"a number in [0, epochs={settings['epochs']}]")
-    check("pgd_step", settings["pgd_step"], 0 < settings["pgd_step"] <= 1, "in (0, 1]")
-    check("max_lr", settings["max_lr"], settings["max_lr"] > 0, "> 0")
-    check("min_lr", settings["min_lr"], 0 <= settings["min_lr"] <= settings["max_lr"], "in [0, max_lr]")
-    check("seed", seed, is_int(seed) and seed >= 0,
-           "an integer >= 0")
-    check("grid", grid, isinstance(grid, str) and grid and "/" not in grid, "a folder name")
-    check("momentum", settings["momentum"], is_number(settings["momentum"]) and 0 <= settings["momentum"] < 1,
-           "a number in [0, 1)")
-    from kaflib.models import LAYER_RECIPES
 
-    check("recipe", settings["recipe"], settings["recipe"] in LAYER_RECIPES, f"one of {', '.join(LAYER_RECIPES)}")
-    check("extra_epochs", settings["extra_epochs"],
-           is_int(settings["extra_epochs"]) and settings["extra_epochs"] >= 0, "an integer >= 0")
-    check("extra_lr", settings["extra_lr"],
-           settings["extra_lr"] is None or (is_number(settings["extra_lr"]) and settings["extra_lr"] > 0),
-           "None (linear decay to min_lr / 10) or a number > 0")
-    from kaflib.models import random_kaf_stddev
+resolve.__signature__ = _SIGNATURE
+resolve.__doc__ = resolve.__doc__.rstrip() + "".join(
+    f"\n        {p.name} ({describe_type(p.type)}, default {p.default!r}): {p.doc}" for p in RUN_PARAMETERS) + "\n"
 
-    stddev = random_kaf_stddev(act, settings.pop("kaf_random_stddev"))
-    if settings["mixed_precision"] is None:
-        settings["mixed_precision"] = _gpu_available()
-    settings["mixed_precision"] = bool(settings["mixed_precision"])
-    return Experiment(model=model, act=act, preset=preset, preset_reason=reason, method=method,
-                      augment=model.startswith("resnet"), seed=int(seed), data_dir=data_dir, out_dir=str(out_dir),
-                      grid=grid, kaf_kernel=kaf_kernel,
-                      kaf_random_stddev=stddev, **settings)
+
+def _bind(args, kwargs):
+    """`{name: value}` of every run parameter, from `resolve`'s arguments and the defaults."""
+    try:
+        bound = _SIGNATURE.bind(*args, **kwargs)
+    except TypeError as err:
+        raise TypeError(f"resolve(): {err}; the run parameters are: {', '.join(_BY_NAME)}.") from None
+    bound.apply_defaults()
+    return dict(bound.arguments)
+
+
+def resolve_from(namespace):
+    """`resolve` with every run parameter taken from `namespace` (the notebook's `globals()`)."""
+    missing = [name for name in _BY_NAME if name not in namespace]
+    if missing:
+        raise ValueError(f"The run parameters {', '.join(missing)} are not set: the notebook's parameters cell "
+                         "predates them; rewrite it with `python -m kaflib.thesis.parameters`.")
+    return resolve(**{name: namespace[name] for name in _BY_NAME})
 
 
 def recipe_table(sources):
@@ -369,7 +452,7 @@ def write_results(exp, data, train_result, clean_acc, robust_acc, timings):
     return metrics
 
 
-#: Parameters that runs finished before they were recorded (issue 19) ran with:
+#: Parameters that runs finished before they were recorded ran with:
 #: SGD momentum 0.9, the "he-bn0.9" layers, random KAFs N(0, 0.8^2), no extra epochs.
 UNRECORDED_PARAMETERS = dict(momentum=0.9, recipe="he-bn0.9", kaf_random_stddev=0.8, extra_epochs=0, extra_lr=None)
 

@@ -32,15 +32,17 @@ that needed more than one attempt (`attempts.log` in its folder lists them).
 """
 
 import argparse
-import inspect
 import os
 import shutil
 import socket
 import sys
 from pathlib import Path
 
-from kaflib.thesis.experiment import data_differences, load_images, parameter_differences, read_metrics, resolve, run_dir
+from kaflib.checks import check, is_int
 from kaflib.files import utc_now
+from kaflib.thesis.experiment import (RUN_PARAMETERS, data_differences, load_images, notebook_defaults,
+                                      parameter_differences, read_metrics, resolve, run_dir, visible_gpus)
+from kaflib.thesis.parameters import describe_type, parse_value
 from kaflib.thesis.store import repository_root, results_dir
 
 __all__ = ["GRIDS", "JOBQUEUES", "dask_client", "grid_runs", "run_grid", "train_notebook"]
@@ -76,7 +78,7 @@ def _run_one(model, act, grid, out_dir, parameters, notebook):
     """
     import papermill
 
-    folder = run_dir(out_dir, grid, model, act, parameters.get("kaf_kernel", "gaussian"), parameters.get("seed", 0))
+    folder = run_dir(out_dir, grid, model, act, _kernel(parameters), parameters.get("seed", 0))
     if (finished := read_metrics(folder)) is not None:
         return finished
     folder.mkdir(parents=True, exist_ok=True)
@@ -90,12 +92,22 @@ def _run_one(model, act, grid, out_dir, parameters, notebook):
 
 
 def expected_experiment(model, act, grid, out_dir, parameters):
-    """The `Experiment` the notebook will resolve for one run of a grid (its preset
-    defaults to `$KAFLIB_PRESET`, else "auto", as in the notebook)."""
-    accepted = set(inspect.signature(resolve).parameters)
-    given = {k: v for k, v in parameters.items() if k in accepted}
-    given.setdefault("preset", os.environ.get("KAFLIB_PRESET", "auto"))
-    return resolve(**dict(given, model=model, act=act, grid=grid, out_dir=str(out_dir)))
+    """The `Experiment` the notebook will resolve for one run of a grid: `parameters` over the
+    notebook's defaults (`experiment.notebook_defaults`: the preset is `$KAFLIB_PRESET`, else "auto")."""
+    return resolve(**{**notebook_defaults(), **parameters, "model": model, "act": act, "grid": grid,
+                      "out_dir": str(out_dir)})
+
+
+def _kernel(parameters):
+    return parameters.get("kaf_kernel", notebook_defaults()["kaf_kernel"])
+
+
+def _check_parameters(parameters):
+    """ValueError for a name that is not a run parameter (`experiment.RUN_PARAMETERS`), naming them."""
+    unknown = sorted(set(parameters) - {p.name for p in RUN_PARAMETERS})
+    if unknown:
+        raise ValueError(f"Unknown notebook parameter(s) {', '.join(unknown)}; the parameters are: "
+                         f"{', '.join(p.name for p in RUN_PARAMETERS)}.")
 
 
 def _expected_images(exp, cache):
@@ -153,14 +165,8 @@ def dask_client(jobs=1, scheduler=None, jobqueue=None):
                 "(`dask scheduler`, then `dask worker ADDRESS`, with `--resources GPU=1` on GPU nodes), or "
                 "run without --scheduler and $KAFLIB_DASK_SCHEDULER to use this machine.") from None
     cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True, dashboard_address=None,
-                           resources={"GPU": 1} if _local_gpus() else None)
+                           resources={"GPU": 1} if visible_gpus() else None)
     return Client(cluster), cluster
-
-
-def _local_gpus():
-    import tensorflow as tf
-
-    return len(tf.config.list_physical_devices("GPU"))
 
 
 def _absolute_data_dir(parameters):
@@ -183,7 +189,8 @@ def run_grid(grid, out_dir=None, jobs=1, parameters=None, notebook=None, acts=No
         notebook: the notebook to execute (default `train_notebook()`).
         jobs: runs executed in parallel: worker processes of the local cluster, or
             batch jobs with `jobqueue` (each run uses all cores it is given).
-        parameters: extra notebook parameters (e.g. `{"preset": "quick"}`).
+        parameters: notebook parameters (`experiment.RUN_PARAMETERS`, e.g. `{"preset": "quick"}`);
+            the grid sets model, act, grid, out_dir and seed itself.
         acts: restrict to these activations.
         seeds: one run per seed (folders of seeds other than 0 end in `-seed<n>`).
         rerun_stale: rerun finished runs whose parameters differ from this call's.
@@ -196,13 +203,11 @@ def run_grid(grid, out_dir=None, jobs=1, parameters=None, notebook=None, acts=No
         dict `(model, act, seed) -> "skipped" | "finished" | "stale: <differences>" | "failed: <error>"`;
         a run that needed several attempts reads "finished after <n> attempts ...".
     """
-    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
-        raise ValueError(f"jobs={jobs!r} is invalid: must be an integer >= 1.")
-    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
-        raise ValueError(f"retries={retries!r} is invalid: must be an integer >= 0.")
+    check("jobs", jobs, is_int(jobs) and jobs >= 1, "an integer >= 1", owner="")
+    check("retries", retries, is_int(retries) and retries >= 0, "an integer >= 0", owner="")
     seeds = tuple(seeds)
-    if not seeds or any(not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in seeds):
-        raise ValueError(f"seeds={seeds!r} is invalid: must be integers >= 0 (at least one).")
+    check("seeds", seeds, seeds and all(is_int(s) and s >= 0 for s in seeds), "integers >= 0 (at least one)", owner="")
+    seeds = tuple(int(s) for s in seeds)
     runs = grid_runs(grid)
     out_dir = results_dir(out_dir)
     notebook = train_notebook() if notebook is None else notebook
@@ -212,18 +217,19 @@ def run_grid(grid, out_dir=None, jobs=1, parameters=None, notebook=None, acts=No
             raise ValueError(f"Grid {grid!r} has no activation(s) {sorted(unknown)}.")
         runs = [r for r in runs if r[1] in acts]
     parameters = dict(parameters or {})
+    _check_parameters(parameters)
     _absolute_data_dir(parameters)
-    kernel = parameters.get("kaf_kernel", "gaussian")
-    status, todo, images = {}, [], {}
+    kernel = _kernel(parameters)
+    status, todo, images, wanted = {}, [], {}, {}
     for model, act in runs:
         for seed in seeds:
             key, folder = (model, act, seed), run_dir(out_dir, grid, model, act, kernel, seed)
+            wanted[key] = expected_experiment(model, act, grid, out_dir, dict(parameters, seed=seed))
             metrics = read_metrics(folder)
             if metrics is not None:
-                wanted = expected_experiment(model, act, grid, out_dir, dict(parameters, seed=seed))
-                differences = parameter_differences(metrics, wanted)
+                differences = parameter_differences(metrics, wanted[key])
                 if (metrics.get("data") or {}).get("fingerprint"):
-                    differences.update(data_differences(metrics, _expected_images(wanted, images)))
+                    differences.update(data_differences(metrics, _expected_images(wanted[key], images)))
                 if not differences:
                     status[key] = "skipped"
                     print(f"{folder.name}: finished before, skipped", flush=True)
@@ -243,7 +249,7 @@ def run_grid(grid, out_dir=None, jobs=1, parameters=None, notebook=None, acts=No
     if own:
         client, cluster = dask_client(jobs, scheduler, jobqueue)
     try:
-        _dispatch(client, todo, status, grid, out_dir, parameters, Path(notebook), kernel, retries, progress)
+        _dispatch(client, todo, wanted, status, grid, out_dir, parameters, Path(notebook), kernel, retries, progress)
     finally:
         if own:
             client.close()
@@ -252,15 +258,14 @@ def run_grid(grid, out_dir=None, jobs=1, parameters=None, notebook=None, acts=No
     return status
 
 
-def _dispatch(client, todo, status, grid, out_dir, parameters, notebook, kernel, retries, progress):
-    """Submit every run of `todo` to `client`; fill `status` as they end."""
+def _dispatch(client, todo, wanted, status, grid, out_dir, parameters, notebook, kernel, retries, progress):
+    """Submit every run of `todo` to `client` (`wanted`: their `Experiment`s); fill `status` as they end."""
     from dask.distributed import as_completed
     from tqdm.auto import tqdm
 
     futures = {}
     for model, act, seed in todo:
-        wanted = expected_experiment(model, act, grid, out_dir, dict(parameters, seed=seed))
-        gpu = wanted.preset == "thesis" and (not _is_local(client) or _cluster_has_gpus(client))
+        gpu = wanted[model, act, seed].preset == "thesis" and (not _is_local(client) or _cluster_has_gpus(client))
         futures[client.submit(_run_one, model, act, grid, out_dir, dict(parameters, seed=seed), notebook,
                               key=f"{grid}/{run_dir(out_dir, grid, model, act, kernel, seed).name}",
                               retries=retries, pure=False, resources={"GPU": 1} if gpu else None)] = (model, act, seed)
@@ -294,21 +299,38 @@ def _cluster_has_gpus(client):
     return any("GPU" in w.get("resources", {}) for w in client.scheduler_info()["workers"].values())
 
 
+#: Run parameters the grid sets itself, and the option that sets them.
+_SET_BY_GRID = {"model": "the grid's name", "act": "--act", "grid": "the grid's name", "out_dir": "--out-dir",
+                "seed": "--seeds"}
+
+
 def _parse_parameter(text):
-    name, _, value = text.partition("=")
-    if not name or not _:
+    """``-p NAME=VALUE``: (name, value) of a run parameter, the value read by its type."""
+    name, equals, value = text.partition("=")
+    if not name or not equals:
         raise argparse.ArgumentTypeError(f"-p expects NAME=VALUE, got {text!r}")
-    for cast in (int, float):
-        try:
-            return name, cast(value)
-        except ValueError:
-            pass
-    return name, None if value == "None" else value
+    if name in _SET_BY_GRID:
+        raise argparse.ArgumentTypeError(f"-p {name}: the grid sets {name} ({_SET_BY_GRID[name]})")
+    parameter = next((p for p in RUN_PARAMETERS if p.name == name), None)
+    if parameter is None:
+        raise argparse.ArgumentTypeError(
+            f"-p {name}: no such parameter; the parameters are: "
+            f"{', '.join(p.name for p in RUN_PARAMETERS if p.name not in _SET_BY_GRID)}")
+    try:
+        return name, parse_value(parameter, value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _parameters_help():
+    """The epilog listing every ``-p`` parameter (`experiment.RUN_PARAMETERS`)."""
+    lines = [f"  {p.name} ({describe_type(p.type)}): {p.doc}" for p in RUN_PARAMETERS if p.name not in _SET_BY_GRID]
+    return "notebook parameters (-p NAME=VALUE; None: the preset's value):\n" + "\n".join(lines)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m kaflib.thesis.grid", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     epilog=_parameters_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("grid", choices=sorted(GRIDS))
     parser.add_argument("--out-dir", default=None, help="results root (default: the checkout's results/)")
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel (local workers or batch jobs)")
@@ -318,13 +340,15 @@ def main(argv=None):
     parser.add_argument("--jobqueue", choices=sorted(JOBQUEUES), default=None,
                         help="start the workers as batch jobs (dask-jobqueue; ~/.config/dask/jobqueue.yaml)")
     parser.add_argument("--retries", type=int, default=2, help="retries of a failed run (default: 2)")
-    parser.add_argument("--preset", default=None, help="auto, quick or thesis (default: the notebook's)")
+    preset = next(p for p in RUN_PARAMETERS if p.name == "preset")
+    parser.add_argument("--preset", default=None,
+                        help=f"{preset.doc} (default: ${preset.env}, else {preset.default}); the same as -p preset=...")
     parser.add_argument("--act", action="append", help="only this activation (repeatable)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed (default: 0)")
     parser.add_argument("--rerun-stale", action="store_true",
                         help="rerun finished runs whose parameters differ from this call's")
     parser.add_argument("-p", dest="parameters", action="append", type=_parse_parameter, default=[],
-                        metavar="NAME=VALUE", help="notebook parameter (repeatable), e.g. -p epochs=5")
+                        metavar="NAME=VALUE", help="notebook parameter (repeatable), e.g. -p epochs=5; see below")
     args = parser.parse_args(argv)
     parameters = dict(args.parameters)
     if args.preset:
