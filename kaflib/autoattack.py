@@ -6,25 +6,33 @@ The standard version runs four attacks as a per-image cascade on the logits,
 with the true labels, at L-inf eps 8/255: each attack sees only the images every
 attack before it failed on, and an image is robust only if it survives them all.
 
-=========  ===========================================================  ==================
-attack     what it is                                                   here
-=========  ===========================================================  ==================
-apgd-ce    APGD, cross-entropy loss, 100 iterations, 1 restart           ART
-apgd-t     targeted APGD, DLR loss, 100 iterations per target class,     ART, vectorised DLR
-           the 9 most likely wrong classes in turn                       (`DifferenceLogitsRatio`)
-fab-t      targeted FAB, minimal-norm attack                             left out (`LEFT_OUT`)
-square     Square, black box, 5000 queries, margin loss                  ART, one forward pass
+==========  ==========================================================  ========================
+attack      what it is                                                  here
+==========  ==========================================================  ========================
+apgd-ce     APGD, cross-entropy loss, 100 iterations, 1 restart          ART
+apgd-t      targeted APGD, AutoAttack's DLR loss, 100 iterations per     ART, AutoAttack's loss
+            target class, the 9 most likely wrong classes in turn        (`TargetedDifferenceLogitsRatio`)
+fab-t       targeted FAB, L-inf, 100 iterations per target class, the    kaflib (`kaflib.fab`),
+            9 most likely wrong classes in turn, alpha_max 0.1, eta      TensorFlow
+            1.05, beta 0.9, no random start
+square      Square, black box, 5000 queries, margin loss                 ART, one forward pass
                                                                          per query (`square_robust`)
-=========  ===========================================================  ==================
+==========  ==========================================================  ========================
 
-FAB-T is left out: ART has no FAB, and the reference implementation's and
-torchattacks' FAB are PyTorch code that needs a PyTorch model. Leaving an attack
-out of the cascade can only keep more images robust, so the number here is an
-upper bound on standard AutoAttack's robust accuracy.
+Also available, outside the standard list: ``apgd-t-art`` (ART's targeted APGD
+with ART's DLR loss, kaflib's APGD-T before it took AutoAttack's loss, kept to
+compare with ART) and ``pgd`` (the thesis' PGD-50).
 
-ART's targeted DLR is -(z_t - z_i) / (z_1 - z_3), z_i the largest logit other
-than the target; AutoAttack's is -(z_y - z_t) / (z_1 - (z_3 + z_4) / 2). Both push
-the target logit above all others; they differ in the normaliser.
+AutoAttack's targeted DLR is -(z_y - z_t) / (z_1 - (z_3 + z_4) / 2), maximised,
+any wrong class counting as a success; ART's is -(z_t - z_i) / (z_1 - z_3), z_i
+the largest logit other than the target, minimised, a success only at the target.
+Both push the target logit above all others; they differ in the normaliser and
+in what counts as a success.
+
+A record is AutoAttack's standard version (``version: "standard"``, and the
+robust accuracy in ``autoattack_acc``) only when the four attacks ran in that
+order with those settings; otherwise it says ``version: "custom"``, lists the
+departures (`departures`) and puts the number in ``robust_acc``.
 
 Attacks can take their gradients (and Square its queries) from one model and
 be scored on another (`judge`): a mixed-precision model is attacked through its
@@ -39,21 +47,27 @@ import time
 import numpy as np
 
 from kaflib.evaluate import apgd_robust, pgd_robust, predict_classes, square_robust, wilson_interval
+from kaflib.fab import fab_robust
 
-__all__ = ["ATTACKS", "LEFT_OUT", "STANDARD", "AttackSettings", "CascadeProgress", "default_out", "evaluate_file",
-           "format_eps", "format_summary", "main", "marks", "per_image", "robustbench_record", "run_attack", "run_cascade", "summarise"]
+__all__ = ["ATTACKS", "LEFT_OUT", "STANDARD", "USED_BY", "AttackSettings", "CascadeProgress", "default_out",
+           "departures", "evaluate_file", "format_eps", "format_summary", "main", "marks", "per_image",
+           "robustbench_record", "run_attack", "run_cascade", "summarise"]
 
-#: The attacks `run_attack` knows, in AutoAttack's cascade order (pgd: PGD-50,
-#: step 2/255, the thesis' attack; not part of AutoAttack).
-ATTACKS = ("apgd-ce", "apgd-t", "square", "pgd")
+#: The attacks `run_attack` knows, in AutoAttack's cascade order (apgd-t-art: APGD-T
+#: with ART's DLR loss; pgd: PGD-50, step 2/255, the thesis' attack; neither is part of AutoAttack).
+ATTACKS = ("apgd-ce", "apgd-t", "apgd-t-art", "fab-t", "square", "pgd")
 
 #: AutoAttack's standard list, as run here.
-STANDARD = ("apgd-ce", "apgd-t", "square")
+STANDARD = ("apgd-ce", "apgd-t", "fab-t", "square")
 
-#: Attacks of AutoAttack's standard list that are not run, and why.
-LEFT_OUT = {"fab-t": "no FAB for TensorFlow/Keras: ART has none, and the reference and torchattacks "
-                     "implementations need a PyTorch model; without it the robust accuracy is an upper "
-                     "bound on standard AutoAttack's"}
+#: Attacks of AutoAttack's standard list that are not run, and why (none).
+LEFT_OUT = {}
+
+#: The settings each attack uses (a setting that differs from AutoAttack's is a
+#: departure from the standard version when one of its attacks runs).
+USED_BY = {"apgd_steps": ("apgd-ce", "apgd-t", "apgd-t-art"), "targets": ("apgd-t", "apgd-t-art"),
+           "fab_steps": ("fab-t",), "fab_targets": ("fab-t",), "square_queries": ("square",),
+           "pgd_steps": ("pgd",), "pgd_step": ("pgd",)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +77,8 @@ class AttackSettings:
     eps: float = 8 / 255
     apgd_steps: int = 100        #: iterations of APGD-CE and of APGD-T per target
     targets: int = 9             #: APGD-T target classes
+    fab_steps: int = 100         #: FAB-T iterations per target
+    fab_targets: int = 9         #: FAB-T target classes
     square_queries: int = 5000   #: Square queries per image
     pgd_steps: int = 50          #: for the optional `pgd` attack
     pgd_step: float = 2 / 255
@@ -72,6 +88,8 @@ class AttackSettings:
             ("eps", isinstance(self.eps, (int, float)) and 0 < self.eps <= 1, "in (0, 1] (pixel units, e.g. 8/255)"),
             ("apgd_steps", _positive_int(self.apgd_steps), "an integer >= 1"),
             ("targets", _positive_int(self.targets) and self.targets <= 9, "an integer in [1, 9]"),
+            ("fab_steps", _positive_int(self.fab_steps), "an integer >= 1"),
+            ("fab_targets", _positive_int(self.fab_targets) and self.fab_targets <= 9, "an integer in [1, 9]"),
             ("square_queries", _positive_int(self.square_queries), "an integer >= 1"),
             ("pgd_steps", _positive_int(self.pgd_steps), "an integer >= 1"),
             ("pgd_step", isinstance(self.pgd_step, (int, float)) and 0 < self.pgd_step <= 1, "in (0, 1]"),
@@ -105,9 +123,12 @@ def run_attack(name, model, images, labels, robust, settings=AttackSettings(), j
     common = dict(batch_size=batch_size, seed=seed, robust=np.asarray(robust, bool), judge=judge)
     if name == "apgd-ce":
         return apgd_robust(model, images, labels, "cross_entropy", eps=s.eps, steps=s.apgd_steps, **common)
-    if name == "apgd-t":
-        return apgd_robust(model, images, labels, "dlr_targeted", targets=s.targets, eps=s.eps,
-                           steps=s.apgd_steps, **common)
+    if name in ("apgd-t", "apgd-t-art"):
+        loss = "dlr_targeted_autoattack" if name == "apgd-t" else "dlr_targeted"
+        return apgd_robust(model, images, labels, loss, targets=s.targets, eps=s.eps, steps=s.apgd_steps, **common)
+    if name == "fab-t":  # deterministic: AutoAttack's FAB-T starts from the clean image
+        return fab_robust(model, images, labels, eps=s.eps, targets=s.fab_targets, steps=s.fab_steps,
+                          batch_size=batch_size, robust=common["robust"], judge=judge)
     if name == "square":
         return square_robust(model, images, labels, eps=s.eps, max_iter=s.square_queries, **common)
     return pgd_robust(model, images, labels, eps=s.eps, step=s.pgd_step, steps=s.pgd_steps, progress=False,
@@ -239,27 +260,47 @@ def format_eps(eps):
     return f"{round(k)}/255" if abs(k - round(k)) < 1e-6 else f"{eps:g}"
 
 
+def departures(attacks, settings):
+    """How a run departs from AutoAttack's standard version: a list of plain strings, empty if none.
+
+    A departure is an attack list other than `STANDARD` (in its order), or a
+    setting of an attack that ran which differs from AutoAttack's (the defaults of
+    `AttackSettings`). The radius is the threat model, not a departure.
+    """
+    found = []
+    if tuple(attacks) != STANDARD:
+        found.append(f"attacks: {', '.join(attacks)} (standard: {', '.join(STANDARD)})")
+    standard = AttackSettings()
+    for name, users in USED_BY.items():
+        value, expected = getattr(settings, name), getattr(standard, name)
+        if value != expected and any(a in attacks for a in users):
+            found.append(f"{name}={value!r} (standard: {expected!r})")
+    return found
+
+
 def robustbench_record(models, summary, attacks, settings, seed, images, parameters, seconds, images_correct=None):
     """A JSON-ready record with RobustBench's leaderboard fields, and kaflib's details.
 
     RobustBench's fields (model_info/<dataset>/<threat>/<name>.json): name,
     architecture, dataset, eps, clean_acc and autoattack_acc (percent, as
     strings with 2 decimals), additional_data, number_forward_passes.
-    `autoattack_acc` is set only when every attack of `STANDARD` ran; otherwise
-    the worst case is `robust_acc`. ``kaflib`` holds the per-attack numbers with
+    ``version`` is "standard" when the run is AutoAttack's standard version
+    (`departures` finds none), and then the worst case is `autoattack_acc`;
+    otherwise ``version`` is "custom", ``departures`` lists how, and the worst
+    case is `robust_acc`. ``kaflib`` holds the per-attack numbers with
     their intervals, the settings, the data, the seed, the library versions and
     the wall time, and (`images_correct`, from `per_image`) which images each attack fooled.
     """
     from kaflib.files import environment
 
     worst = f"{100 * summary['worst']['accuracy']:.2f}"
-    standard = all(a in attacks for a in STANDARD)
+    departed = departures(attacks, settings)
     record = dict(name=models.name, architecture=models.architecture, dataset="cifar10", threat_model="Linf",
                   eps=format_eps(settings.eps), clean_acc=f"{100 * summary['clean']['accuracy']:.2f}",
-                  **({"autoattack_acc": worst} if standard else {"robust_acc": worst}),
+                  **({"robust_acc": worst} if departed else {"autoattack_acc": worst}),
                   additional_data=False, number_forward_passes=1, n_images=len(images["labels"]),
-                  attacks=list(attacks), left_out={k: v for k, v in LEFT_OUT.items() if standard},
-                  seed=seed)
+                  attacks=list(attacks), version="custom" if departed else "standard",
+                  **({"departures": departed} if departed else {}), left_out=dict(LEFT_OUT), seed=seed)
     record["kaflib"] = dict(summary=summary, settings=dataclasses.asdict(settings), parameters=parameters,
                             data=images["description"],
                             model=dict(source=models.source, notes=models.notes, **models.metadata),
@@ -350,6 +391,9 @@ def format_summary(record):
                      f"{speed} ({row['images_attacked']} attacked)")
     label = "AutoAttack" if "autoattack_acc" in record else "worst case"
     lines.append(f"  {label:10s} {_percent(s['worst'])}")
+    lines.append(f"  version: {record.get('version', 'custom')}")
+    for departure in record.get("departures", []):
+        lines.append(f"  departs from the standard version: {departure}")
     for name, why in record["left_out"].items():
         lines.append(f"  left out: {name}: {why}")
     return "\n".join(lines)
@@ -375,17 +419,21 @@ def main(argv=None):
 
     parser = argparse.ArgumentParser(
         prog="python -m kaflib.evaluate",
-        description="Robust accuracy of a model under AutoAttack's standard cascade (or single attacks), "
-                    "on the first N CIFAR-10 test images, with 95%% intervals; writes a RobustBench-format "
-                    "record and resumes when interrupted.")
+        description="Robust accuracy of a model under AutoAttack's standard cascade (APGD-CE, APGD-T, "
+                    "FAB-T, Square; or chosen attacks), on the first N CIFAR-10 test images, with 95% "
+                    "intervals; writes a RobustBench-format record (version 'standard', or 'custom' with its "
+                    "departures) and resumes per attack and batch when interrupted.")
     parser.add_argument("model", help="a .keras file, a run folder (with model.keras), or a plug-in format "
                                       "such as a thesis checkpoint .zip")
     parser.add_argument("--attack", nargs="+", default=["autoattack"],
-                        help=f"'autoattack' ({', '.join(STANDARD)}) or attacks from {', '.join(ATTACKS)}, "
-                             "run in the order given as a cascade")
+                        help=f"'autoattack' (the standard list: {', '.join(STANDARD)}) or attacks from "
+                             f"{', '.join(ATTACKS)}, run in the order given as a cascade (apgd-t: AutoAttack's "
+                             "targeted DLR loss; apgd-t-art: ART's; pgd: the thesis' PGD-50)")
     parser.add_argument("--n", type=int, default=1000, help="test images (the first N; default 1000)")
     parser.add_argument("--eps", default="8/255", help="L-inf radius in pixel units (default 8/255)")
     parser.add_argument("--targets", type=int, default=9, help="APGD-T target classes (default 9)")
+    parser.add_argument("--fab-targets", type=int, default=9, help="FAB-T target classes (default 9)")
+    parser.add_argument("--fab-steps", type=int, default=100, help="FAB-T iterations per target (default 100)")
     parser.add_argument("--square-queries", type=int, default=5000, help="Square queries (default 5000)")
     parser.add_argument("--out", help="the record (default: autoattack/<name>-n<N>.json)")
     parser.add_argument("--data-dir", help="CIFAR-10 folder (default: KAFLIB_DATA_DIR, Keras cache, download)")
@@ -401,8 +449,8 @@ def main(argv=None):
                                  f"{', '.join(ATTACKS)}.")
         if not _positive_int(args.batch_size):
             raise ValueError(f"batch_size={args.batch_size!r} is invalid: an integer >= 1.")
-        settings = AttackSettings(eps=_eps_argument(args.eps), targets=args.targets,
-                                  square_queries=args.square_queries)
+        settings = AttackSettings(eps=_eps_argument(args.eps), targets=args.targets, fab_targets=args.fab_targets,
+                                  fab_steps=args.fab_steps, square_queries=args.square_queries)
         record = evaluate_file(args.model, attacks, args.n, settings, args.out, args.data_dir, args.seed,
                                args.batch_size, force=args.force)
     except (ValueError, FileNotFoundError) as err:

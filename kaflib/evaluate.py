@@ -3,7 +3,8 @@
 The reported robust accuracy uses the IBM Adversarial Robustness Toolbox:
 `ProjectedGradientDescent` (L-inf) on the LOGITS model wrapped in a
 `TensorFlowV2Classifier` with a from-logits cross-entropy, attacking the TRUE
-labels. Several attacks (restarts, APGD's target classes, AutoAttack's list)
+labels. APGD-T takes AutoAttack's targeted DLR loss (`TargetedDifferenceLogitsRatio`)
+or ART's (`DifferenceLogitsRatio`). Several attacks (restarts, APGD's target classes, AutoAttack's list)
 run as a per-image cascade (`attack_survivors`): each attacks only the images
 that survived the ones before, and an image counts as robust only if it is
 classified correctly after all of them.
@@ -11,9 +12,9 @@ classified correctly after all of them.
 
 import numpy as np
 
-__all__ = ["DifferenceLogitsRatio", "accuracy_under_attack", "apgd_robust", "art_classifier", "attack_survivors",
-           "clean_accuracy", "pgd_robust", "predict_classes", "robust_accuracy", "square_robust",
-           "wilson_interval"]
+__all__ = ["APGD_LOSSES", "DifferenceLogitsRatio", "TargetedDifferenceLogitsRatio", "accuracy_under_attack",
+           "apgd_robust", "art_classifier", "attack_survivors", "clean_accuracy", "label_and_target", "pgd_robust",
+           "predict_classes", "robust_accuracy", "square_robust", "wilson_interval"]
 
 
 def wilson_interval(successes, n, z=1.96):
@@ -185,22 +186,71 @@ class DifferenceLogitsRatio:
         z_y = tf.gather(y_pred, label[:, None], batch_dims=1)[:, 0]
         z_i = tf.where(order[:, 0] == label, ranked[:, 1], ranked[:, 0])
         dlr = -(z_y - z_i) / (ranked[:, 0] - ranked[:, 2])
-        if self.reduction in ("mean", "sum_over_batch_size"):
-            return tf.reduce_mean(dlr)
-        if self.reduction == "sum":
-            return tf.reduce_sum(dlr)
-        if self.reduction == "none":
-            return dlr
-        raise ValueError(f"reduction={self.reduction!r} is invalid: 'mean', 'sum' or 'none'.")
+        return _reduce(dlr, self.reduction)
 
 
-def _dlr_classifier(logits):
-    """The ART logits classifier `logits` (same compiled forward pass) with the `DifferenceLogitsRatio` loss."""
+class TargetedDifferenceLogitsRatio:
+    """AutoAttack's targeted DLR loss, to be maximised: `-(z_y - z_t) / (z_1 - (z_3 + z_4) / 2 + 1e-12)`.
+
+    z_1 >= z_2 >= ... are the sorted logits, z_y the label's and z_t the
+    target's (the reference's ``dlr_loss_targeted``). `y_true` `(B, K)` carries
+    both classes, as `label_and_target` writes them: 1 at the label, 0.5 at the
+    target (so its argmax is the label, which ART's untargeted APGD needs to
+    tell a misclassified image); `y_pred` logits `(B, K)`, K >= 4.
+    `reduction`: "mean", "sum" or "none" (ART sets it).
+    """
+
+    def __init__(self, reduction="mean"):
+        self.reduction = reduction
+
+    def __call__(self, y_true, y_pred, *args, **kwargs):
+        import tensorflow as tf
+
+        y_pred, y_true = tf.cast(y_pred, tf.float32), tf.cast(y_true, tf.float32)
+        label = tf.argmax(y_true, axis=1, output_type=tf.int32)
+        target = tf.argmax(tf.where(y_true < 1, y_true, 0.0), axis=1, output_type=tf.int32)
+        ranked = tf.sort(y_pred, axis=1, direction="DESCENDING")
+        z_y = tf.gather(y_pred, label[:, None], batch_dims=1)[:, 0]
+        z_t = tf.gather(y_pred, target[:, None], batch_dims=1)[:, 0]
+        dlr = -(z_y - z_t) / (ranked[:, 0] - (ranked[:, 2] + ranked[:, 3]) / 2 + 1e-12)
+        return _reduce(dlr, self.reduction)
+
+
+def label_and_target(labels, targets, classes):
+    """The `y_true` of `TargetedDifferenceLogitsRatio`: float32 `(N, classes)`, 1 at each
+    label `(N,)`, 0.5 at each target `(N,)` (which must differ from the label)."""
+    labels, targets = np.asarray(labels), np.asarray(targets)
+    if np.any(labels == targets):
+        raise ValueError("targets must differ from the labels: a targeted attack needs a wrong class.")
+    rows = np.arange(len(labels))
+    y = np.zeros((len(labels), classes), np.float32)
+    y[rows, labels], y[rows, targets] = 1.0, 0.5
+    return y
+
+
+def _reduce(values, reduction):
+    import tensorflow as tf
+
+    if reduction in ("mean", "sum_over_batch_size"):
+        return tf.reduce_mean(values)
+    if reduction == "sum":
+        return tf.reduce_sum(values)
+    if reduction == "none":
+        return values
+    raise ValueError(f"reduction={reduction!r} is invalid: 'mean', 'sum' or 'none'.")
+
+
+def _classifier_with_loss(logits, loss):
+    """The ART logits classifier `logits` (same compiled forward pass) with another loss object."""
     from art.estimators.classification import TensorFlowV2Classifier
 
     return TensorFlowV2Classifier(model=logits.model, nb_classes=logits.nb_classes,
-                                  input_shape=logits.input_shape, loss_object=DifferenceLogitsRatio(),
+                                  input_shape=logits.input_shape, loss_object=loss,
                                   clip_values=logits.clip_values)
+
+
+#: `apgd_robust`'s losses: untargeted cross-entropy, ART's targeted DLR, AutoAttack's targeted DLR.
+APGD_LOSSES = ("cross_entropy", "dlr_targeted", "dlr_targeted_autoattack")
 
 
 def apgd_robust(model, images, labels, loss="cross_entropy", targets=9, eps=8 / 255, steps=100,
@@ -208,9 +258,13 @@ def apgd_robust(model, images, labels, loss="cross_entropy", targets=9, eps=8 / 
     """Per-image robustness `(N,)` under ART's APGD on the logits.
 
     Args:
-        loss: ``"cross_entropy"`` (untargeted APGD-CE) or ``"dlr_targeted"``
-            (APGD with ART's DLR loss, one targeted run per target class).
-        targets: for ``"dlr_targeted"``: how many of the most likely wrong
+        loss: ``"cross_entropy"`` (untargeted APGD-CE), ``"dlr_targeted_autoattack"``
+            (APGD-T as AutoAttack runs it: maximise AutoAttack's targeted DLR,
+            `TargetedDifferenceLogitsRatio`, and count any wrong class as a success)
+            or ``"dlr_targeted"`` (ART's targeted APGD with ART's DLR,
+            `DifferenceLogitsRatio`: minimise it, a success only at the target);
+            the targeted ones make one run per target class.
+        targets: for the targeted losses: how many of the most likely wrong
             classes (on the clean image) to target, in order.
         robust: bool `(N,)` of images still to attack (default: the correctly
             classified ones); the others stay as given.
@@ -219,8 +273,8 @@ def apgd_robust(model, images, labels, loss="cross_entropy", targets=9, eps=8 / 
     """
     from art.attacks.evasion import AutoProjectedGradientDescent
 
-    if loss not in ("cross_entropy", "dlr_targeted"):
-        raise ValueError(f"loss={loss!r} is invalid: 'cross_entropy' or 'dlr_targeted'.")
+    if loss not in APGD_LOSSES:
+        raise ValueError(f"loss={loss!r} is invalid: one of {', '.join(map(repr, APGD_LOSSES))}.")
     if not isinstance(targets, (int, np.integer)) or not 1 <= targets <= 9:
         raise ValueError(f"targets={targets!r} is invalid: an integer in [1, 9].")
     if not 0 < eps <= 1:
@@ -230,18 +284,23 @@ def apgd_robust(model, images, labels, loss="cross_entropy", targets=9, eps=8 / 
     labels = np.asarray(labels)
     logits = judged.predict(images, batch_size=batch_size)
     robust = (np.argmax(logits, -1) == labels) if robust is None else robust.copy()
+    classes = logits.shape[1]
     if loss == "cross_entropy":
         attack_on, loss_type = classifier, "cross_entropy"
-    else:  # ART's own DLR loss gives the same numbers, slowly (see DifferenceLogitsRatio)
-        attack_on, loss_type = _dlr_classifier(classifier), None
+        goal = lambda y, index, rank: np.eye(classes)[y]
+    elif loss == "dlr_targeted":  # ART's own DLR loss gives the same numbers, slowly (see DifferenceLogitsRatio)
+        attack_on, loss_type = _classifier_with_loss(classifier, DifferenceLogitsRatio()), None
+        goal = lambda y, index, rank: np.eye(classes)[ranked[index, rank]]
+    else:
+        attack_on, loss_type = _classifier_with_loss(classifier, TargetedDifferenceLogitsRatio()), None
+        goal = lambda y, index, rank: label_and_target(y, ranked[index, rank], classes)
     attack = AutoProjectedGradientDescent(
         attack_on, norm=np.inf, eps=eps, eps_step=2 * eps, max_iter=steps, targeted=loss == "dlr_targeted",
         nb_random_init=1, batch_size=batch_size, verbose=False, loss_type=loss_type)
     np.random.seed(seed)
     ranked = np.argsort(-logits, axis=1)
-    for rank in range(1, 1 + (targets if loss == "dlr_targeted" else 1)):
-        goal = (lambda y, index: y) if loss == "cross_entropy" else (lambda y, index: ranked[index, rank])
-        robust = attack_survivors(lambda x, y, index: attack.generate(x, y=np.eye(logits.shape[1])[goal(y, index)]),
+    for rank in range(1, 1 + (1 if loss == "cross_entropy" else targets)):
+        robust = attack_survivors(lambda x, y, index: attack.generate(x, y=goal(y, index, rank)),
                                   judged, images, labels, robust, batch_size)
     return robust
 

@@ -45,12 +45,13 @@ def model(data):
     return m
 
 
-SETTINGS = AttackSettings(eps=0.08, apgd_steps=10, targets=3, square_queries=200, pgd_steps=10, pgd_step=0.015)
+SETTINGS = AttackSettings(eps=0.08, apgd_steps=10, targets=3, fab_steps=20, fab_targets=3, square_queries=200,
+                          pgd_steps=10, pgd_step=0.015)
 
 
 def test_cascade_is_no_higher_than_any_attack_alone(model, data):
     images, labels = data
-    attacks = ("apgd-ce", "apgd-t", "square")
+    attacks = autoattack.STANDARD
     cascade = summarise(run_cascade(model, images, labels, attacks, SETTINGS, batch_size=32, progress=False),
                         attacks)
     clean = np.argmax(model.predict(images, verbose=0), -1) == labels
@@ -109,8 +110,12 @@ def test_bad_settings_name_the_parameter():
                          (dict(square_queries=0), "square_queries"), (dict(apgd_steps=2.5), "apgd_steps")]:
         with pytest.raises(ValueError, match=f"^{name}="):
             AttackSettings(**kwargs)
-    with pytest.raises(ValueError, match="attack='fab-t'"):
-        run_attack("fab-t", None, None, None, None)
+    with pytest.raises(ValueError, match="^fab_targets="):
+        AttackSettings(fab_targets=0)
+    with pytest.raises(ValueError, match="^fab_steps="):
+        AttackSettings(fab_steps=-1)
+    with pytest.raises(ValueError, match="attack='fab'"):
+        run_attack("fab", None, None, None, None)
 
 
 def test_float32_twin_computes_in_float32_with_the_same_weights(data):
@@ -154,6 +159,7 @@ def _env():
 
     return {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
 
+@pytest.mark.slow  # the command in a subprocess, a whole cascade
 
 def test_the_command_writes_a_robustbench_record(tmp_path, monkeypatch):
     keras.utils.set_random_seed(0)
@@ -162,23 +168,30 @@ def test_the_command_writes_a_robustbench_record(tmp_path, monkeypatch):
     model = keras.Model(inputs, keras.layers.Dense(10)(keras.layers.GlobalAveragePooling2D()(x)), name="tiny")
     model.save(tmp_path / "tiny.keras")
     done = _evaluate(str(tmp_path / "tiny.keras"), "--n", "40", "--square-queries", "20", "--targets", "2",
-                     "--batch-size", "16", cwd=tmp_path)
+                     "--fab-targets", "2", "--fab-steps", "10", "--batch-size", "16", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     record = json.loads((tmp_path / "autoattack" / "tiny-n40.json").read_text())
-    for field in ("name", "architecture", "eps", "clean_acc", "autoattack_acc", "n_images", "attacks", "seed"):
+    for field in ("name", "architecture", "eps", "clean_acc", "robust_acc", "n_images", "attacks", "seed"):
         assert field in record
     assert record["eps"] == "8/255" and record["n_images"] == 40 and record["attacks"] == list(autoattack.STANDARD)
-    assert float(record["autoattack_acc"]) <= float(record["clean_acc"])
-    assert "fab-t" in record["left_out"] and "tensorflow" in record["kaflib"]["environment"]
+    assert float(record["robust_acc"]) <= float(record["clean_acc"])
+    # fewer targets, FAB steps and Square queries than AutoAttack's: not the standard version, and it says how
+    assert record["version"] == "custom" and "autoattack_acc" not in record and record["left_out"] == {}
+    assert record["departures"] == ["targets=2 (standard: 9)", "fab_steps=10 (standard: 100)",
+                                    "fab_targets=2 (standard: 9)", "square_queries=20 (standard: 5000)"]
+    assert list(record["kaflib"]["summary"]["attacks"]) == ["apgd-ce", "apgd-t", "fab-t", "square"]
+    assert "tensorflow" in record["kaflib"]["environment"]
     assert not list((tmp_path / "autoattack").glob("*.partial.json"))
-    assert "images/s" in done.stdout and "AutoAttack" in done.stdout
+    assert "images/s" in done.stdout and "worst case" in done.stdout and "version: custom" in done.stdout
+    assert "departs from the standard version: square_queries=20 (standard: 5000)" in done.stdout
 
     # a finished record is not redone: the same call returns it without attacking
     monkeypatch.setattr(autoattack, "run_cascade", lambda *a, **k: pytest.fail("attacked again"))
-    again = autoattack.evaluate_file(tmp_path / "tiny.keras", n=40, settings=AttackSettings(square_queries=20, targets=2),
+    again = autoattack.evaluate_file(tmp_path / "tiny.keras", n=40,
+                                     settings=AttackSettings(square_queries=20, targets=2, fab_targets=2, fab_steps=10),
                                      out=tmp_path / "autoattack" / "tiny-n40.json", data_dir=TINY_DATA_DIR,
                                      batch_size=16, progress=False)
-    assert again["autoattack_acc"] == record["autoattack_acc"] and again["kaflib"] == record["kaflib"]
+    assert again["robust_acc"] == record["robust_acc"] and again["kaflib"] == record["kaflib"]
 
     # the book's table reads the record as written
     from kaflib.thesis import results
@@ -187,7 +200,7 @@ def test_the_command_writes_a_robustbench_record(tmp_path, monkeypatch):
     (tmp_path / "autoattack" / "tiny-n40.json").rename(tmp_path / "results" / "autoattack" / "tiny.json")
     table = results.autoattack_table(tmp_path / "results")
     assert table.loc["tiny", "clean"] == pytest.approx(float(record["clean_acc"]), abs=0.01)
-    assert table.loc["tiny", "autoattack"] == pytest.approx(float(record["autoattack_acc"]), abs=0.01)
+    assert table.loc["tiny", "autoattack"] == pytest.approx(float(record["robust_acc"]), abs=0.01)
     assert table.attrs["attacks"] == list(autoattack.STANDARD)
     times = results.compute_time(tmp_path / "results").set_index("file")
     assert times.loc["autoattack/tiny.json", "minutes"] == pytest.approx(record["kaflib"]["seconds"]["total"] / 60)
@@ -195,6 +208,39 @@ def test_the_command_writes_a_robustbench_record(tmp_path, monkeypatch):
     assert f"{table.loc['tiny', 'autoattack']:.1f}%" in findings and "Wong2020Fast" in findings
     assert "Not evaluated yet (8 of the 8 checkpoints" in findings and "`resnet20_kaf_ocrob_lrfinder` (kaf)" in findings
 
+
+
+def _tiny_file(tmp_path):
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(4, 3, strides=4, activation="relu")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(10)(keras.layers.GlobalAveragePooling2D()(x)), name="tiny")
+    model.save(tmp_path / "tiny.keras")
+    return tmp_path / "tiny.keras"
+
+
+def test_a_standard_run_writes_version_standard_and_autoattack_acc(tmp_path, monkeypatch, capsys):
+    # the attacks stubbed (every other image fooled): the record's fields, not the attacks, are under test
+    def stub(name, model, images, labels, robust, *args, **kwargs):
+        return robust & (np.arange(len(robust)) % 2 == 0)
+
+    monkeypatch.setattr(autoattack, "run_attack", stub)
+    record = autoattack.evaluate_file(_tiny_file(tmp_path), n=20, out=tmp_path / "r.json", data_dir=TINY_DATA_DIR,
+                                      batch_size=8, progress=False)
+    assert record["version"] == "standard" and "departures" not in record and "robust_acc" not in record
+    assert record["attacks"] == ["apgd-ce", "apgd-t", "fab-t", "square"] and record["left_out"] == {}
+    assert float(record["autoattack_acc"]) <= float(record["clean_acc"])
+    text = autoattack.format_summary(record)
+    assert "version: standard" in text and "AutoAttack" in text and "+ fab-t" in text
+
+
+@pytest.mark.slow
+def test_the_command_runs_the_standard_version_end_to_end(tmp_path):
+    done = _evaluate(str(_tiny_file(tmp_path)), "--n", "40", "--batch-size", "16", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    record = json.loads((tmp_path / "autoattack" / "tiny-n40.json").read_text())
+    assert record["version"] == "standard" and "autoattack_acc" in record
+    assert list(record["kaflib"]["summary"]["attacks"]) == list(autoattack.STANDARD)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -206,6 +252,8 @@ def test_the_command_writes_a_robustbench_record(tmp_path, monkeypatch):
     (["tiny.keras", "--n", "101"], "n=101 is invalid: an integer in [1, 100]"),
     (["tiny.keras", "--attack", "fgsm"], "attack='fgsm' is invalid"),
     (["tiny.keras", "--targets", "12"], "targets=12 is invalid"),
+    (["tiny.keras", "--fab-targets", "0"], "fab_targets=0 is invalid: must be an integer in [1, 9]"),
+    (["tiny.keras", "--fab-steps", "0"], "fab_steps=0 is invalid: must be an integer >= 1"),
     (["weights.txt"], "is not a model file kaflib can read")])
 def test_bad_command_arguments_get_one_line_naming_them(args, message, tmp_path, capsys):
     keras.utils.set_random_seed(0)
@@ -260,3 +308,96 @@ def test_records_say_which_images_each_attack_fooled_and_the_cross_check_compare
     assert f"kaflib {row['kaflib']:.1f}%, torchattacks 8.3%" in text
     assert f"torchattacks broke {int(row['only_kaflib_robust'])} that kaflib's cascade left robust" in text
     assert ("leaving FAB-T out did not raise" in text) == (row["only_kaflib_robust"] == 0)
+
+
+def _autoattack_targeted_dlr(logits, labels, targets):
+    """AutoAttack's `dlr_loss_targeted`, transcribed in float64 NumPy."""
+    ranked = np.sort(logits, axis=1)
+    rows = np.arange(len(labels))
+    return -(logits[rows, labels] - logits[rows, targets]) / (ranked[:, -1] - 0.5 * (ranked[:, -3] + ranked[:, -4])
+                                                             + 1e-12)
+
+
+def test_targeted_dlr_is_autoattacks_formula():
+    from kaflib.evaluate import TargetedDifferenceLogitsRatio, label_and_target
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 3, (200, 10))
+    labels = rng.integers(0, 10, 200)
+    targets = (labels + rng.integers(1, 10, 200)) % 10
+    y_true = label_and_target(labels, targets, 10)
+    assert np.all(np.argmax(y_true, 1) == labels)  # ART's untargeted APGD reads the label from the argmax
+    ours = TargetedDifferenceLogitsRatio(reduction="none")(y_true, logits.astype("float32")).numpy()
+    np.testing.assert_allclose(ours, _autoattack_targeted_dlr(logits, labels, targets), rtol=1e-5, atol=1e-6)
+    assert float(TargetedDifferenceLogitsRatio()(y_true, logits.astype("float32"))) == pytest.approx(ours.mean(),
+                                                                                                    rel=1e-5)
+    with pytest.raises(ValueError, match="targets must differ from the labels"):
+        label_and_target(labels, labels, 10)
+
+
+def test_both_targeted_apgd_variants_run_and_only_break_correct_images(model, data):
+    images, labels = data
+    clean = np.argmax(model.predict(images, verbose=0), -1) == labels
+    for name in ("apgd-t", "apgd-t-art"):
+        robust = run_attack(name, model, images, labels, clean, SETTINGS, batch_size=32)
+        assert not robust[~clean].any() and robust.sum() < clean.sum(), name
+
+
+def test_the_standard_cascade_runs_fab_t_between_apgd_t_and_square(model, data, monkeypatch):
+    images, labels = data
+    seen = []
+    original = autoattack.run_attack
+
+    def spy(name, model, images, labels, robust, *args, **kwargs):
+        after = original(name, model, images, labels, robust, *args, **kwargs)
+        seen.append((name, np.array(robust), after))
+        return after
+
+    monkeypatch.setattr(autoattack, "run_attack", spy)
+    # a smaller radius than SETTINGS' so that images survive APGD for FAB-T and Square to attack
+    settings = AttackSettings(eps=0.03, apgd_steps=5, targets=2, fab_steps=30, fab_targets=3, square_queries=50)
+    done = run_cascade(model, images, labels, autoattack.STANDARD, settings, batch_size=96, progress=False)
+    assert [name for name, *_ in seen] == ["apgd-ce", "apgd-t", "fab-t", "square"]
+    for (_, _, before), (_, given, _) in zip(seen, seen[1:]):
+        np.testing.assert_array_equal(given, before)  # each attack sees the images the previous one left
+    assert seen[2][1].any(), "no image survived APGD-T: FAB-T was not exercised"
+    summary = summarise(done, autoattack.STANDARD)
+    assert list(summary["attacks"]) == list(autoattack.STANDARD)
+    assert summary["attacks"]["fab-t"]["images_attacked"] == seen[2][1].sum()
+    assert summary["attacks"]["fab-t"]["images_per_second"] > 0
+
+
+def test_a_run_that_departs_from_the_standard_version_names_its_departures():
+    from kaflib.autoattack import departures
+
+    assert departures(autoattack.STANDARD, AttackSettings()) == []
+    assert departures(autoattack.STANDARD, AttackSettings(eps=4 / 255)) == []  # the threat model, not the attack
+    found = departures(("apgd-ce", "apgd-t-art", "square"), AttackSettings(fab_steps=10, square_queries=20,
+                                                                          targets=2))
+    assert found == ["attacks: apgd-ce, apgd-t-art, square (standard: apgd-ce, apgd-t, fab-t, square)",
+                     "targets=2 (standard: 9)", "square_queries=20 (standard: 5000)"]  # fab_steps: FAB-T did not run
+    assert departures(autoattack.STANDARD, AttackSettings(fab_steps=10)) == ["fab_steps=10 (standard: 100)"]
+
+
+def test_an_interrupted_cascade_resumes_in_the_middle_of_fab_t(model, data, monkeypatch):
+    images, labels = data
+    attacks = ("apgd-ce", "fab-t")
+    full = run_cascade(model, images, labels, attacks, SETTINGS, batch_size=32, progress=False)
+    saved = []
+
+    def save_then_die(state):
+        saved.append(json.loads(json.dumps(state)))
+        if len(saved) == 6:  # the clean pass, three batches of apgd-ce, then two of fab-t
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_cascade(model, images, labels, attacks, SETTINGS, batch_size=32, save=save_then_die, progress=False)
+    assert sorted(saved[-1]["attacks"]["fab-t"]["robust"], key=int) == ["0", "32"]
+    calls = []
+    original = autoattack.run_attack
+    monkeypatch.setattr(autoattack, "run_attack", lambda name, *a, **k: calls.append(name) or original(name, *a, **k))
+    resumed = run_cascade(model, images, labels, attacks, SETTINGS, batch_size=32, state=saved[-1],
+                          progress=False)
+    assert calls == ["fab-t"]  # only the last batch of FAB-T is left
+    for name in attacks:
+        np.testing.assert_array_equal(resumed.after(name, len(labels)), full.after(name, len(labels)))

@@ -15,6 +15,9 @@ import pytest
 from kaflib import KAF, KWTA
 from kaflib.models import build_model
 
+# Each test starts Python on another Keras backend: the slow tier.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 
 #: The layers checked: every KAF variant (random, ridge, free dictionary, other kernels) and k-WTA.

@@ -1,8 +1,11 @@
 """The benchmarks run end to end (tiny sizes); timings are not asserted, memory is."""
 
+import pytest
+
 from kaflib.bench import kaf_costs
 
 
+@pytest.mark.slow  # memory measured in subprocesses
 def test_kaf_benchmark_reports_ratios_and_the_fast_kaf_stores_less_than_the_direct_formula():
     report = kaf_costs(batch_size=16, steps=1, activations=("relu", "kaf", "kaf (direct)"), progress=False)
     rows = report["resnet20"]

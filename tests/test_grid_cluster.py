@@ -12,6 +12,9 @@ import pytest
 from kaflib.thesis import grid
 from kaflib.thesis.experiment import read_metrics, run_dir
 
+# A Dask cluster of worker processes per test: the slow tier.
+pytestmark = pytest.mark.slow
+
 distributed = pytest.importorskip("dask.distributed")
 
 SMOKE = {"preset": "smoke", "train_size": 400, "test_size": 40}

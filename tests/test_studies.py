@@ -39,6 +39,7 @@ def test_study_names_carry_the_random_kaf_init_and_a_recipe_other_than_the_studi
     with pytest.raises(ValueError, match="recipe='x' is invalid"):
         studies.study_name("resnet20", "relu", recipe="x")
 
+@pytest.mark.slow  # trains twice
 
 def test_deep_kaf_records_init_diagnostics_training_and_divergence(tmp_path, monkeypatch):
     common = dict(model="light", epochs=1, train_size=400, test_size=40, data_dir=cifar10_dir(),

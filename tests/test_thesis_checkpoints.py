@@ -39,6 +39,7 @@ def test_every_published_checkpoint_is_tested():
 RIDGE_KAFS = {"kaf_relu", "kaf_elu", "kaf_swish"}
 
 
+@pytest.mark.slow  # imports every checkpoint
 @needs_checkpoints
 @pytest.mark.parametrize("path", CHECKPOINTS, ids=[p.stem for p in CHECKPOINTS])
 def test_imported_model_matches_saved_model(path, mini_test_set):
@@ -66,6 +67,7 @@ def test_float32_import_and_explicit_activation():
     assert model.layers[1].compute_dtype == "float32"
 
 
+@pytest.mark.slow  # imports a checkpoint twice
 @needs_checkpoints
 def test_float32_twin_of_a_kaf_checkpoint_uses_the_fast_kaf_and_agrees(mini_test_set):
     from kaflib.kaf import KAF, DirectKAF

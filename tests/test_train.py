@@ -147,6 +147,7 @@ def run_worker(folder, kill_after_epochs=None):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
 
+@pytest.mark.slow  # kills a training subprocess
 
 def test_killed_run_resumes_to_the_same_history(tmp_path):
     run_worker(tmp_path / "whole")
@@ -246,6 +247,7 @@ result = fit(tiny_model, tiny_data(), tiny_data(64, seed=9), config, strategy=st
 print(json.dumps(dict(replicas=strategy.num_replicas_in_sync, losses=result.history["train_loss"].tolist())))
 """
 
+@pytest.mark.slow  # a subprocess with two logical CPUs
 
 def test_mirrored_strategy_on_two_logical_cpus():
     env = dict(os.environ, PYTHONPATH=str(ROOT))

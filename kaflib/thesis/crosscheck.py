@@ -1,4 +1,4 @@
-"""Cross-check of kaflib's AutoAttack against an independent implementation: torchattacks' `AutoAttack`.
+"""Cross-check of kaflib's AutoAttack against an independent implementation: torchattacks'.
 
 Three commands on one model, a float32 `.keras` file (a thesis checkpoint's twin:
 ``python -m kaflib.thesis.checkpoints ZIP --save-keras DIR``):
@@ -13,12 +13,25 @@ through torchattacks' standard AutoAttack (APGD-CE, APGD-T, FAB-T, Square 5000; 
 own per-image cascade) on the same first N test images. torchattacks 3.5.1 builds its
 APGD, APGD-T and FAB-T with their default 10 iterations (`AutoAttack.__init__` passes no
 `steps`), where AutoAttack's reference and kaflib run 100: its white-box attacks are
-weaker than kaflib's, and its FAB-T is an attack kaflib lacks. It writes the accuracy
+weaker than kaflib's. It writes the accuracy
 with its 95% interval and which images stayed robust ("per_image"). It resumes per
 batch of `--batch-size` images from `<out>.partial.json` when interrupted. Square's 5000
 queries take most of the time, about 5 minutes per batch while any image of it stays robust
 (ReLU twin, 128 images in two batches of 64: 11 minutes on one CPU core, `OMP_NUM_THREADS=1`).
 `cross_check_table` sets the two records side by side, image by image.
+
+FAB-T alone, kaflib's (`kaflib.fab`, TensorFlow) against torchattacks' ``FAB`` with
+AutoAttack's settings (``multi_targeted=True``, 9 target classes, 100 steps, 1 restart,
+alpha_max 0.1, eta 1.05, beta 0.9), on the same model, images and target classes:
+
+    python -m kaflib.evaluate DIR/NAME.keras --attack fab-t --n 32 --batch-size 32 \\
+        --out results/autoattack-crosscheck/fab-t/NAME-kaflib.json
+    KERAS_BACKEND=torch python -m kaflib.thesis.crosscheck DIR/NAME.keras --attack fab-t --n 32 \\
+        --out results/autoattack-crosscheck/fab-t/NAME-torchattacks.json
+
+The second writes, beside torchattacks' per-image outcomes, their agreement with the
+first's record when it is there (``agreement``: images robust to both, to only one);
+``cross_check_table("results/autoattack-crosscheck/fab-t")`` reads the pair too.
 """
 
 import argparse
@@ -28,7 +41,15 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["torchattacks_autoattack", "cross_check_table", "cross_check_findings", "main"]
+__all__ = ["torchattacks_autoattack", "torchattacks_fab_t", "cross_check_table", "cross_check_findings", "main"]
+
+#: What `main` can run on the PyTorch backend, and how its record describes it.
+IMPLEMENTATIONS = {
+    "autoattack": "AutoAttack(version='standard'): APGD-CE, APGD-T, FAB-T (10 iterations each, torchattacks' "
+                  "defaults), Square 5000",
+    "fab-t": "FAB(norm='Linf', multi_targeted=True, n_classes=10, steps=100, n_restarts=1, alpha_max=0.1, "
+             "eta=1.05, beta=0.9): AutoAttack's standard FAB-T",
+}
 
 
 def torchattacks_autoattack(model, images, labels, eps=8 / 255, seed=0, batch_size=32, done=None, save=None,
@@ -40,9 +61,37 @@ def torchattacks_autoattack(model, images, labels, eps=8 / 255, seed=0, batch_si
     bool list} of batches already attacked (resumed, not redone); `save(done)` is
     called after every batch, so an interruption loses at most one batch.
     """
+    import torchattacks
+
+    def attack(wrapped, start):
+        return torchattacks.AutoAttack(wrapped, norm="Linf", eps=eps, version="standard",
+                                       n_classes=int(model.output_shape[-1]), seed=seed + start)
+
+    return _torchattacks_robust(attack, model, images, labels, batch_size, done, save, progress,
+                                "torchattacks AutoAttack")
+
+
+def torchattacks_fab_t(model, images, labels, eps=8 / 255, steps=100, seed=0, batch_size=32, done=None, save=None,
+                       progress=True):
+    """Per-image robustness `(N,)` under torchattacks' FAB with AutoAttack's standard FAB-T settings
+    (the 9 most likely wrong classes in turn, `steps` per target, 1 restart from the clean image,
+    alpha_max 0.1, eta 1.05, beta 0.9; a success is any wrong class within L-inf `eps`).
+    Arguments and resuming as in `torchattacks_autoattack`."""
+    import torchattacks
+
+    def attack(wrapped, start):
+        return torchattacks.FAB(wrapped, norm="Linf", eps=eps, steps=steps, n_restarts=1, alpha_max=0.1, eta=1.05,
+                                beta=0.9, seed=seed + start, multi_targeted=True,
+                                n_classes=int(model.output_shape[-1]))
+
+    return _torchattacks_robust(attack, model, images, labels, batch_size, done, save, progress, "torchattacks FAB-T")
+
+
+def _torchattacks_robust(make_attack, model, images, labels, batch_size, done, save, progress, description):
+    """Run `make_attack(wrapped model, batch start)` batch by batch, resumably (see
+    `torchattacks_autoattack`): bool `(N,)`, True where the model still classifies correctly."""
     import keras
     import torch
-    import torchattacks
     from tqdm.auto import tqdm
 
     if keras.backend.backend() != "torch":
@@ -61,12 +110,11 @@ def torchattacks_autoattack(model, images, labels, eps=8 / 255, seed=0, batch_si
 
     wrapped = ChannelsFirst(model).eval()
     done = dict(done or {})
-    for start in tqdm(range(0, len(labels), batch_size), desc="torchattacks AutoAttack", disable=not progress):
+    for start in tqdm(range(0, len(labels), batch_size), desc=description, disable=not progress):
         if str(start) in done:
             continue
         # a fresh attack per batch, seeded by the batch's position: a resumed run draws what a whole one does
-        attack = torchattacks.AutoAttack(wrapped, norm="Linf", eps=eps, version="standard",
-                                         n_classes=int(model.output_shape[-1]), seed=seed + start)
+        attack = make_attack(wrapped, start)
         x = torch.tensor(images[start:start + batch_size]).permute(0, 3, 1, 2).contiguous()
         y = torch.tensor(labels[start:start + batch_size], dtype=torch.long)
         adversarial = attack(x, y)
@@ -95,7 +143,8 @@ def cross_check_table(folder=None):
         record = read_json(ours)
         s = record["kaflib"]["summary"]
         row = dict(model=name, n=record["n_images"], clean=100 * s["clean"]["accuracy"],
-                   kaflib=100 * s["worst"]["accuracy"], kaflib_ci95=[round(100 * v, 1) for v in s["worst"]["ci95"]])
+                   kaflib=100 * s["worst"]["accuracy"], kaflib_ci95=[round(100 * v, 1) for v in s["worst"]["ci95"]],
+                   kaflib_fab_t="fab-t" in record["attacks"])
         if theirs is not None:
             row.update(torchattacks=100 * theirs["robust"]["accuracy"],
                        torchattacks_ci95=[round(100 * v, 1) for v in theirs["robust"]["ci95"]],
@@ -126,9 +175,11 @@ def cross_check_findings(table):
             line += (f" Image by image, {int(row['both_robust'])} are robust under both; torchattacks broke "
                      f"{int(row['only_kaflib_robust'])} that kaflib's cascade left robust, and kaflib broke "
                      f"{int(row['only_torchattacks_robust'])} that torchattacks left robust.")
-            if int(row["only_kaflib_robust"]) == 0:
+            if int(row["only_kaflib_robust"]) == 0 and not row.get("kaflib_fab_t", False):
                 line += (" So on these images torchattacks' cascade, FAB-T included, found no adversarial example "
                          "that kaflib's missed: leaving FAB-T out did not raise kaflib's number here.")
+            elif int(row["only_kaflib_robust"]) == 0:
+                line += " So on these images torchattacks found no adversarial example that kaflib missed."
         lines.append(line)
     return Markdown("\n".join(lines))
 
@@ -152,6 +203,8 @@ def main(argv=None):
     parser.add_argument("--data-dir")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=32, help="images per batch, the unit of resuming")
+    parser.add_argument("--attack", choices=sorted(IMPLEMENTATIONS), default="autoattack",
+                        help="torchattacks' standard AutoAttack (default) or its FAB with AutoAttack's FAB-T settings")
     args = parser.parse_args(argv)
     import keras
 
@@ -171,7 +224,8 @@ def main(argv=None):
             raise ValueError(f"batch_size={args.batch_size!r} is invalid: an integer >= 1.")
         x, y = x[:args.n], y[:args.n]
         model = keras.models.load_model(args.model, compile=False)
-        parameters = dict(model=args.model.name, n=args.n, seed=args.seed, batch_size=args.batch_size)
+        parameters = dict(model=args.model.name, n=args.n, seed=args.seed, batch_size=args.batch_size,
+                          **({} if args.attack == "autoattack" else {"attack": args.attack}))
         partial = args.out.with_name(args.out.name.removesuffix(".json") + ".partial.json")
         saved = read_json(partial)
         if saved is not None and saved["parameters"] != parameters:
@@ -179,7 +233,8 @@ def main(argv=None):
                              f"({saved['parameters']}): delete it or choose another --out.")
         seconds, tic = (saved or {}).get("seconds", 0.0), time.perf_counter()
         clean = np.argmax(keras.ops.convert_to_numpy(model.predict(x, verbose=0)), -1) == y
-        robust = torchattacks_autoattack(
+        run = torchattacks_autoattack if args.attack == "autoattack" else torchattacks_fab_t
+        robust = run(
             model, x, y, seed=args.seed, batch_size=args.batch_size, done=(saved or {}).get("done"),
             save=lambda done: write_json(partial, dict(parameters=parameters, done=done,
                                                        seconds=seconds + time.perf_counter() - tic))) & clean
@@ -189,18 +244,24 @@ def main(argv=None):
     import torch
     import torchattacks
 
-    record = dict(model=args.model.name, n_images=args.n, implementation=f"torchattacks {torchattacks.__version__} "
-                  "AutoAttack(version='standard'): APGD-CE, APGD-T, FAB-T (10 iterations each, "
-                  "torchattacks' defaults), Square 5000",
+    record = dict(model=args.model.name, n_images=args.n, attack=args.attack,
+                  implementation=f"torchattacks {torchattacks.__version__} {IMPLEMENTATIONS[args.attack]}",
                   backend=f"keras {keras.__version__} on torch {torch.__version__}", seed=args.seed,
                   clean=dict(accuracy=float(clean.mean()), ci95=wilson_interval(int(clean.sum()), args.n)),
                   robust=dict(accuracy=float(robust.mean()), ci95=wilson_interval(int(robust.sum()), args.n)),
                   per_image=dict(clean=marks(clean), robust=marks(robust)),
                   parameters=parameters, seconds=seconds + time.perf_counter() - tic, environment=environment())
+    ours = read_json(args.out.with_name(args.out.name.replace("-torchattacks", "-kaflib")))
+    if (ours is not None and "-torchattacks" in args.out.name and "per_image" in ours.get("kaflib", {})
+            and ours["n_images"] >= args.n):  # both take the first test images in order
+        record["agreement"] = dict(kaflib_record=ours["kaflib"]["parameters"],
+                                   **_per_image_agreement(ours["kaflib"]["per_image"][ours["attacks"][-1]][:args.n],
+                                                          marks(robust)))
     write_json(args.out, record)
     partial.unlink(missing_ok=True)
-    print(f"{args.model.name}: clean {100 * clean.mean():.1f}%, torchattacks AutoAttack {100 * robust.mean():.1f}% "
-          f"[{100 * record['robust']['ci95'][0]:.1f}, {100 * record['robust']['ci95'][1]:.1f}] on {args.n} images")
+    print(f"{args.model.name}: clean {100 * clean.mean():.1f}%, torchattacks {args.attack} {100 * robust.mean():.1f}% "
+          f"[{100 * record['robust']['ci95'][0]:.1f}, {100 * record['robust']['ci95'][1]:.1f}] on {args.n} images"
+          + (f"; per image against kaflib's record: {record['agreement']}" if "agreement" in record else ""))
     return 0
 
 
