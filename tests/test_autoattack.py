@@ -159,8 +159,8 @@ def _env():
 
     return {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
 
-@pytest.mark.slow  # the command in a subprocess, a whole cascade
 
+@pytest.mark.slow  # the command in a subprocess, a whole cascade
 def test_the_command_writes_a_robustbench_record(tmp_path, monkeypatch):
     keras.utils.set_random_seed(0)
     inputs = keras.Input((32, 32, 3))
