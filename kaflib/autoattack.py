@@ -311,13 +311,15 @@ def robustbench_record(models, summary, attacks, settings, seed, images, paramet
 
 def _test_images(n, data_dir):
     """The first `n` CIFAR-10 test images, in the official order (as RobustBench takes them)."""
-    from kaflib.data import load_cifar10
+    from kaflib.data import fingerprint, load_cifar10
 
     _, (x, y) = load_cifar10(data_dir, train_size=1)
     if not _positive_int(n) or n > len(y):
         raise ValueError(f"n={n!r} is invalid: an integer in [1, {len(y)}] (the test images found).")
-    return dict(images=x[:n], labels=y[:n],
-                description=dict(test=n, of=len(y), selection=f"the first {n} test images, official order"))
+    found, x, y = len(y), x[:n], y[:n]
+    return dict(images=x, labels=y,
+                description=dict(name=f"CIFAR-10 test, the first {n} images", fingerprint=fingerprint(x, y),
+                                 test=n, of=found, selection=f"the first {n} test images, official order"))
 
 
 def default_out(models, n):

@@ -119,8 +119,15 @@ def test_compare_puts_ours_next_to_the_thesis(tmp_path, thesis_tables):
 def test_scale_caption_states_data_and_attack(tmp_path):
     _finished_run(tmp_path, "thesis-vgg", "vgg", "kaf", 0.4, 0.1, train=4829, epochs=10)
     caption = results.scale_caption(results.load_grid("thesis-vgg", tmp_path))
-    assert "4829 training images" in caption and "10 epochs" in caption and "PGD-50" in caption
-    assert "1017 test images" in caption and "full CIFAR-10" in caption
+    # a run that recorded no readable name of its images: its sizes (guard images included)
+    assert "CIFAR-10, 5085/1017 images" in caption and "10 epochs" in caption and "PGD-50" in caption
+    assert "1017 test images" in caption and "CIFAR-10 full" in caption
+    run = tmp_path / "thesis-vgg" / "vgg-kaf" / "metrics.json"
+    metrics = json.loads(run.read_text())
+    metrics["data"]["name"] = "CIFAR-10, quick subset 5085/1017"
+    run.write_text(json.dumps(metrics))
+    assert "this project: CIFAR-10, quick subset 5085/1017, 10 epochs" in \
+        results.scale_caption(results.load_grid("thesis-vgg", tmp_path))
     assert results.scale_caption(results.load_grid("none", tmp_path)) == "no runs yet"
 
 

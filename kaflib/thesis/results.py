@@ -40,7 +40,7 @@ _REPORTED_COLUMNS = ["experiment", "model", "activation", "training", "epochs", 
 _GRID_EXPERIMENT = {"thesis-light": "light_standard", "thesis-vgg": "vgg_fast_at",
                     "thesis-resnet20": "resnet_fast_at"}
 
-_COLUMNS = ["model", "act", "clean_acc", "robust_acc", "preset", "method", "epochs", "epochs_run", "train_size",
+_COLUMNS = ["model", "act", "clean_acc", "robust_acc", "preset", "data", "method", "epochs", "epochs_run", "train_size",
             "test_size", "pgd_steps", "pgd_restarts", "eps", "seed", "train_minutes", "stopped", "momentum", "recipe",
             "kaf_random_stddev", "current", "run_dir"]
 
@@ -59,7 +59,7 @@ def _row(folder, metrics):
 
     p = recorded_parameters(metrics)
     return dict(model=p["model"], act=p["act"], clean_acc=100 * metrics["clean_acc"],
-                robust_acc=100 * metrics["robust_acc"], preset=p["preset"], method=p["method"],
+                robust_acc=100 * metrics["robust_acc"], preset=p["preset"], data=_data_name(metrics), method=p["method"],
                 epochs=p["epochs"], epochs_run=metrics.get("epochs_run", p["epochs"]),
                 train_size=metrics["data"]["train"],
                 test_size=metrics["data"]["test"], pgd_steps=p["pgd_steps"],
@@ -67,6 +67,13 @@ def _row(folder, metrics):
                 train_minutes=_train_seconds(_read_history(folder), metrics) / 60, stopped=_stopped(metrics),
                 momentum=p["momentum"], recipe=p["recipe"], kaf_random_stddev=p["kaf_random_stddev"],
                 current=is_current(metrics), run_dir=str(folder))
+
+
+def _data_name(metrics):
+    """The readable name of a run's images ("CIFAR-10, quick subset 5085/1017"; a run that
+    recorded none: its sizes)."""
+    data = metrics["data"]
+    return data.get("name") or f"CIFAR-10, {data['train'] + data.get('guard', 0)}/{data['test']} images"
 
 
 def is_current(metrics):
@@ -116,7 +123,7 @@ def _read_history(folder):
 def load_grid(grid, path=None):
     """One row per finished run of `grid` (`<results>/<grid>/<model>-<act>/metrics.json`).
 
-    Columns: model, act, clean_acc and robust_acc (%), preset, method, epochs
+    Columns: model, act, clean_acc and robust_acc (%), preset, data (the images' readable name), method, epochs
     (planned), epochs_run (finished; fewer when the run stopped early),
     train_size and test_size (images), pgd_steps, pgd_restarts, eps,
     seed, train_minutes, stopped (why the run ended early, "" if it did not),
@@ -460,10 +467,8 @@ def scale_caption(measured):
     """A caption fragment stating the data scale and attack of the measured runs."""
     if not len(measured):
         return "no runs yet"
-    part = []
-    for column, unit in [("train_size", "training images"), ("epochs", "epochs")]:
-        values = sorted(set(measured[column]))
-        part.append(f"{'/'.join(str(int(v)) for v in values)} {unit}")
+    part = [" and ".join(sorted(set(measured["data"]))),
+            "/".join(str(int(v)) for v in sorted(set(measured["epochs"]))) + " epochs"]
     steps = "/".join(str(int(v)) for v in sorted(set(measured["pgd_steps"])))
     restarts = "/".join(str(int(v)) for v in sorted(set(measured["pgd_restarts"])))
     tests = "/".join(str(int(v)) for v in sorted(set(measured["test_size"])))
@@ -474,7 +479,7 @@ def scale_caption(measured):
     random_kafs = f", random KAFs N(0, {'/'.join(f'{s:g}' for s in stds)}²)" if stds else ""
     return (f"this project: {', '.join(part)} ({presets} preset: SGD momentum {momenta}, {recipes} "
             f"layers{random_kafs}), PGD-{steps} with {restarts} restart(s) on {tests} test images; "
-            f"thesis: full CIFAR-10 (50000/10000), SGD momentum 0, thesis layers, random KAFs N(0, 0.05²)")
+            f"thesis: CIFAR-10 full (50000/10000), SGD momentum 0, thesis layers, random KAFs N(0, 0.05²)")
 
 
 def stopped_note(measured):
