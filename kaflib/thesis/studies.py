@@ -193,19 +193,22 @@ def init_signal(model="resnet20", act="kaf", batch_size=128, seed=0, data_dir=No
     images (`kaflib.propagation.activation_signal`), in training and inference mode."""
     import keras
 
+    from kaflib.data import fingerprint, load_cifar10
     from kaflib.propagation import activation_signal
 
     out = store.study_path("init-signal", study_name(model, act, kaf_random_stddev, recipe), out_dir)
     if (done := store.finished_study(out, force)) is not None:
         return done
     started = time.perf_counter()
-    images = _study_images(data_dir, train_size=None, test_size=0)
-    x = images.train[0]
+    # the first training images in the official order: the same in every CIFAR-10 folder
+    (x, y), _ = load_cifar10(data_dir, test_size=1)
+    x, y = x[:batch_size], y[:batch_size]
     keras.utils.set_random_seed(seed)
-    rows = activation_signal(_study_model(model, act, kaf_random_stddev, recipe)(), x[:batch_size])
+    rows = activation_signal(_study_model(model, act, kaf_random_stddev, recipe)(), x)
     parameters = dict(model=model, act=act, batch_size=batch_size, seed=seed, recipe=recipe,
                       kaf_random_stddev=random_kaf_stddev(act, kaf_random_stddev))
-    store.write_study(out, parameters, dict(images.record(), images=int(min(batch_size, len(x)))), rows, started)
+    data = dict(name=f"CIFAR-10, the first {len(y)} training images", fingerprint=fingerprint(x, y), images=len(y))
+    store.write_study(out, parameters, data, rows, started)
     return read_study(out)
 
 
