@@ -1,6 +1,6 @@
 """Re-evaluate the thesis' published ResNet20 checkpoints with the thesis' attack and stronger ones.
 
-    python -m kaflib.thesis.audit ../shared/thesis/checkpoints --test-size 1017
+    python -m kaflib.thesis.audit CHECKPOINTS_DIR --test-size 1017
 
 For each checkpoint, on the CIFAR-10 test images (robust = correct after every attack):
 

@@ -6,7 +6,7 @@
     python -m kaflib.thesis.studies deep-kaf --model resnet56 --act kaf_smooth --epochs 10
     python -m kaflib.thesis.studies lipschitz thesis-resnet20
     python -m kaflib.thesis.studies masking-checks thesis-resnet20 --test-size 256
-    python -m kaflib.thesis.studies masking-checks thesis-checkpoints --checkpoints ../shared/thesis/checkpoints
+    python -m kaflib.thesis.studies masking-checks thesis-checkpoints --checkpoints CHECKPOINTS_DIR
     python -m kaflib.thesis.studies pgd-curves thesis-resnet20 --test-size 256
     python -m kaflib.thesis.studies apgd thesis-resnet20 --test-size 256
 
@@ -39,7 +39,7 @@
   attack on Gaussian-KAF models); runs that did not train (clean accuracy
   below `results.MIN_TRAINED_CLEAN`) are listed under `skipped`. Writes
   `results/masking/<grid>.json` (rows: one per model; `sweep`: the eps sweep).
-  `masking-checks thesis-checkpoints --checkpoints ../shared/thesis/checkpoints`
+  `masking-checks thesis-checkpoints --checkpoints CHECKPOINTS_DIR`
   checks the published ResNet20 of each activation (`THESIS_CHECKPOINTS`).
 * ``pgd-curves``: PGD accuracy after 5 to 100 iterations of one run, for the
   same models as ``masking-checks`` (does the attack converge?); writes
