@@ -5,8 +5,8 @@ import keras
 from kaflib.kaf import KAF, DirectKAF
 from kaflib.kwta import KWTA
 
-__all__ = ["ACTIVATIONS", "ACTIVATION_NAMES", "FIXED_ACTIVATIONS", "KAF_ACTIVATIONS", "activation_name",
-           "get_activation", "get_direct_activation"]
+__all__ = ["ACTIVATIONS", "ACTIVATION_LAYER_TYPES", "ACTIVATION_NAMES", "FIXED_ACTIVATIONS", "KAF_ACTIVATIONS",
+           "activation_layers", "activation_name", "get_activation", "get_direct_activation", "is_activation_layer"]
 
 #: Fixed (non-trainable) activations, used as `keras.layers.Activation(name)`.
 FIXED_ACTIVATIONS = ("relu", "elu", "swish", "gelu", "softplus", "tanh")
@@ -70,3 +70,19 @@ def get_direct_activation(name, **kwargs):
     compute dtype: the benchmark's reference and the thesis checkpoints' arithmetic)."""
     layer = get_activation(name, **kwargs)
     return DirectKAF.from_config(layer.get_config()) if isinstance(layer, KAF) else layer
+
+
+#: The layer classes that are activations: kaflib's (`KAF` and its subclass `DirectKAF`,
+#: `KWTA`) and Keras' (`Activation`, which `get_activation` makes for the fixed ones, and
+#: the `ReLU` and `ELU` layers other models use).
+ACTIVATION_LAYER_TYPES = (KAF, KWTA, keras.layers.Activation, keras.layers.ReLU, keras.layers.ELU)
+
+
+def is_activation_layer(layer):
+    """Whether `layer` is an activation layer (an instance of `ACTIVATION_LAYER_TYPES`)."""
+    return isinstance(layer, ACTIVATION_LAYER_TYPES)
+
+
+def activation_layers(model):
+    """The activation layers of a Keras model (`is_activation_layer`), in the order of `model.layers`."""
+    return [layer for layer in model.layers if is_activation_layer(layer)]

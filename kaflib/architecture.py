@@ -59,7 +59,7 @@ def residual_blocks(model):
     the block's first layer to the activation after its residual sum (`layers`), the
     block's input layer (`input`) and its shortcut convolution (`shortcut`, None for an
     identity shortcut)."""
-    from kaflib.plots import activation_layers
+    from kaflib.activations import activation_layers
 
     layers, blocks = list(model.layers), []
     first = layers.index(activation_layers(model)[0]) + 1  # after the stem's activation

@@ -25,7 +25,7 @@ model and images: images per second and robust accuracy of each.
 
 `square`: ART's `SquareAttack` as it comes next to kaflib's `square_robust`
 (the same attack through a classifier that scores each image once,
-`evaluate._memoised_classifier`): seconds, images forwarded, robust accuracy.
+`evaluate.memoised_classifier`): seconds, images forwarded, robust accuracy.
 
 `training`: seconds of one training epoch on the CIFAR-10 data found by
 `kaflib.data` (the mini set in CI) for standard training, fast AT (FGSM-RS)
@@ -323,11 +323,6 @@ def square_speed(model_path, queries=100, eps=8 / 255, test_size=64, batch_size=
 
     model = _load_model(model_path)
     _, (x, y) = load_cifar10(train_size=10, test_size=test_size)
-    made = []
-
-    def memoised(m, real=evaluate._memoised_classifier):
-        made.append(real(m))
-        return made[-1]
 
     def art_as_it_comes():
         classifier = evaluate.art_classifier(model)
@@ -343,12 +338,10 @@ def square_speed(model_path, queries=100, eps=8 / 255, test_size=64, batch_size=
         return robust, sum(seen)
 
     def kaflib_memoised():
-        evaluate._memoised_classifier, real = memoised, evaluate._memoised_classifier
-        try:
-            robust = evaluate.square_robust(model, x, y, eps=eps, max_iter=queries, batch_size=batch_size, seed=seed)
-        finally:
-            evaluate._memoised_classifier = real
-        return robust, made[-1].forward_images + len(y)  # + the clean pass on the judge
+        classifier = evaluate.memoised_classifier(model)  # counts the images it sends to the model
+        robust = evaluate.square_robust(model, x, y, eps=eps, max_iter=queries, batch_size=batch_size, seed=seed,
+                                        classifier=classifier)
+        return robust, classifier.forward_images + len(y)  # + the clean pass on the judge
 
     results = {}
     for name, run in (("art", art_as_it_comes), ("kaflib", kaflib_memoised)):

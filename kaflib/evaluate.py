@@ -8,12 +8,19 @@ or ART's (`DifferenceLogitsRatio`). Several attacks (restarts, APGD's target cla
 run as a per-image cascade (`attack_survivors`): each attacks only the images
 that survived the ones before, and an image counts as robust only if it is
 classified correctly after all of them.
+
+`python -m kaflib.evaluate MODEL --attack autoattack` is AutoAttack's command
+(`kaflib.autoattack.main`, beside the cascade it runs): this module's main guard
+runs `kaflib.autoattack` as the program and imports nothing of it.
 """
 
 import numpy as np
 
+from kaflib.checks import is_int
+
 __all__ = ["APGD_LOSSES", "DifferenceLogitsRatio", "TargetedDifferenceLogitsRatio", "accuracy_under_attack",
-           "apgd_robust", "art_classifier", "attack_survivors", "clean_accuracy", "label_and_target", "pgd_robust",
+           "apgd_robust", "art_classifier", "attack_survivors", "clean_accuracy", "label_and_target",
+           "memoised_classifier", "pgd_robust",
            "predict_classes", "robust_accuracy", "square_robust", "wilson_interval"]
 
 
@@ -82,7 +89,7 @@ def art_classifier(model, num_classes=None, clip_values=(0.0, 1.0), estimator=No
     )
 
 
-def _memoised_classifier(model, generations=3):
+def memoised_classifier(model, generations=3):
     """`art_classifier(model)` whose `predict` computes each distinct image once.
 
     ART's L-inf `SquareAttack` makes three forward passes per query: the current
@@ -91,7 +98,8 @@ def _memoised_classifier(model, generations=3):
     previous query already scored, so this classifier keeps the logits of the images
     of its last `generations` calls (keyed by a digest of each image's bytes) and
     sends only unseen images to the model: one forward per query, the same attack.
-    `forward_images` counts the images the model actually saw.
+    Its `forward_images` counts the images the model actually saw (`square_robust`
+    takes one as `classifier`, so a caller can read the count after the attack).
     """
     import hashlib
 
@@ -142,8 +150,8 @@ def pgd_robust(model, images, labels, eps=8 / 255, step=2 / 255, steps=50, resta
     from tqdm.auto import tqdm
 
     for name, value, ok in [("eps", eps, 0 <= eps <= 1), ("step", step, 0 < step <= 1),
-                            ("steps", steps, isinstance(steps, (int, np.integer)) and steps >= 1),
-                            ("restarts", restarts, isinstance(restarts, (int, np.integer)) and restarts >= 1)]:
+                            ("steps", steps, is_int(steps) and steps >= 1),
+                            ("restarts", restarts, is_int(restarts) and restarts >= 1)]:
         if not ok:
             raise ValueError(f"PGD {name}={value!r} is invalid: eps in [0, 1], step in (0, 1], "
                              "steps and restarts integers >= 1.")
@@ -275,7 +283,7 @@ def apgd_robust(model, images, labels, loss="cross_entropy", targets=9, eps=8 / 
 
     if loss not in APGD_LOSSES:
         raise ValueError(f"loss={loss!r} is invalid: one of {', '.join(map(repr, APGD_LOSSES))}.")
-    if not isinstance(targets, (int, np.integer)) or not 1 <= targets <= 9:
+    if not is_int(targets) or not 1 <= targets <= 9:
         raise ValueError(f"targets={targets!r} is invalid: an integer in [1, 9].")
     if not 0 < eps <= 1:
         raise ValueError(f"eps={eps!r} is invalid: in (0, 1] (pixel units, e.g. 8/255).")
@@ -306,17 +314,20 @@ def apgd_robust(model, images, labels, loss="cross_entropy", targets=9, eps=8 / 
 
 
 def square_robust(model, images, labels, eps=8 / 255, max_iter=1000, restarts=1, batch_size=256, seed=0,
-                  robust=None, judge=None):
+                  robust=None, judge=None, classifier=None):
     """Per-image robustness `(N,)` bool under ART's black-box `SquareAttack`
     (L-inf, `max_iter` queries per image and restart, margin loss on the logits;
     AutoAttack runs it with 5000 queries). `robust` and `judge` as in `apgd_robust`;
-    the queries go to `model`."""
+    the queries go to `model`, through `classifier` (default: a new
+    `memoised_classifier(model)`, one forward pass per query; pass one to read
+    its `forward_images`, the images the model scored, after the attack)."""
     from art.attacks.evasion import SquareAttack
 
     if not 0 <= eps <= 1:
         raise ValueError(f"Square eps={eps!r} is invalid: must be in [0, 1] (pixel units).")
     labels = np.asarray(labels)
-    classifier = _memoised_classifier(model)  # one forward pass per query, not ART's three
+    if classifier is None:
+        classifier = memoised_classifier(model)  # one forward pass per query, not ART's three
     judged = art_classifier(model if judge is None else judge)
     if robust is None:
         robust = predict_classes(judged, images, batch_size) == labels
@@ -361,8 +372,9 @@ def accuracy_under_attack(model, images, labels, eps_values, steps=(1, 10), batc
 
 
 if __name__ == "__main__":
-    import sys
+    # `python -m kaflib.evaluate MODEL --attack autoattack` is AutoAttack's command, which lives with
+    # the cascade in `kaflib.autoattack` (`autoattack.main`): run that module as the program. It is run,
+    # not imported: this module (the attacks) never depends on the cascade built on it.
+    import runpy
 
-    from kaflib.autoattack import main
-
-    sys.exit(main())
+    runpy.run_module("kaflib.autoattack", run_name="__main__", alter_sys=True)

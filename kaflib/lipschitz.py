@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 from keras import ops
 
+from kaflib.activations import is_activation_layer
 from kaflib.kaf import KAF, kaf_geometry
 from kaflib.kwta import KWTA
 
@@ -106,6 +107,10 @@ def _activation_constant(layer, kaf_method):
         return float(kaf_lipschitz(layer, kaf_method).max())
     if isinstance(layer, KWTA):
         return math.inf  # discontinuous: no Lipschitz constant
+    if isinstance(layer, keras.layers.ReLU):  # slope 1 above the threshold, negative_slope below
+        return max(1.0, abs(float(layer.negative_slope)))
+    if isinstance(layer, keras.layers.ELU):  # slope 1 above 0, alpha e^x below
+        return max(1.0, abs(float(layer.alpha)))
     name = getattr(layer.activation, "__name__", str(layer.activation))
     if name not in FIXED_LIPSCHITZ:
         raise ValueError(f"No Lipschitz constant known for activation {name!r} (layer {layer.name}).")
@@ -115,7 +120,7 @@ def _activation_constant(layer, kaf_method):
 def _layer_constant(layer, kaf_method):
     """(kind, constant) of one layer with one input."""
     L = keras.layers
-    if isinstance(layer, (KAF, KWTA, L.Activation)):
+    if is_activation_layer(layer):
         return "activation", _activation_constant(layer, kaf_method)
     if isinstance(layer, L.Conv2D):
         return "conv", conv_spectral_norm(layer, tuple(layer.input.shape[1:]))

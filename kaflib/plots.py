@@ -9,7 +9,7 @@ import numpy as np
 
 __all__ = ["plot_schedule", "plot_history", "plot_lr_range", "act_marker", "kaf_curve", "plot_kaf_inits",
            "kaf_layers", "plot_trained_kafs", "kwta_response", "plot_activation_derivatives", "plot_fixed_activations",
-           "activation_layers", "activation_values", "activation_distances", "plot_activation_histograms",
+           "activation_values", "activation_distances", "plot_activation_histograms",
            "plot_activation_distances", "plot_pgd_iterations", "plot_gradient_norms", "plot_kaf_lipschitz",
            "plot_eps_sweep", "show_adversarial_example", "plot_histories", "plot_accuracy_under_attack"]
 
@@ -242,20 +242,11 @@ def plot_fixed_activations(span=5.0):
 # --- Activation distributions, clean vs adversarial --------------------------
 
 
-def activation_layers(model):
-    """The activation layers of a model (KAF, k-WTA, `keras.layers.Activation`), in order."""
-    import keras
-
-    from kaflib.kaf import KAF
-    from kaflib.kwta import KWTA
-
-    return [layer for layer in model.layers
-            if isinstance(layer, (KAF, KWTA, keras.layers.Activation))]
-
-
 def activation_values(model, images, batch_size=256):
     """Outputs of every activation layer: dict name -> array `(N, ..., C)`."""
     import keras
+
+    from kaflib.activations import activation_layers
 
     picked = activation_layers(model)
     probe = keras.Model(model.inputs, [layer.output for layer in picked])

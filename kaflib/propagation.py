@@ -11,18 +11,16 @@ import pandas as pd
 
 __all__ = ["activation_signal"]
 
-#: Layer classes whose outputs `activation_signal` measures (kaflib's and Keras' activations).
-ACTIVATION_LAYERS = ("Activation", "ReLU", "ELU", "KAF", "DirectKAF", "KWTA")
 
-
-def activation_signal(model, images, layer_types=ACTIVATION_LAYERS):
+def activation_signal(model, images, layer_types=None):
     """Scale and image dependence of every activation layer's output, and of the logits.
 
     Args:
         model: a Keras functional logits model.
         images: float32 `(N, H, W, C)` in [0, 1], N >= 2 (one batch: it is what batch
             normalization sees in training mode).
-        layer_types: class names of the layers measured.
+        layer_types: class names of the layers measured (default: the activation
+            layers, `kaflib.activations.activation_layers`).
 
     Returns:
         DataFrame with one row per (mode, measured layer, then the logits): mode
@@ -34,10 +32,13 @@ def activation_signal(model, images, layer_types=ACTIVATION_LAYERS):
     """
     import keras
 
+    from kaflib.activations import activation_layers
+
     images = np.asarray(images, dtype="float32")
     if images.ndim != 4 or len(images) < 2:
         raise ValueError(f"images must be a (N, H, W, C) array with N >= 2, got shape {images.shape}.")
-    layers = [layer for layer in model.layers if type(layer).__name__ in layer_types]
+    layers = (activation_layers(model) if layer_types is None
+              else [layer for layer in model.layers if type(layer).__name__ in layer_types])
     probe = keras.Model(model.input, [layer.output for layer in layers] + [model.output])
     names = [layer.name for layer in layers] + ["logits"]
     rows = []

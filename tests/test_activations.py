@@ -40,3 +40,34 @@ def test_kwargs_are_passed_to_the_layer():
 def test_unknown_name_lists_valid_names():
     with pytest.raises(ValueError, match="valid names are: relu, elu.*kwta"):
         get_activation("sigmoidal")
+
+
+#: The layers of the thesis models that are not activations.
+NOT_ACTIVATIONS = {"InputLayer", "Conv2D", "BatchNormalization", "Dense", "Add", "MaxPooling2D", "Dropout",
+                   "Flatten", "GlobalAveragePooling2D"}
+
+
+@pytest.mark.parametrize("model", ["light", "vgg", "resnet20"])
+def test_activation_layers_are_the_activations_of_the_thesis_models_and_nothing_else(model):
+    from kaflib.activations import activation_layers
+    from kaflib.models import build_model
+
+    counts = set()
+    for act, kind in (("kaf", KAF), ("kwta", KWTA), ("relu", keras.layers.Activation)):
+        net = build_model(model, act)
+        found = activation_layers(net)
+        assert found and all(type(layer) is kind for layer in found), act
+        assert found == [layer for layer in net.layers if layer in found]  # in the model's order
+        assert {type(layer).__name__ for layer in net.layers if layer not in found} <= NOT_ACTIVATIONS
+        counts.add(len(found))
+    assert len(counts) == 1  # the same places, whichever activation fills them
+
+
+def test_activation_layers_of_other_models():
+    from kaflib.activations import activation_layers
+    from kaflib.kaf import DirectKAF
+
+    layers = [keras.layers.Dense(4, activation="relu"), keras.layers.ReLU(), keras.layers.ELU(), DirectKAF(),
+              keras.layers.Activation("tanh"), keras.layers.Dense(2)]
+    net = keras.Sequential([keras.Input((3,)), *layers])
+    assert activation_layers(net) == layers[1:5]

@@ -82,7 +82,7 @@ def test_vectorised_dlr_equals_arts_loss_and_gradient():
 def test_square_sends_each_image_to_the_model_once_and_attacks_as_art_does(model_and_data, monkeypatch):
     from art.attacks.evasion import SquareAttack
 
-    from kaflib.evaluate import _memoised_classifier, art_classifier, square_robust
+    from kaflib.evaluate import art_classifier, memoised_classifier, square_robust
 
     model, (x, y) = model_and_data
     queries, eps = 30, 4 / 255
@@ -99,14 +99,13 @@ def test_square_sends_each_image_to_the_model_once_and_attacks_as_art_does(model
     theirs[correct] = np.argmax(model.predict(adversarial, verbose=0), -1) == y[correct]
     monkeypatch.undo()
 
-    made = []
-    monkeypatch.setattr(evaluate, "_memoised_classifier",
-                        lambda m, real=evaluate._memoised_classifier: made.append(real(m)) or made[-1])
-    ours = square_robust(model, x, y, eps=eps, max_iter=queries, seed=3)
+    counted = memoised_classifier(model)
+    ours = square_robust(model, x, y, eps=eps, max_iter=queries, seed=3, classifier=counted)
     np.testing.assert_array_equal(ours, theirs)  # the same attack, draw for draw
-    assert made[0].forward_images <= (queries + 3) * correct.sum() < sum(calls) / 2
+    assert counted.forward_images <= (queries + 3) * correct.sum() < sum(calls) / 2
+    np.testing.assert_array_equal(square_robust(model, x, y, eps=eps, max_iter=queries, seed=3), ours)
 
-    memoised = _memoised_classifier(model)
+    memoised = memoised_classifier(model)
     first = memoised.predict(x[:5])
     again = memoised.predict(np.concatenate([x[3:5], x[5:8]]))  # two seen, three new
     np.testing.assert_allclose(again[:2], first[3:5])

@@ -54,8 +54,9 @@ def test_kwta_response_jumps_when_the_ranking_changes():
 def test_activation_distances_and_histograms():
     import keras
 
-    from kaflib.plots import (activation_distances, activation_layers, activation_values,
-                                 plot_activation_distances, plot_activation_histograms)
+    from kaflib.activations import activation_layers
+    from kaflib.plots import (activation_distances, activation_values, plot_activation_distances,
+                              plot_activation_histograms)
     from kaflib.models import build_model
 
     model = build_model("light", "kaf")

@@ -110,3 +110,13 @@ def test_the_thesis_preset_item_by_item():
     vgg = resolve(model="vgg", act="relu", preset="thesis")
     assert (vgg.epochs, vgg.extra_epochs, vgg.momentum, vgg.recipe) == (60, 0, 0.0, "thesis")
     assert set(experiment.THESIS_RECIPE_SOURCES) >= {"optimizer", "batch norm", "KAF random init"}
+
+
+def test_the_recipe_sources_are_package_data():
+    assert experiment.recipe_sources("thesis") == experiment.THESIS_RECIPE_SOURCES
+    assert list(experiment.QUICK_DEVIATIONS)[:2] == ["data", "epochs"]
+    assert all(value and source for value, source in experiment.QUICK_DEVIATIONS.values())
+    assert list(experiment.recipe_table(experiment.QUICK_DEVIATIONS).columns) == ["setting", "value", "why"]
+    assert list(experiment.recipe_table(experiment.THESIS_RECIPE_SOURCES).columns) == ["setting", "value", "source"]
+    with pytest.raises(ValueError, match="preset='smoke' is invalid"):
+        experiment.recipe_sources("smoke")

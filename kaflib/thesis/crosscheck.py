@@ -131,15 +131,11 @@ def cross_check_table(folder=None):
     accuracy (%), their 95% intervals and, where both records have them, the per-image counts; or None."""
     import pandas as pd
 
-    from kaflib.files import read_json
-    from kaflib.thesis.store import results_dir
-
-    folder = Path(folder) if folder is not None else results_dir() / "autoattack-crosscheck"
+    from kaflib.thesis.store import crosscheck_path, crosscheck_records, read_json
 
     rows = []
-    for ours in sorted(Path(folder).glob("*-kaflib.json")):
-        name = ours.name.removesuffix("-kaflib.json")
-        theirs = read_json(Path(folder) / f"{name}-torchattacks.json")
+    for name, ours in crosscheck_records("kaflib", folder).items():
+        theirs = read_json(crosscheck_path(name, "torchattacks", folder))
         record = read_json(ours)
         s = record["kaflib"]["summary"]
         row = dict(model=name, n=record["n_images"], clean=100 * s["clean"]["accuracy"],
@@ -212,7 +208,7 @@ def main(argv=None):
     from kaflib.autoattack import marks
     from kaflib.data import load_cifar10
     from kaflib.evaluate import wilson_interval
-    from kaflib.files import environment, read_json, write_json
+    from kaflib.thesis.store import crosscheck_path, environment, partial_path, read_json, write_json
 
     try:
         if not args.model.is_file():
@@ -226,7 +222,7 @@ def main(argv=None):
         model = keras.models.load_model(args.model, compile=False)
         parameters = dict(model=args.model.name, n=args.n, seed=args.seed, batch_size=args.batch_size,
                           **({} if args.attack == "autoattack" else {"attack": args.attack}))
-        partial = args.out.with_name(args.out.name.removesuffix(".json") + ".partial.json")
+        partial = partial_path(args.out)
         saved = read_json(partial)
         if saved is not None and saved["parameters"] != parameters:
             raise ValueError(f"{partial} holds an interrupted cross-check with other parameters "
@@ -251,8 +247,9 @@ def main(argv=None):
                   robust=dict(accuracy=float(robust.mean()), ci95=wilson_interval(int(robust.sum()), args.n)),
                   per_image=dict(clean=marks(clean), robust=marks(robust)),
                   parameters=parameters, seconds=seconds + time.perf_counter() - tic, environment=environment())
-    ours = read_json(args.out.with_name(args.out.name.replace("-torchattacks", "-kaflib")))
-    if (ours is not None and "-torchattacks" in args.out.name and "per_image" in ours.get("kaflib", {})
+    name = args.out.name.removesuffix("-torchattacks.json")  # the record's own name when it is not a pair's
+    ours = read_json(crosscheck_path(name, "kaflib", args.out.parent)) if name != args.out.name else None
+    if (ours is not None and "per_image" in ours.get("kaflib", {})
             and ours["n_images"] >= args.n):  # both take the first test images in order
         record["agreement"] = dict(kaflib_record=ours["kaflib"]["parameters"],
                                    **_per_image_agreement(ours["kaflib"]["per_image"][ours["attacks"][-1]][:args.n],

@@ -22,7 +22,7 @@ __all__ = ["PRESETS", "QUICK_DEVIATIONS", "UNRECORDED_PARAMETERS", "recipe_table
            "RESNET20_LEARNING_RATES", "QUICK_RESNET20_LEARNING_RATES", "THESIS_RECIPE_SOURCES", "VGG_LEARNING_RATES", "Experiment",
            "build_experiment_model", "resolve", "run_dir", "load_images", "data_record", "write_results", "read_metrics",
            "data_differences", "RECORD", "RUN_PARAMETERS", "notebook_defaults", "resolve_from",
-           "visible_gpus"]
+           "visible_gpus", "recipe_sources"]
 
 #: Per-preset, per-model settings. `thesis` is the thesis author's recipe, item
 #: by item (every setting and its source: `THESIS_RECIPE_SOURCES`, the table in
@@ -91,65 +91,31 @@ QUICK_RESNET20_LEARNING_RATES = {"relu": (0.0052, 0.43), "elu": (0.0026, 0.11), 
                                  "kaf": (0.011, 1.1), "kaf_relu": (0.019, 0.39), "kaf_elu": (0.0037, 0.14),
                                  "kaf_swish": (0.024, 0.49), "kaf_free": (0.011, 1.1)}
 
-#: Where each setting of the `thesis` preset comes from ("ckpt:" = the Keras
-#: training config in every published checkpoint's saved_model.pb; paths are in
-#: ../shared/thesis/author/).
-THESIS_RECIPE_SOURCES = {
-    "optimizer": ("SGD, momentum 0.0, nesterov False",
-                  "ckpt: training_config.optimizer_config.config.optimizer (SGD); variables: optimizer/momentum = 0"),
-    "loss scaling": ("dynamic LossScaleOptimizer, initial scale 32768; a non-finite step is skipped",
-                     "ckpt: optimizer_config (LossScaleOptimizer, DynamicLossScale initial_loss_scale 32768)"),
-    "dtype policy": ("mixed_float16 (output layer float32)",
-                     "ckpt: every layer's dtype Policy mixed_float16, Dense float32; "
-                     "src/fbf_training_kafresnets.ipynb cell 0"),
-    "conv kernels": ("GlorotUniform, L2 5e-4, with bias", "ckpt: Conv2D kernel_initializer, kernel_regularizer"),
-    "batch norm": ("momentum 0.99, epsilon 1e-3", "ckpt: BatchNormalization momentum, epsilon"),
-    "output layer": ("Dense HeNormal, L2 5e-4 (softmax in the checkpoints; kaflib keeps logits and a "
-                     "cross-entropy from logits, the same loss)", "ckpt: Dense kernel_initializer, kernel_regularizer"),
-    "KAF random init": ("N(0, 0.05^2) (Keras 'random_normal')", "src/activationsf.py, Kaf.build (lines 233-241)"),
-    "ResNet20 schedule": ("one triangular cycle over 80 epochs (step_size = 40 epochs)",
-                          "ckpt: TriangularCyclicalLearningRate step_size 15625 = 40 x 390.6 steps; "
-                          "src/fbf_training_kafresnets.ipynb cell 11"),
-    "ResNet20 learning rates": ("elu (1e-4, 0.2), kaf_relu (0.01, 0.8), kaf_swish (0.006, 1.0); others: elu's",
-                                "ckpt: TriangularCyclicalLearningRate initial/maximal of the three checkpoints "
-                                "saved before fine-tuning"),
-    "ResNet20 fine-tuning": ("20 more FGSM-RS epochs, SGD lr 0.01 halved at the start of every 4th epoch",
-                             "src/fbf_training_kafresnets.ipynb cell 14; resnet20_kafrelu_ocrob_lrfinder_last.zip "
-                             "ends at lr 0.0003125 = 0.01 / 2^5"),
-    "ResNet20 augmentation": ("zero-pad 4, random 32x32 crop, random horizontal flip",
-                              "src/fbf_training_kafresnets.ipynb cell 4"),
-    "VGG": ("60 epochs, per-activation LR ranges, He-uniform kernels, L2 0.0012 on dense layers",
-            "thesis/thesis.tex ch. 7.1 (lines 1515-1520) and tab. vggrob"),
-    "attack": ("PGD-50, eps 8/255, step 2/255, 10 restarts, L-inf", "thesis/thesis.tex lines 1442-1444"),
-    "batch size": ("128", "src/fbf_training_kafresnets.ipynb cells 4 and 11"),
-}
+def recipe_sources(preset):
+    """Where each setting of a preset comes from: {setting: (value, source)}, in order.
 
-#: How the `quick` preset departs from `thesis`, and why: the measurement behind
-#: each choice, or the plain statement that it has not been measured yet.
-QUICK_DEVIATIONS = {
-    "data": ("the quick subset of CIFAR-10: the first 1017 images of each official batch file, 5085 training / "
-             "1017 test images, the same on every machine (kaflib.thesis.preset_images)",
-             "the only CIFAR-10 on the machines these runs were made on (results/README.md, Scale)"),
-    "epochs": ("VGG 10, ResNet20 20, no fine-tuning (thesis: 60; 80 + 20)",
-               "compute budget of a 2-core CPU (a ResNet20 run: 15-17 min for fixed activations, 50 min "
-               "for a random KAF); at 20 epochs ReLU ResNet20 reaches 41.3% clean and 26.6% PGD-50 "
-               "(seed 0, this preset); 4 fine-tuning epochs after the cycle (lr 0.05, then 0.025) "
-               "left ResNet20 KAF at 37.9-38.3% clean against 38.8% without "
-               "(results/fine-tuning/resnet20-kaf-extra_lr0.1.csv)"),
-    "eps warm-up": ("training eps grown from 0 over the first 30% of the epochs",
-                    "without it every schedule tried overfit catastrophically after 8-15 epochs on 5085 "
-                    "images (results/README.md, Why the eps warm-up; measured with SGD momentum 0.9)"),
-    "PGD restarts": ("1 (thesis: 10)", "compute budget; the masking checks add APGD and Square"),
-    "mixed precision": ("off without a GPU (on with one, as in the thesis)",
-                        "not measured on this CPU: kept from the runs committed before the thesis' recipe was adopted"),
-    "ResNet20 learning rates": ("per activation, from kaflib's LR range test on the quick subset "
-                                "(thesis: its own tests on full CIFAR-10)",
-                                "the thesis' method (Smith's LR range test) on the data the runs use; "
-                                "the range is read from each test's loss curve (results/lr-range/*-thesis-momentum0.json)"),
-    "light CNN": ("SGD momentum 0.9, He-normal convs and batch-norm momentum 0.9 (thesis: "
-                  "plain SGD, Glorot, 0.99)", "kept from its committed runs, which train (10 epochs of standard "
-                  "training: relu 52.4%, kwta 45.9%, kaf 44.5% clean); not remeasured with the thesis' layers"),
-}
+    ``"thesis"``: each setting of the `thesis` preset and its source ("ckpt:" = the Keras
+    training config in every published checkpoint's saved_model.pb; paths are in
+    ../shared/thesis/author/). ``"quick"``: how the `quick` preset departs from `thesis`,
+    and why (the measurement behind each choice, or the plain statement that it has not
+    been measured yet). Read from `recipe_sources.csv` (package data: preset, setting,
+    value, source), where the prose is kept and edited.
+    """
+    import csv
+    from importlib import resources
+
+    if preset not in ("thesis", "quick"):
+        raise ValueError(f"preset={preset!r} is invalid: must be 'thesis' or 'quick'.")
+    with resources.files("kaflib.thesis").joinpath("recipe_sources.csv").open(newline="") as f:
+        return {row["setting"]: (row["value"], row["source"]) for row in csv.DictReader(f)
+                if row["preset"] == preset}
+
+
+#: Where each setting of the `thesis` preset comes from (`recipe_sources("thesis")`).
+THESIS_RECIPE_SOURCES = recipe_sources("thesis")
+
+#: How the `quick` preset departs from `thesis`, and why (`recipe_sources("quick")`).
+QUICK_DEVIATIONS = recipe_sources("quick")
 
 #: How each model is trained in the thesis.
 METHOD = {"light": "standard", "vgg": "fgsm_rs", "resnet20": "fgsm_rs", "resnet56": "fgsm_rs"}

@@ -8,16 +8,17 @@ and the parameters cell of `notebooks/train.ipynb`, which this module writes:
     python -m kaflib.thesis.parameters            # rewrite the notebook's parameters cell
     python -m kaflib.thesis.parameters --check    # exit 1 if the committed cell differs
 
+(The command is `kaflib.thesis.notebook_cell.main`: it reads `experiment.RUN_PARAMETERS`,
+and `experiment` builds on this module, so this module runs it rather than importing it.)
+
 A parameter is added by adding it to `RUN_PARAMETERS`, using it (e.g. in
 `experiment.train_config`) and rewriting the notebook's cell with the command above.
 """
 
-import argparse
 import dataclasses
 import inspect
 import json
 import os
-import sys
 import types
 import typing
 from pathlib import Path
@@ -151,15 +152,13 @@ def notebook_parameters_cell(path=None):
     return "".join(_parameters_cell(json.loads(Path(path or _notebook()).read_text()))["source"])
 
 
-def write_notebook_parameters_cell(path=None):
-    """Rewrite the parameters cell of a notebook (default `notebooks/train.ipynb`) from
-    `experiment.RUN_PARAMETERS`; True when it changed."""
-    from kaflib.thesis.experiment import RUN_PARAMETERS
-
+def write_notebook_parameters_cell(parameters, path=None):
+    """Rewrite the parameters cell of a notebook (default `notebooks/train.ipynb`) for
+    `parameters` (`experiment.RUN_PARAMETERS`); True when it changed."""
     path = Path(path or _notebook())
     notebook = json.loads(path.read_text())
     cell = _parameters_cell(notebook)
-    source = notebook_cell(RUN_PARAMETERS)
+    source = notebook_cell(parameters)
     if "".join(cell["source"]) == source:
         return False
     cell["source"] = source.splitlines(keepends=True)
@@ -167,22 +166,7 @@ def write_notebook_parameters_cell(path=None):
     return True
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m kaflib.thesis.parameters", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--notebook", default=None, help="the notebook (default: notebooks/train.ipynb)")
-    parser.add_argument("--check", action="store_true", help="only say whether the cell is up to date")
-    args = parser.parse_args(argv)
-    if args.check:
-        from kaflib.thesis.experiment import RUN_PARAMETERS
+if __name__ == "__main__":  # the command lives in `kaflib.thesis.notebook_cell`: run it as the program
+    import runpy
 
-        current = notebook_parameters_cell(args.notebook) == notebook_cell(RUN_PARAMETERS)
-        print("the parameters cell is up to date" if current else "the parameters cell is out of date")
-        return 0 if current else 1
-    changed = write_notebook_parameters_cell(args.notebook)
-    print("rewrote the parameters cell" if changed else "the parameters cell was up to date")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    runpy.run_module("kaflib.thesis.notebook_cell", run_name="__main__", alter_sys=True)

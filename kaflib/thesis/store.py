@@ -20,13 +20,24 @@ import pandas as pd
 
 from kaflib.files import environment, json_default, read_json, utc_now, write_json
 
-__all__ = ["STUDIES", "PartialStudy", "audit_path", "each_model", "environment", "finished_study", "json_default",
-           "read_json", "read_study", "repository_root", "results_dir", "study_path", "thesis_materials_dir",
-           "write_json", "write_study"]
+__all__ = ["STUDIES", "GRID_STUDIES", "LIPSCHITZ_EVOLUTION", "PartialStudy", "audit_path", "each_model",
+           "environment", "finished_study", "forget_reads", "grid_dir", "grid_dirs", "json_default", "read_json",
+           "read_study", "repository_root", "results_dir", "run_folders", "studies_read", "study_files", "study_path",
+           "thesis_materials_dir", "write_json", "write_study", "crosscheck_path", "crosscheck_records",
+           "partial_path"]
 
 #: Study kinds, each a folder of the results root holding one JSON file per study.
 STUDIES = ("lr-range", "exploding-gradients", "deep-kaf", "init-signal", "lipschitz", "masking", "pgd-curves", "apgd",
            "pgd-iterations", "autoattack")
+
+#: Studies of every trained run of a grid (`<study>/<grid>.json`): they describe the runs they measured.
+GRID_STUDIES = ("lipschitz", "masking", "pgd-curves", "apgd")
+
+#: The folder (under the results root) of the reruns made to record per-epoch Lipschitz constants.
+LIPSCHITZ_EVOLUTION = "lipschitz-evolution"
+
+# Every study file `read_study` has read in this process, in order (`studies_read`).
+_READ = []
 
 
 def repository_root():
@@ -83,6 +94,38 @@ def study_path(study, name, results=None):
     return results_dir(results) / study / f"{name}.json"
 
 
+def grid_dir(grid, results=None, under=None):
+    """`<results>[/<under>]/<grid>`: the folder of a grid's run folders (`under`: e.g.
+    `LIPSCHITZ_EVOLUTION`, for reruns kept apart from the grid's own runs)."""
+    root = results_dir(results)
+    return (root / under if under else root) / grid
+
+
+def grid_dirs(results=None, under=None):
+    """The grid folders (`thesis-*`) under `<results>[/<under>]`, sorted."""
+    root = results_dir(results)
+    root = root / under if under else root
+    return sorted(p for p in root.glob("thesis-*/") if p.is_dir())
+
+
+def run_folders(grid, results=None, under=None):
+    """The run folders of `grid_dir(grid, results, under)`, sorted ([] without the grid)."""
+    folder = grid_dir(grid, results, under)
+    return sorted(p for p in folder.glob("*/") if p.is_dir()) if folder.is_dir() else []
+
+
+def study_files(study, results=None):
+    """The finished files of a study kind, sorted: `<results>/<study>/*.json` without the
+    progress files of unfinished studies; for ``pgd-iterations``, every run folder's
+    `pgd_iterations.json`."""
+    root = results_dir(results)
+    if study not in STUDIES:
+        raise ValueError(f"study={study!r} is invalid: must be one of {', '.join(STUDIES)}.")
+    if study == "pgd-iterations":
+        return sorted(root.glob("thesis-*/*/pgd_iterations.json"))
+    return sorted(f for f in (root / study).glob("*.json") if not f.name.endswith(".partial.json"))
+
+
 def audit_path(results=None):
     """`<results>/thesis-checkpoints.json`: the checkpoint audit (`kaflib.thesis.audit`)."""
     return results_dir(results) / "thesis-checkpoints.json"
@@ -107,7 +150,19 @@ def read_study(study, name=None, results=None):
     payload = read_json(path)
     if payload is None:
         return None
+    _READ.append(path.resolve())
     return payload, pd.DataFrame(payload.pop("rows"))
+
+
+def studies_read():
+    """The study files `read_study` has read in this process since `forget_reads`, each once,
+    in order: what a chapter's kernel has shown (`kaflib.thesis.findings.page_sources`)."""
+    return list(dict.fromkeys(_READ))
+
+
+def forget_reads():
+    """Start `studies_read` afresh."""
+    _READ.clear()
 
 
 def finished_study(path, force=False):
@@ -153,3 +208,26 @@ def each_model(partial, models, measure, desc, progress=True):
         if name not in partial.done:
             partial.save(name, measure(name, model))
     return {name: partial.done[name] for name in models}
+
+
+def crosscheck_path(name, implementation, folder=None, results=None):
+    """`<folder>/<name>-<implementation>.json`: one implementation's record ("kaflib" or
+    "torchattacks") of model `name` in the AutoAttack cross-check (`kaflib.thesis.crosscheck`);
+    `folder` defaults to `<results>/autoattack-crosscheck` (FAB-T alone: its `fab-t/`)."""
+    folder = Path(folder) if folder is not None else results_dir(results) / "autoattack-crosscheck"
+    return folder / f"{name}-{implementation}.json"
+
+
+def crosscheck_records(implementation, folder=None, results=None):
+    """{model name: path} of the cross-check records of one implementation in `folder`
+    (as `crosscheck_path`), sorted by name."""
+    pattern = crosscheck_path("*", implementation, folder, results)
+    suffix = f"-{implementation}.json"
+    return {p.name.removesuffix(suffix): p for p in sorted(pattern.parent.glob(pattern.name))}
+
+
+def partial_path(out):
+    """`<out>.partial.json` for the record `<out>.json`: what an interrupted command that
+    writes `out` has finished (removed when `out` is written)."""
+    out = Path(out)
+    return out.with_name(out.name.removesuffix(".json") + ".partial.json")
