@@ -6,6 +6,11 @@ The standard version runs four attacks as a per-image cascade on the logits,
 with the true labels, at L-inf eps 8/255: each attack sees only the images every
 attack before it failed on, and an image is robust only if it survives them all.
 
+``--reuse RECORD`` starts a run from a finished record of the same model, images,
+seed and batch size (`reused_progress`): the attacks both cascades begin with, with
+the same settings, are not run again; their per-image outcomes and seconds come
+from the record, and the new record says so (``kaflib.reused``).
+
 ==========  ==========================================================  ========================
 attack      what it is                                                  here
 ==========  ==========================================================  ========================
@@ -46,12 +51,13 @@ import time
 
 import numpy as np
 
+from kaflib.checks import check, is_int, is_number
 from kaflib.evaluate import apgd_robust, pgd_robust, predict_classes, square_robust, wilson_interval
 from kaflib.fab import fab_robust
 
 __all__ = ["ATTACKS", "LEFT_OUT", "STANDARD", "USED_BY", "AttackSettings", "CascadeProgress", "default_out",
            "departures", "evaluate_file", "format_eps", "format_summary", "main", "marks", "per_image",
-           "robustbench_record", "run_attack", "run_cascade", "summarise"]
+           "record_attacks", "reused_progress", "robustbench_record", "run_attack", "run_cascade", "summarise"]
 
 #: The attacks `run_attack` knows, in AutoAttack's cascade order (apgd-t-art: APGD-T
 #: with ART's DLR loss; pgd: PGD-50, step 2/255, the thesis' attack; neither is part of AutoAttack).
@@ -85,21 +91,16 @@ class AttackSettings:
 
     def __post_init__(self):
         for name, ok, allowed in [
-            ("eps", isinstance(self.eps, (int, float)) and 0 < self.eps <= 1, "in (0, 1] (pixel units, e.g. 8/255)"),
-            ("apgd_steps", _positive_int(self.apgd_steps), "an integer >= 1"),
-            ("targets", _positive_int(self.targets) and self.targets <= 9, "an integer in [1, 9]"),
-            ("fab_steps", _positive_int(self.fab_steps), "an integer >= 1"),
-            ("fab_targets", _positive_int(self.fab_targets) and self.fab_targets <= 9, "an integer in [1, 9]"),
-            ("square_queries", _positive_int(self.square_queries), "an integer >= 1"),
-            ("pgd_steps", _positive_int(self.pgd_steps), "an integer >= 1"),
-            ("pgd_step", isinstance(self.pgd_step, (int, float)) and 0 < self.pgd_step <= 1, "in (0, 1]"),
+            ("eps", is_number(self.eps) and 0 < self.eps <= 1, "in (0, 1] (pixel units, e.g. 8/255)"),
+            ("apgd_steps", is_int(self.apgd_steps) and self.apgd_steps >= 1, "an integer >= 1"),
+            ("targets", is_int(self.targets) and 1 <= self.targets <= 9, "an integer in [1, 9]"),
+            ("fab_steps", is_int(self.fab_steps) and self.fab_steps >= 1, "an integer >= 1"),
+            ("fab_targets", is_int(self.fab_targets) and 1 <= self.fab_targets <= 9, "an integer in [1, 9]"),
+            ("square_queries", is_int(self.square_queries) and self.square_queries >= 1, "an integer >= 1"),
+            ("pgd_steps", is_int(self.pgd_steps) and self.pgd_steps >= 1, "an integer >= 1"),
+            ("pgd_step", is_number(self.pgd_step) and 0 < self.pgd_step <= 1, "in (0, 1]"),
         ]:
-            if not ok:
-                raise ValueError(f"{name}={getattr(self, name)!r} is invalid: must be {allowed}.")
-
-
-def _positive_int(value):
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1
+            check(name, getattr(self, name), ok, allowed, owner="")
 
 
 def run_attack(name, model, images, labels, robust, settings=AttackSettings(), judge=None, seed=0,
@@ -314,7 +315,7 @@ def _test_images(n, data_dir):
     from kaflib.data import fingerprint, load_cifar10
 
     _, (x, y) = load_cifar10(data_dir, train_size=1)
-    if not _positive_int(n) or n > len(y):
+    if not is_int(n) or not 1 <= n <= len(y):
         raise ValueError(f"n={n!r} is invalid: an integer in [1, {len(y)}] (the test images found).")
     found, x, y = len(y), x[:n], y[:n]
     return dict(images=x, labels=y,
@@ -332,13 +333,89 @@ def default_out(models, n):
     return Path("autoattack") / f"{models.name}-n{n}.json"
 
 
+def record_attacks(record):
+    """The attacks a finished record ran, by today's names: a record without a ``version``
+    field predates AutoAttack's targeted DLR, and its "apgd-t" was ART's (now "apgd-t-art")."""
+    names = list(record["kaflib"]["parameters"]["attacks"])
+    return names if "version" in record else ["apgd-t-art" if a == "apgd-t" else a for a in names]
+
+
+def reused_progress(record, parameters, description, settings, source="the record"):
+    """A `CascadeProgress.state` seeded from a finished record, for a new run with `parameters`.
+
+    The record must be of the same model, seed, batch size and images (the same
+    n, and the same data fingerprint, or for a record without one the same
+    selection); it gives the clean outcomes and those of the attacks the two
+    cascades begin with, in the same order and with the same settings (eps and
+    the settings in `USED_BY`), with their seconds and images attacked.
+
+    Args:
+        record: the finished record (a dict, as `evaluate_file` writes it, with ``per_image``).
+        parameters: the new run's ``kaflib.parameters`` (model, n, attacks, settings, seed, batch_size).
+        description: the new run's ``kaflib.data`` (name, fingerprint, selection, ...).
+        settings: the new run's `AttackSettings`.
+        source: how to name the record in errors (its path).
+
+    Returns:
+        (state, reused): the state for `run_cascade`, and the names of the attacks reused (at least one).
+
+    Raises:
+        ValueError naming the first parameter that does not match, or saying nothing can be reused.
+    """
+    k = record.get("kaflib", {})
+    old, marks_ = k.get("parameters", {}), k.get("per_image")
+    if not marks_:
+        raise ValueError(f"reuse={source!r} is invalid: it has no per-image outcomes (kaflib.per_image) to reuse.")
+    for name in ("model", "n", "seed", "batch_size"):
+        if old.get(name) != parameters[name]:
+            raise ValueError(f"{name}={parameters[name]!r} does not match the record to reuse ({source}: "
+                             f"{name}={old.get(name)!r}).")
+    data = k.get("data", {})
+    if "fingerprint" in data:
+        if data["fingerprint"] != description["fingerprint"]:
+            raise ValueError(f"data fingerprint={description['fingerprint']!r} does not match the record to "
+                             f"reuse ({source}: {data['fingerprint']!r}): other test images.")
+    elif data.get("test") != parameters["n"] or data.get("selection") != description["selection"]:
+        raise ValueError(f"data selection={description['selection']!r} does not match the record to reuse "
+                         f"({source}: {data.get('selection')!r}, {data.get('test')!r} images).")
+    n, size, before = parameters["n"], parameters["batch_size"], old.get("settings", {})
+    reused, why = [], None
+    for new, prior in zip(parameters["attacks"], record_attacks(record)):
+        if new != prior:
+            why = f"attacks={parameters['attacks']!r}: {new!r} where the record to reuse ran {prior!r}"
+            break
+        differing = [f for f in ("eps", *(f for f, users in USED_BY.items() if new in users))
+                     if before.get(f) != getattr(settings, f)]
+        if differing:
+            why = (f"{differing[0]}={getattr(settings, differing[0])!r} for {new!r} where the record to reuse "
+                   f"has {differing[0]}={before.get(differing[0])!r}")
+            break
+        reused.append(new)
+    if not reused:
+        raise ValueError(f"{why or 'attacks'} ({source}): no attack can be reused.")
+    if any(len(marks_[name]) != n for name in ("clean", *reused)):
+        raise ValueError(f"reuse={source!r} is invalid: its per-image outcomes are not {n} long.")
+    summary = k["summary"]["attacks"]
+    state = dict(clean=[c == "1" for c in marks_["clean"]], attacks={})
+    for new, prior in zip(reused, record["kaflib"]["parameters"]["attacks"]):
+        mask = marks_[prior]
+        state["attacks"][new] = dict(robust={str(s): [c == "1" for c in mask[s:s + size]] for s in range(0, n, size)},
+                                     seconds=summary[prior]["seconds"], attacked=summary[prior]["images_attacked"])
+    return state, reused
+
+
 def evaluate_file(model, attacks=STANDARD, n=1000, settings=AttackSettings(), out=None, data_dir=None, seed=0,
-                  batch_size=256, progress=True, force=False):
+                  batch_size=256, progress=True, force=False, reuse=None):
     """Run the cascade on a model file (`kaflib.model_files.load_for_evaluation`) and write its record.
 
     Resumes from `<out>.partial.json` (saved after every batch of every attack),
     which is removed when the record is written. A record already at `out` with
-    the same parameters is returned as it is, unless `force`. Returns the record.
+    the same parameters is returned as it is, unless `force`. `reuse`: a finished
+    record of the same model, images, seed and batch size whose first attacks
+    (those the two cascades share, with the same settings) are not run again
+    (`reused_progress`; its clean outcomes are checked against a fresh prediction);
+    the new record names it and the attacks in ``kaflib.reused``, and its seconds
+    include theirs (``kaflib.seconds.reused``). Returns the record.
     """
     from pathlib import Path
 
@@ -362,20 +439,37 @@ def evaluate_file(model, attacks=STANDARD, n=1000, settings=AttackSettings(), ou
     if saved is not None and saved["parameters"] != parameters:
         raise ValueError(f"{partial} holds an interrupted evaluation with other parameters "
                          f"({saved['parameters']}): delete it or choose another --out.")
-    seconds = (saved or {}).get("seconds", 0.0)
+    state, reused = (saved or {}).get("state"), (saved or {}).get("reused")
+    if reuse is not None and saved is None:
+        prior = read_json(reuse)
+        if prior is None:
+            raise FileNotFoundError(f"reuse={str(reuse)!r} does not exist.")
+        state, names = reused_progress(prior, parameters, data["description"], settings, source=str(reuse))
+        clean = predict_classes(models.judge, data["images"], batch_size) == data["labels"]
+        if not np.array_equal(clean, state["clean"]):
+            raise ValueError(f"reuse={str(reuse)!r} is not of this model and these images: its clean outcomes "
+                             f"differ on {int(np.sum(clean != state['clean']))} of {n} images.")
+        reused = {"from": str(reuse), "attacks": names,
+                  "seconds": sum(state["attacks"][a]["seconds"] for a in names)}
+    seconds = (saved or {}).get("seconds", reused["seconds"] if reused and saved is None else 0.0)
     tic = time.perf_counter()
 
     def save(state):
-        write_json(partial, dict(parameters=parameters, seconds=seconds + time.perf_counter() - tic, state=state))
+        write_json(partial, dict(parameters=parameters, seconds=seconds + time.perf_counter() - tic, state=state,
+                                 **({"reused": reused} if reused else {})))
 
+    if reused and saved is None:
+        save(state)
     done = run_cascade(models.attacked, data["images"], data["labels"], attacks, settings, judge=models.judge,
-                       seed=seed, batch_size=batch_size, state=(saved or {}).get("state"), save=save,
-                       progress=progress)
+                       seed=seed, batch_size=batch_size, state=state, save=save, progress=progress)
     summary = summarise(done, attacks)
     record = robustbench_record(models, summary, attacks, settings, seed, data, parameters,
                                 seconds=dict(total=seconds + time.perf_counter() - tic,
                                              this_sitting=time.perf_counter() - started),
                                 images_correct=per_image(done, attacks))
+    if reused:
+        record["kaflib"]["reused"] = reused
+        record["kaflib"]["seconds"]["reused"] = reused["seconds"]
     write_json(out, record)
     partial.unlink(missing_ok=True)
     record["file"] = str(out)
@@ -442,6 +536,9 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--force", action="store_true", help="redo an evaluation whose record exists")
+    parser.add_argument("--reuse", metavar="RECORD",
+                        help="a finished record of the same model, images, seed and batch size: the attacks "
+                             "both cascades begin with (same settings) are taken from it, not run again")
     args = parser.parse_args(argv)
     attacks = STANDARD if args.attack == ["autoattack"] else tuple(args.attack)
     try:
@@ -449,15 +546,21 @@ def main(argv=None):
             if name not in ATTACKS:
                 raise ValueError(f"attack={name!r} is invalid: 'autoattack' alone, or names from "
                                  f"{', '.join(ATTACKS)}.")
-        if not _positive_int(args.batch_size):
+        if not is_int(args.batch_size) or args.batch_size < 1:
             raise ValueError(f"batch_size={args.batch_size!r} is invalid: an integer >= 1.")
         settings = AttackSettings(eps=_eps_argument(args.eps), targets=args.targets, fab_targets=args.fab_targets,
                                   fab_steps=args.fab_steps, square_queries=args.square_queries)
         record = evaluate_file(args.model, attacks, args.n, settings, args.out, args.data_dir, args.seed,
-                               args.batch_size, force=args.force)
+                               args.batch_size, force=args.force, reuse=args.reuse)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(format_summary(record))
     print(f"record: {record['file']}")
     return 0
+
+
+if __name__ == "__main__":  # run by `python -m kaflib.evaluate` (the user's command) or `python -m kaflib.autoattack`
+    import sys
+
+    sys.exit(main())

@@ -68,3 +68,85 @@ def test_the_core_declares_every_package_it_imports():
                 missing.setdefault(path.name, []).append(name)
     assert {"tensorflow", "adversarial-robustness-toolbox", "keras"} <= declared
     assert not missing, f"imported by the core but not in pyproject's dependencies: {missing}"
+
+
+#: Import cycles known and being removed elsewhere, as sorted tuples of modules, each with a
+#: comment saying why and who removes it. Each is tolerated only while it exists exactly as
+#: listed (a new module in it fails the test). None at present: kaflib.evaluate <->
+#: kaflib.autoattack and kaflib.thesis.experiment <-> kaflib.thesis.parameters were removed.
+KNOWN_CYCLES = set()
+
+
+def _module_name(path):
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph():
+    """{kaflib module: the kaflib modules it imports}, from every `import` and `from ... import`
+    anywhere in it (function-level ones included). `from a import b` counts as importing `a.b`
+    when that is a module, else `a`; a package's own `__init__` is not counted for its modules."""
+    paths = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph = {}
+    for name, path in paths.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        edges = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                edges |= {alias.name for alias in node.names if alias.name in paths}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join(parent + ([node.module] if node.module else []))
+                for alias in node.names:
+                    full = f"{base}.{alias.name}"
+                    edges.add(full if full in paths else base)
+        graph[name] = {m for m in edges if m in paths and m != name}
+    return graph
+
+
+def import_cycles(graph):
+    """The strongly connected components of more than one module (each a sorted tuple)."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(tuple(sorted(component)))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_import_cycle_among_kaflib_modules():
+    graph = import_graph()
+    assert {"kaflib.thesis.results", "kaflib.thesis.studies", "kaflib.evaluate"} <= set(graph)
+    cycles = [c for c in import_cycles(graph) if c not in KNOWN_CYCLES]
+    described = ["; ".join(f"{m} -> {', '.join(sorted(graph[m] & set(c)))}" for m in c) for c in cycles]
+    assert not cycles, "import cycles among kaflib modules (function-level imports count):\n" + "\n".join(described)
+
+
+def test_the_cycle_check_sees_a_function_level_import():
+    graph = {"a": {"b"}, "b": set(), "c": {"d"}, "d": {"c"}}
+    assert import_cycles(graph) == [("c", "d")]
+    graph = import_graph()
+    assert "kaflib.thesis.runs" in graph["kaflib.thesis.studies"]  # imported inside functions only

@@ -254,6 +254,7 @@ def test_the_command_runs_the_standard_version_end_to_end(tmp_path):
     (["tiny.keras", "--targets", "12"], "targets=12 is invalid"),
     (["tiny.keras", "--fab-targets", "0"], "fab_targets=0 is invalid: must be an integer in [1, 9]"),
     (["tiny.keras", "--fab-steps", "0"], "fab_steps=0 is invalid: must be an integer >= 1"),
+    (["tiny.keras", "--n", "40", "--reuse", "missing.json"], "reuse='missing.json' does not exist"),
     (["weights.txt"], "is not a model file kaflib can read")])
 def test_bad_command_arguments_get_one_line_naming_them(args, message, tmp_path, capsys):
     keras.utils.set_random_seed(0)
@@ -401,3 +402,92 @@ def test_an_interrupted_cascade_resumes_in_the_middle_of_fab_t(model, data, monk
     assert calls == ["fab-t"]  # only the last batch of FAB-T is left
     for name in attacks:
         np.testing.assert_array_equal(resumed.after(name, len(labels)), full.after(name, len(labels)))
+
+
+def _batches_left(marks, batch_size):
+    """How many batches of a per-image string still hold a robust image (the cascade attacks only those)."""
+    return sum("1" in marks[start:start + batch_size] for start in range(0, len(marks), batch_size))
+
+
+def test_a_run_reuses_the_attacks_a_finished_record_shares_with_it(tmp_path, monkeypatch):
+    model = _tiny_file(tmp_path)
+    settings = AttackSettings(apgd_steps=5, targets=1, square_queries=10)
+    common = dict(n=24, settings=settings, data_dir=TINY_DATA_DIR, batch_size=8, progress=False)
+    first = autoattack.evaluate_file(model, ["apgd-ce", "apgd-t-art"], out=tmp_path / "first.json", **common)
+    original, calls = autoattack.run_attack, []
+
+    def not_again(reused):
+        def attack(name, *args, **kwargs):
+            assert name not in reused, f"{name} ran again"
+            calls.append(name)
+            return original(name, *args, **kwargs)
+        return attack
+
+    # the record's two attacks begin the new cascade with the same settings: both reused, square runs
+    monkeypatch.setattr(autoattack, "run_attack", not_again({"apgd-ce", "apgd-t-art"}))
+    second = autoattack.evaluate_file(model, ["apgd-ce", "apgd-t-art", "square"], out=tmp_path / "second.json",
+                                      reuse=tmp_path / "first.json", **common)
+    old, new = first["kaflib"], second["kaflib"]
+    assert calls == ["square"] * _batches_left(old["per_image"]["apgd-t-art"], 8) and calls
+    for name in ("clean", "apgd-ce", "apgd-t-art"):
+        assert new["per_image"][name] == old["per_image"][name], name
+    assert new["reused"] == {"from": str(tmp_path / "first.json"), "attacks": ["apgd-ce", "apgd-t-art"],
+                             "seconds": sum(old["summary"]["attacks"][a]["seconds"] for a in ("apgd-ce", "apgd-t-art"))}
+    for name in ("apgd-ce", "apgd-t-art"):  # the reused attacks keep their seconds, and the total includes them
+        assert new["summary"]["attacks"][name] == old["summary"]["attacks"][name]
+    assert new["seconds"]["reused"] == new["reused"]["seconds"] < new["seconds"]["total"]
+    assert not list(tmp_path.glob("*.partial.json"))
+
+    # a record without a version field ran ART's targeted DLR as "apgd-t": only apgd-ce is reused for AutoAttack's
+    legacy = json.loads((tmp_path / "first.json").read_text())
+    del legacy["version"]
+    k = legacy["kaflib"]
+    k["parameters"]["attacks"] = legacy["attacks"] = ["apgd-ce", "apgd-t"]
+    k["per_image"]["apgd-t"] = k["per_image"].pop("apgd-t-art")
+    k["summary"]["attacks"]["apgd-t"] = k["summary"]["attacks"].pop("apgd-t-art")
+    (tmp_path / "legacy.json").write_text(json.dumps(legacy))
+    calls.clear()
+    monkeypatch.setattr(autoattack, "run_attack", not_again({"apgd-ce"}))
+    third = autoattack.evaluate_file(model, ["apgd-ce", "apgd-t"], out=tmp_path / "third.json",
+                                     reuse=tmp_path / "legacy.json", **common)
+    assert third["kaflib"]["reused"]["attacks"] == ["apgd-ce"]
+    assert calls == ["apgd-t"] * _batches_left(old["per_image"]["apgd-ce"], 8) and calls
+    assert third["kaflib"]["per_image"]["apgd-ce"] == old["per_image"]["apgd-ce"]
+
+
+def test_reuse_refuses_a_record_that_does_not_match(tmp_path, monkeypatch):
+    def stub(name, model, images, labels, robust, *args, **kwargs):
+        return robust & (np.arange(len(robust)) % 2 == 0)
+
+    monkeypatch.setattr(autoattack, "run_attack", stub)
+    model = _tiny_file(tmp_path)
+    settings = AttackSettings(apgd_steps=5, targets=1, square_queries=10)
+    common = dict(data_dir=TINY_DATA_DIR, progress=False, reuse=tmp_path / "first.json")
+    autoattack.evaluate_file(model, ["apgd-ce", "square"], n=24, settings=settings, out=tmp_path / "first.json",
+                             data_dir=TINY_DATA_DIR, batch_size=8, progress=False)
+    (tmp_path / "other.keras").write_bytes(model.read_bytes())
+    for change, message in [
+            (dict(batch_size=16), r"^batch_size=16 does not match the record to reuse \(.*batch_size=8\)"),
+            (dict(n=16), r"^n=16 does not match"),
+            (dict(model=tmp_path / "other.keras"), r"^model='other.keras' does not match"),
+            (dict(seed=1), r"^seed=1 does not match"),
+            (dict(settings=AttackSettings(apgd_steps=6, targets=1, square_queries=10)),
+             r"^apgd_steps=6 for 'apgd-ce' where the record to reuse has apgd_steps=5 .*no attack can be reused"),
+            (dict(settings=AttackSettings(eps=4 / 255, apgd_steps=5, targets=1, square_queries=10)), r"^eps="),
+            (dict(attacks=["square"]), r"^attacks=\['square'\]: 'square' where the record to reuse ran 'apgd-ce'")]:
+        arguments = dict(model=model, attacks=["apgd-ce", "square"], n=24, settings=settings, batch_size=8,
+                         out=tmp_path / "second.json", **common)
+        with pytest.raises(ValueError, match=message):
+            autoattack.evaluate_file(**{**arguments, **change})
+    # the record's clean outcomes are checked against the model's predictions
+    tampered = json.loads((tmp_path / "first.json").read_text())
+    clean = tampered["kaflib"]["per_image"]["clean"]
+    tampered["kaflib"]["per_image"]["clean"] = ("0" if clean[0] == "1" else "1") + clean[1:]
+    (tmp_path / "first.json").write_text(json.dumps(tampered))
+    with pytest.raises(ValueError, match=r"^reuse=.* clean outcomes differ on 1 of 24 images"):
+        autoattack.evaluate_file(model, ["apgd-ce", "square"], n=24, settings=settings, batch_size=8,
+                                 out=tmp_path / "second.json", **common)
+    with pytest.raises(FileNotFoundError, match="reuse=.*missing.json' does not exist"):
+        autoattack.evaluate_file(model, n=24, batch_size=8, out=tmp_path / "second.json",
+                                 **{**common, "reuse": tmp_path / "missing.json"})
+    assert not (tmp_path / "second.partial.json").exists()

@@ -171,3 +171,67 @@ def test_pages_show_nothing_a_reader_should_not_see(html_dir, page_name):
     assert not raw, f"{page_name}: table cells showing {sorted(set(raw))}"
     issues = re.findall(r".{0,60}\bissues? #?\d+.{0,20}", _text(html), flags=re.I)
     assert not issues, f"{page_name}: references to issue numbers: {issues}"
+
+
+def test_no_chapter_reads_a_grid_study_past_the_superseded_check():
+    """Grid studies (`store.GRID_STUDIES`) describe the runs they measured: chapters read them
+    through `runs.read_grid_study` (or the loaders built on it), which leaves out a study whose
+    runs were retrained since, never with `read_study` directly."""
+    import re
+
+    from kaflib.thesis.store import GRID_STUDIES
+
+    kinds = "|".join(re.escape(k) for k in GRID_STUDIES)
+    for chapter in BOOK.glob("*.md"):
+        code = "\n".join(re.findall(r"```\{code-cell\}[^\n]*\n(.*?)```", chapter.read_text(), flags=re.S))
+        assert not re.search(rf"read_study\(\s*[\"']({kinds})[\"']", code), chapter.name
+
+
+def _sources(html):
+    """[(study file, superseded runs)] of the `page_sources` records of a built page."""
+    import re
+
+    return re.findall(r'<li data-file="([^"]*)" data-superseded="([^"]*)"', html)
+
+
+def test_the_sources_check_fails_on_a_superseded_study():
+    html = ('<ul class="kaflib-sources" hidden><li data-file="masking/thesis-vgg.json" data-superseded="">'
+            '</li><li data-file="masking/thesis-resnet20.json" data-superseded="thesis-resnet20/kaf"></li></ul>')
+    assert [f for f, superseded in _sources(html) if superseded] == ["masking/thesis-resnet20.json"]
+
+
+@pytest.mark.slow
+def test_no_page_rests_on_a_superseded_run(html_dir):
+    """Every study a page showed describes the runs on file: none was measured on a run that
+    was retrained after it (`findings.page_sources`, the last cell of the chapters that read
+    studies, records what the page's kernel read)."""
+    pages = {name: (html_dir / f"{name}.html").read_text() for name in toc_pages()}
+    for name in ("evaluation", "lipschitz", "conclusions"):
+        assert 'class="kaflib-sources"' in pages[name], f"{name}: no record of the studies it read"
+    assert _sources(pages["evaluation"]), "the evaluation chapter read no study"
+    stale = {name: [(f, s) for f, s in _sources(html) if s] for name, html in pages.items()}
+    assert not {name: found for name, found in stale.items() if found}, \
+        f"pages resting on studies of retrained runs (file, runs): {stale}"
+
+
+@pytest.mark.slow
+def test_the_answer_is_on_the_first_screen_and_its_numbers_on_the_linked_sections(html_dir):
+    """The Introduction states the answer near its top and the Conclusions open with it; every
+    number in it links to a section whose page shows that number."""
+    import re
+
+    intro = (html_dir / "intro.html").read_text()
+    article = intro[intro.index("<article"):]
+    assert article.index('class="kaflib-answer"') < article.index("An adversarial example")
+    assert len(_text(article[:article.index('class="kaflib-answer"')]).split()) < 200  # within the first screen
+    for page in ("intro", "conclusions"):
+        html = (html_dir / f"{page}.html").read_text()
+        links = re.findall(r'<a class="kaflib-verdict" href="([^"]*)" data-numbers="([^"]*)"', html)
+        assert len(links) >= 5, page
+        for href, numbers in links:
+            target, _, anchor = href.rpartition("#")
+            target_html = html if not target else (html_dir / target).read_text()
+            assert f'id="{anchor}"' in target_html, f"{page}: {href} names no section"
+            shown = _text(target_html.split('class="kaflib-answer"')[0] + target_html.split("</ol></div>", 1)[-1])
+            missing = [n for n in numbers.split("|") if n and n not in shown]
+            assert not missing, f"{page}: {href} does not show {missing}"

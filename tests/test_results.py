@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kaflib.thesis import results
+from kaflib.thesis import findings, results, runs, statistics, store
 from tests.conftest import THESIS_TABLES
 
 
@@ -24,15 +24,15 @@ def test_load_grid_reads_finished_runs_only(tmp_path):
     _finished_run(tmp_path, "thesis-resnet20", "resnet20", "relu", 0.45, 0.16)
     _finished_run(tmp_path, "thesis-resnet20", "resnet20", "kaf", 0.50, 0.20)
     (tmp_path / "thesis-resnet20" / "resnet20-elu").mkdir()  # started, not finished
-    table = results.load_grid("thesis-resnet20", tmp_path)
+    table = runs.load_grid("thesis-resnet20", tmp_path)
     assert sorted(table["act"]) == ["kaf", "relu"]
     row = table.set_index("act").loc["kaf"]
     assert row["clean_acc"] == pytest.approx(50.0) and row["robust_acc"] == pytest.approx(20.0)
     assert row["train_minutes"] == pytest.approx(2.0)
-    assert results.load_run(row["run_dir"])["history"]["test_clean_acc"].iloc[-1] == 0.50
-    assert results.load_grid("thesis-vgg", tmp_path).empty
+    assert runs.load_run(row["run_dir"])["history"]["test_clean_acc"].iloc[-1] == 0.50
+    assert runs.load_grid("thesis-vgg", tmp_path).empty
     with pytest.raises(FileNotFoundError, match="resnet20-elu"):
-        results.load_run(tmp_path / "thesis-resnet20" / "resnet20-elu")
+        runs.load_run(tmp_path / "thesis-resnet20" / "resnet20-elu")
 
 
 def test_load_grid_says_which_runs_ended_early(tmp_path):
@@ -41,7 +41,7 @@ def test_load_grid_says_which_runs_ended_early(tmp_path):
     metrics = json.loads((diverged / "metrics.json").read_text())
     metrics.update(diverged="Training diverged at epoch 7, step 3: ...", best_epoch=5)
     (diverged / "metrics.json").write_text(json.dumps(metrics))
-    table = results.load_grid("thesis-vgg", tmp_path).set_index("act")
+    table = runs.load_grid("thesis-vgg", tmp_path).set_index("act")
     assert table.loc["relu", "stopped"] == ""
     assert table.loc["kaf_free", "stopped"].startswith("diverged") and "epoch 7" in table.loc["kaf_free", "stopped"]
     assert "epoch 5's weights" in table.loc["kaf_free", "stopped"]
@@ -50,75 +50,75 @@ def test_load_grid_says_which_runs_ended_early(tmp_path):
     metrics.update(diverged="Training diverged at epoch 1, step 21: ...", best_epoch=None, epochs_run=0)
     (never / "metrics.json").write_text(json.dumps(metrics))
     (never / "history.csv").write_text("epoch,test_clean_acc\n")
-    table = results.load_grid("thesis-vgg", tmp_path).set_index("act")
+    table = runs.load_grid("thesis-vgg", tmp_path).set_index("act")
     assert "in epoch 1" in table.loc["kaf", "stopped"] and "initial weights" in table.loc["kaf", "stopped"]
     assert table.loc["kaf", "epochs_run"] == 0 and table.loc["kaf", "epochs"] == 12  # planned vs finished
     assert "12 epochs" in results.scale_caption(table.reset_index())
-    assert sorted(results.load_histories(table.reset_index())) == ["kaf_free", "relu"]
-    note = results.stopped_note(table.reset_index()).data
+    assert sorted(runs.load_histories(table.reset_index())) == ["kaf_free", "relu"]
+    note = findings.stopped_note(table.reset_index()).data
     assert "**vgg / kaf**" in note
     assert "vgg / kaf_free" in note and "relu" not in note
-    assert "all its epochs" in results.stopped_note(table.loc[["relu"]].reset_index()).data
+    assert "all its epochs" in findings.stopped_note(table.loc[["relu"]].reset_index()).data
 
 
 def test_results_dir_follows_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("KAFLIB_RESULTS_DIR", str(tmp_path))
-    assert results.results_dir() == tmp_path
+    assert store.results_dir() == tmp_path
     monkeypatch.delenv("KAFLIB_RESULTS_DIR")
-    assert results.results_dir().name == "results"
+    assert store.results_dir().name == "results"
 
 
 @pytest.mark.skipif(not THESIS_TABLES.is_file(), reason="the thesis' tables are in ../shared/thesis")
 def test_reported_results_are_the_thesis_tables(monkeypatch):
     monkeypatch.delenv("KAFLIB_THESIS_DIR", raising=False)  # found beside the checkout
-    assert results.reported_results_path() == THESIS_TABLES
-    table = results.reported_results("thesis-resnet20")
+    assert runs.reported_results_path() == THESIS_TABLES
+    table = runs.reported_results("thesis-resnet20")
     assert len(table) == 8 and set(table["model"]) == {"resnet20"}
     assert table.set_index("activation").loc["kaf", "robust_acc"] == pytest.approx(52.23)
-    assert len(results.reported_results()) == 22
-    assert results.thesis_numbers_note().data == ""
+    assert len(runs.reported_results()) == 22
+    assert findings.thesis_numbers_note().data == ""
 
 
 def test_reported_results_follow_the_environment_and_reject_unknown_experiments(thesis_tables, monkeypatch):
-    assert results.reported_results_path() == thesis_tables / "reported_results.csv"
-    assert list(results.reported_results("thesis-vgg")["activation"]) == ["relu", "elu", "kaf"]
-    assert len(results.reported_results()) == 7
+    assert runs.reported_results_path() == thesis_tables / "reported_results.csv"
+    assert list(runs.reported_results("thesis-vgg")["activation"]) == ["relu", "elu", "kaf"]
+    assert len(runs.reported_results()) == 7
     with pytest.raises(ValueError, match="experiment='nope'.*resnet_fast_at"):
-        results.reported_results("nope")
+        runs.reported_results("nope")
     monkeypatch.setenv("KAFLIB_THESIS_DIR", str(thesis_tables / "absent"))
     with pytest.raises(FileNotFoundError, match="KAFLIB_THESIS_DIR="):
-        results.reported_results()
+        runs.reported_results()
 
 
 def test_without_the_thesis_materials_the_thesis_columns_are_empty_and_said_so(tmp_path, no_thesis_materials):
-    assert results.reported_results_path() is None
-    table = results.reported_results("resnet_fast_at")
+    assert runs.reported_results_path() is None
+    table = runs.reported_results("resnet_fast_at")
     assert table.empty and "robust_acc" in table.columns
     with pytest.raises(ValueError, match="experiment='nope'"):
-        results.reported_results("nope")
+        runs.reported_results("nope")
     _finished_run(tmp_path, "thesis-vgg", "vgg", "kaf", 0.40, 0.10)
     _finished_run(tmp_path, "thesis-vgg", "vgg", "relu", 0.41, 0.11)
-    compared = results.compare_with_thesis(results.load_grid("thesis-vgg", tmp_path), "thesis-vgg")
+    compared = results.compare_with_thesis(runs.load_grid("thesis-vgg", tmp_path), "thesis-vgg")
     assert list(compared.index) == ["relu", "kaf"]  # kaflib's activation order, as the thesis has none here
     assert compared["clean (thesis)"].isna().all() and compared.loc["kaf", "clean (ours)"] == pytest.approx(40.0)
-    assert "not on this machine" in results.thesis_numbers_note().data
+    assert "not on this machine" in findings.thesis_numbers_note().data
 
 
 def test_compare_puts_ours_next_to_the_thesis(tmp_path, thesis_tables):
     _finished_run(tmp_path, "thesis-vgg", "vgg", "kaf", 0.40, 0.10)
     _finished_run(tmp_path, "thesis-vgg", "vgg", "gelu", 0.41, 0.11)  # not in the thesis
-    table = results.compare_with_thesis(results.load_grid("thesis-vgg", tmp_path), "thesis-vgg")
+    table = results.compare_with_thesis(runs.load_grid("thesis-vgg", tmp_path), "thesis-vgg")
     assert list(table.index) == ["relu", "elu", "kaf", "gelu"]
     assert table.loc["kaf", "clean (ours)"] == pytest.approx(40.0)
     assert table.loc["kaf", "clean (thesis)"] == pytest.approx(73.5)
     assert np.isnan(table.loc["relu", "clean (ours)"]) and np.isnan(table.loc["gelu", "robust (thesis)"])
-    empty = results.compare_with_thesis(results.load_grid("thesis-light", tmp_path), "thesis-light")
+    empty = results.compare_with_thesis(runs.load_grid("thesis-light", tmp_path), "thesis-light")
     assert empty["robust (ours)"].isna().all() and empty["robust (thesis)"].notna().all()
 
 
 def test_scale_caption_states_data_and_attack(tmp_path):
     _finished_run(tmp_path, "thesis-vgg", "vgg", "kaf", 0.4, 0.1, train=4829, epochs=10)
-    caption = results.scale_caption(results.load_grid("thesis-vgg", tmp_path))
+    caption = results.scale_caption(runs.load_grid("thesis-vgg", tmp_path))
     # a run that recorded no readable name of its images: its sizes (guard images included)
     assert "CIFAR-10, 5085/1017 images" in caption and "10 epochs" in caption and "PGD-50" in caption
     assert "1017 test images" in caption and "CIFAR-10 full" in caption
@@ -127,35 +127,35 @@ def test_scale_caption_states_data_and_attack(tmp_path):
     metrics["data"]["name"] = "CIFAR-10, quick subset 5085/1017"
     run.write_text(json.dumps(metrics))
     assert "this project: CIFAR-10, quick subset 5085/1017, 10 epochs" in \
-        results.scale_caption(results.load_grid("thesis-vgg", tmp_path))
-    assert results.scale_caption(results.load_grid("none", tmp_path)) == "no runs yet"
+        results.scale_caption(runs.load_grid("thesis-vgg", tmp_path))
+    assert results.scale_caption(runs.load_grid("none", tmp_path)) == "no runs yet"
 
 
 def test_missing_note_names_the_command():
-    note = results.missing_note("the VGG grid", "python -m kaflib.thesis.grid thesis-vgg")
+    note = findings.missing_note("the VGG grid", "python -m kaflib.thesis.grid thesis-vgg")
     assert "`python -m kaflib.thesis.grid thesis-vgg`" in note.data and "VGG grid" in note.data
 
 
-def test_test_images_never_download(tmp_path, monkeypatch):
+def test_first_test_images_never_download(tmp_path, monkeypatch):
     import keras
 
     def no_download(*args, **kwargs):
-        raise AssertionError("test_images tried to download CIFAR-10")
+        raise AssertionError("first_test_images tried to download CIFAR-10")
 
     monkeypatch.delenv("KAFLIB_DATA_DIR", raising=False)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
     monkeypatch.setattr(keras.utils, "get_file", no_download)
-    assert results.test_images(10, data_dir=tmp_path) is None
+    assert runs.first_test_images(10, data_dir=tmp_path) is None
 
 
-def test_test_images_take_all_when_the_machine_has_fewer_than_asked():
+def test_first_test_images_take_all_when_the_machine_has_fewer_than_asked():
     from tests.conftest import TINY_DATA_DIR
 
-    x, y = results.test_images(10_000, data_dir=TINY_DATA_DIR)
+    x, y = runs.first_test_images(10_000, data_dir=TINY_DATA_DIR)
     assert len(y) == len(x) == 100  # the repo's fallback set: every test image, no error
-    assert len(results.test_images(20, data_dir=TINY_DATA_DIR)[1]) == 20
+    assert len(runs.first_test_images(20, data_dir=TINY_DATA_DIR)[1]) == 20
     with pytest.raises(ValueError, match="test_size"):
-        results.test_images(-1, data_dir=TINY_DATA_DIR)
+        runs.first_test_images(-1, data_dir=TINY_DATA_DIR)
 
 
 def test_checkpoint_audit_table_joins_the_thesis_numbers(tmp_path, thesis_tables):
@@ -181,10 +181,11 @@ def test_checkpoint_audit_table_joins_the_thesis_numbers(tmp_path, thesis_tables
     assert not table.loc["resnet20_relu_ocrob", "thesis in PGD interval"]
     assert results.checkpoint_audit_table(tmp_path / "none.json") is None
 
-    findings = results.checkpoint_audit_findings(table).data.splitlines()
-    assert findings[0].startswith("- `resnet20_kaf_ocrob_lrfinder` (kaf): the thesis' 51.5% is **inside**")
-    assert "the thesis' 44.0% is **above** our PGD-50 interval [-3.0, 3.0]%" in findings[1]
-    assert findings[2].endswith("gives 55.0%; with float32 gradients, logits and true labels, 49.0% (+6.0 points).")
+    summary, *found = findings.checkpoint_audit_findings(table).data.splitlines()
+    assert summary.startswith("- The thesis' robust accuracy lies above our PGD-50 interval for 1 of the 2 checkpoints")
+    assert found[0].startswith("- `resnet20_kaf_ocrob_lrfinder` (kaf): the thesis' 51.5% is **inside**")
+    assert "the thesis' 44.0% is **above** our PGD-50 interval [-3.0, 3.0]%" in found[1]
+    assert found[2].endswith("gives 55.0%; with float32 gradients, logits and true labels, 49.0% (+6.0 points).")
 
     from kaflib.thesis.figures import plot_checkpoint_audit
 
@@ -212,7 +213,7 @@ def test_kaf_versus_fixed_and_histories_of_a_grid(tmp_path, thesis_tables):
     assert table.loc["ours", "runs"] == 3 and table.loc["thesis", "runs"] == 3  # the made-up relu, kaf, kaf_relu
     assert table.loc["thesis", "KAFs: mean robust (%)"] == pytest.approx((51.5 + 45.5) / 2)
     assert table.loc["ours", "did not train"] == "kaf_free" and table.loc["thesis", "did not train"] == ""
-    histories = results.load_histories(results.load_grid("thesis-resnet20", tmp_path))
+    histories = runs.load_histories(runs.load_grid("thesis-resnet20", tmp_path))
     assert sorted(histories) == ["elu", "kaf", "kaf_free", "relu"] and histories["kaf"]["test_clean_acc"].iloc[-1] == 0.60
 
 
@@ -233,7 +234,7 @@ def test_deep_kaf_table_and_figure(tmp_path):
     _deep_kaf_study(tmp_path, "resnet56", "kaf-std0.8", [1e11, 1.0, 0.5], [], diverged="Training diverged at epoch 1")
     _deep_kaf_study(tmp_path, "resnet56", "kaf_elu", [1.0, 1.0, 1.0], [0.3, 0.34])
     _deep_kaf_study(tmp_path, "resnet20", "kaf_elu", [1.0, 1.0, 1.0], [0.3, 0.5])
-    studies = results.load_deep_kaf(path=tmp_path)
+    studies = runs.load_deep_kaf(path=tmp_path)
     assert list(studies) == ["resnet56 / relu", "resnet56 / kaf N(0, 0.8²)", "resnet56 / kaf_elu",
                              "resnet20 / kaf_elu"]  # runs order; missing ones left out
     table = results.deep_kaf_table(studies)
@@ -260,31 +261,38 @@ def test_lipschitz_histories_keep_runs_that_recorded_the_bound(tmp_path):
         pd.DataFrame(dict(epoch=[1, 2], lipschitz_bound_log10=bound, activation_lipschitz_max=steepest,
                           train_acc=train_acc)).to_csv(folder / "history.csv", index=False)
 
-    _finished_run(tmp_path, "thesis-vgg", "vgg", "relu", 0.40, 0.10)  # trained before the columns existed
-    record(_finished_run(tmp_path, "thesis-vgg", "vgg", "kaf_elu", 0.45, 0.12), [3.0, 4.5], [1.2, 2.0], [0.2, 0.4])
+    def current(folder):
+        return _made_current(folder, "thesis-vgg")
+
+    current(_finished_run(tmp_path, "thesis-vgg", "vgg", "relu", 0.40, 0.10))  # trained before the columns existed
+    record(current(_finished_run(tmp_path, "thesis-vgg", "vgg", "kaf_elu", 0.45, 0.12)), [3.0, 4.5], [1.2, 2.0],
+           [0.2, 0.4])
     # reruns with the columns: relu is added, kaf_elu's grid run wins over its rerun
     reruns = tmp_path / "lipschitz-evolution"
-    record(_finished_run(reruns, "thesis-vgg", "vgg", "relu", 0.40, 0.10), [2.0, 2.5], [1.0, 1.0], [0.3, 0.5])
-    record(_finished_run(reruns, "thesis-vgg", "vgg", "kaf_elu", 0.45, 0.12), [9.0, 9.0], [9.0, 9.0], [0.1, 0.1])
-    histories = results.lipschitz_histories(("thesis-vgg", "thesis-resnet20"), tmp_path)
+    record(current(_finished_run(reruns, "thesis-vgg", "vgg", "relu", 0.40, 0.10)), [2.0, 2.5], [1.0, 1.0], [0.3, 0.5])
+    record(current(_finished_run(reruns, "thesis-vgg", "vgg", "kaf_elu", 0.45, 0.12)), [9.0, 9.0], [9.0, 9.0],
+           [0.1, 0.1])
+    # a rerun of an earlier recipe describes a run the grid has replaced: never shown
+    record(_finished_run(reruns, "thesis-vgg", "vgg", "kaf", 0.09, 0.09), [2.0, 2.5], [1.0, 1.0], [0.1, 0.1])
+    histories = runs.lipschitz_histories(("thesis-vgg", "thesis-resnet20"), tmp_path)
     assert list(histories) == ["vgg / relu", "vgg / kaf_elu"]  # the grid's order
     bound_ax, act_ax, acc_ax = plot_lipschitz_evolution(histories).axes
     np.testing.assert_allclose(bound_ax.lines[1].get_ydata(), [3.0, 4.5])
     np.testing.assert_allclose(act_ax.lines[1].get_ydata(), [1.2, 2.0])
     np.testing.assert_allclose(acc_ax.lines[0].get_ydata(), [30.0, 50.0])
     assert bound_ax.lines[0].get_linestyle() == "--" and bound_ax.lines[1].get_linestyle() == "-"  # ReLU, KAF
-    findings = results.lipschitz_evolution_findings(histories).data.splitlines()
-    assert findings[1] == ("- vgg / kaf_elu: bound 10^3.0 to 10^4.5; steepest activation 1.2 to 2.0; "
+    found = findings.lipschitz_evolution_findings(histories).data.splitlines()
+    assert found[1] == ("- vgg / kaf_elu: bound 10^3.0 to 10^4.5; steepest activation 1.2 to 2.0; "
                            "training accuracy 20.0% to 40.0% (2 epochs).")
     minutes = results.compute_time(tmp_path).set_index("kind")["minutes"]
-    assert (minutes.index == "lipschitz-evolution run").sum() == 2
+    assert (minutes.index == "lipschitz-evolution run").sum() == 3
 
 
 def test_bound_robustness_correlation_ranks_the_runs_that_trained():
-    runs = pd.DataFrame(dict(model=["vgg"] * 4 + ["resnet20"] * 2, clean_acc=[0.4, 0.4, 0.4, 0.09, 0.4, 0.4],
+    measured_runs = pd.DataFrame(dict(model=["vgg"] * 4 + ["resnet20"] * 2, clean_acc=[0.4, 0.4, 0.4, 0.09, 0.4, 0.4],
                              log10_bound=[3.0, 5.0, 9.0, 12.0, 8.0, 20.0], max_activation=[1.0, 1.1, 3.5, 7.4, 1.0, 3.6],
                              robust_acc=[0.30, 0.20, 0.10, 0.09, 0.20, 0.30]))
-    table = results.bound_robustness_correlation(runs).set_index("model")
+    table = statistics.bound_robustness_correlation(measured_runs).set_index("model")
     assert table.loc["vgg", "runs"] == 3  # the run at chance is left out
     assert table.loc["vgg", "bound_vs_robust"] == pytest.approx(-1.0)  # the steeper, the less robust
     assert table.loc["resnet20", "activation_vs_robust"] == pytest.approx(1.0)
@@ -304,7 +312,7 @@ def test_compute_time_sums_epochs_of_resumed_runs_and_every_study(tmp_path):
     (tmp_path / "apgd" / "thesis-vgg.json").write_text(json.dumps(dict(seconds=180.0, rows=[])))
     (tmp_path / "thesis-checkpoints.json").write_text(json.dumps(dict(checkpoints={
         "a.zip": dict(seconds=dict(total=300.0)), "b.zip": dict(seconds=dict(total=900.0))})))
-    grid = results.load_grid("thesis-resnet20", tmp_path).set_index("act")
+    grid = runs.load_grid("thesis-resnet20", tmp_path).set_index("act")
     assert grid.loc["kaf", "train_minutes"] == pytest.approx(30.0)  # every sitting, not metrics' 120 s
     table = results.compute_time(tmp_path).set_index("file")["minutes"]
     assert table["thesis-vgg/vgg-relu"] == pytest.approx(2.5)  # 120 s train + 30 s attack
@@ -341,8 +349,8 @@ def test_masking_table_joins_grids_and_the_audit_and_states_the_flags(tmp_path):
     curve = [dict(model="kaf_elu", iterations=k, accuracy=a) for k, a in ((5, 0.2), (50, 0.10), (100, 0.08))]
     (tmp_path / "pgd-curves" / "thesis-vgg.json").write_text(json.dumps(dict(rows=curve + [
         dict(model="relu", iterations=k, accuracy=0.2) for k in (5, 50, 100)])))
-    assert list(results.load_pgd_curves("thesis-vgg", tmp_path)["kaf_elu"]["robust_acc"]) == [0.2, 0.1, 0.08]
-    assert results.load_pgd_curves("thesis-resnet20", tmp_path) == {}
+    assert list(runs.load_pgd_curves("thesis-vgg", tmp_path)["kaf_elu"]["robust_acc"]) == [0.2, 0.1, 0.08]
+    assert runs.load_pgd_curves("thesis-resnet20", tmp_path) == {}
 
     (tmp_path / "apgd").mkdir()
     (tmp_path / "apgd" / "thesis-vgg.json").write_text(json.dumps(dict(rows=[
@@ -359,27 +367,27 @@ def test_masking_table_joins_grids_and_the_audit_and_states_the_flags(tmp_path):
     assert table.loc[("thesis-checkpoints", "relu"), "apgd_dlr_t"] == pytest.approx(37.0)
     assert table["surrogate_wins"].tolist() == [False, True, False, False]
 
-    findings = results.masking_findings(table).data.splitlines()
-    assert findings[1] == ("- black-box Square beats white-box PGD: **thesis-vgg / kaf_elu** (8 of 200 images), "
+    found = findings.masking_findings(table).data.splitlines()
+    assert found[1] == ("- black-box Square beats white-box PGD: **thesis-vgg / kaf_elu** (8 of 200 images), "
                            "**thesis-checkpoints / kaf** (6 of 200 images).")
-    assert findings[0].endswith(": no model.")
-    assert findings[4].endswith("last count of its curve: **thesis-vgg / kaf_elu** (4 of 200 images).")
+    assert found[0].endswith(": no model.")
+    assert found[4].endswith("last count of its curve: **thesis-vgg / kaf_elu** (4 of 200 images).")
     # vgg relu: APGD 18 < PGD 20; vgg kaf_elu: Square 6 < APGD 7; checkpoints: APGD 37 < 40, 36 < 38
-    assert findings[5] == "- Strongest single attack: APGD for 3 models, Square for 1 model (ties: the first)."
-    assert "on average 3.5 points below PGD-50 (largest: thesis-vgg / kaf_elu, 4.0 points)" in findings[6]
-    assert findings[7].startswith("- thesis-vgg: ReLU keeps 20.0% under the worst case of PGD-50 and Square; "
+    assert found[5] == "- Strongest single attack: APGD for 3 models, Square for 1 model (ties: the first)."
+    assert "on average 3.5 points below PGD-50 (largest: thesis-vgg / kaf_elu, 4.0 points)" in found[6]
+    assert found[7].startswith("- thesis-vgg: ReLU keeps 20.0% under the worst case of PGD-50 and Square; "
                                   "the KAF model (kaf_elu) 6.0% under")
-    assert findings[7].endswith("Under APGD-CE + APGD-T: ReLU 18.0%, the KAF model (kaf_elu) 7.0%.")
-    assert results._kaf_span(pd.Series({"kaf": 23.0, "kaf_elu": 25.0})) == \
+    assert found[7].endswith("Under APGD-CE + APGD-T: ReLU 18.0%, the KAF model (kaf_elu) 7.0%.")
+    assert findings._kaf_span(pd.Series({"kaf": 23.0, "kaf_elu": 25.0})) == \
         "the KAF models 23.0% to 25.0% (best: kaf_elu)"
-    assert findings[-1] == "- thesis-vgg / kaf_free was not checked: it did not train: 10.8% clean accuracy."
-    assert not any(line.startswith("- APGD-CE + APGD-T ends") for line in findings)
+    assert found[-1] == "- thesis-vgg / kaf_free was not checked: it did not train: 10.8% clean accuracy."
+    assert not any(line.startswith("- APGD-CE + APGD-T ends") for line in found)
     table.loc[("thesis-checkpoints", "kaf"), "apgd_dlr_t"] = 45.0  # the float16 original resists APGD
-    above = [line for line in results.masking_findings(table).data.splitlines() if "ends more than" in line]
+    above = [line for line in findings.masking_findings(table).data.splitlines() if "ends more than" in line]
     assert above[0].startswith("- APGD-CE + APGD-T ends more than 1 point above PGD-50: **thesis-checkpoints / kaf** "
                                "(+4.0 points). For thesis-checkpoints, APGD is the checkpoint audit's")
     table.loc[("thesis-checkpoints", "kaf"), "apgd_dlr_t"] = 36.0
-    verdict = results.masking_verdict(table).data
+    verdict = findings.masking_verdict(table).data
     assert verdict.startswith("The gradient-masking checks ran on 4 models (thesis-vgg, thesis-checkpoints); 2 raised a "
                               "flag, the largest resting on 8 test images (of 200).")
     assert verdict.endswith("thesis-vgg: ReLU 18.0%, the KAF models 6.0% on average (-12.0 points); "
@@ -418,7 +426,7 @@ def test_seeds_give_mean_and_sd_and_a_paired_interval(tmp_path, thesis_tables):
               ("kaf", 0): 0.31, ("kaf", 1): 0.35, ("kaf", 2): 0.27, ("elu", 0): 0.29}
     for (act, seed), r in robust.items():
         _seeded_run(tmp_path, act, seed, 0.45, r)
-    measured = results.load_grid("thesis-resnet20", tmp_path)
+    measured = runs.load_grid("thesis-resnet20", tmp_path)
     table = results.compare_with_thesis(measured, "thesis-resnet20")
     assert table.loc["kaf", "seeds"] == 3 and table.loc["elu", "seeds"] == 1
     assert table.loc["kaf", "robust (ours)"] == pytest.approx(31.0)
@@ -428,7 +436,7 @@ def test_seeds_give_mean_and_sd_and_a_paired_interval(tmp_path, thesis_tables):
     ours = plot_robustness_vs_accuracy(table).axes[0]
     points = np.concatenate([c.get_offsets() for c in ours.collections if len(c.get_offsets())])
     assert len(points) >= 3 + 3 + 1 + 2  # three seeds each of kaf and relu, their means, elu's one run
-    shown = results.mean_sd(table)
+    shown = statistics.mean_sd(table)
     assert shown.loc["kaf", "robust (ours)"] == "31.0 ± 4.0 (3 seeds)" and shown.loc["elu", "robust (ours)"] == "29.0"
     # the fixture's metrics predate the recorded recipe: they read as the earlier one
     earlier = "momentum 0.9, He-normal convs, batch-norm momentum 0.9"
@@ -438,22 +446,22 @@ def test_seeds_give_mean_and_sd_and_a_paired_interval(tmp_path, thesis_tables):
     means = results.kaf_versus_fixed(("thesis-resnet20",), tmp_path, runs="all").set_index("source")
     assert means.loc["ours", "runs"] == 7  # every seed counts: 3 relu, 3 kaf, 1 elu
     assert not measured["current"].any()  # the fixture's runs are not what the quick preset gives now
-    assert results.kaf_fixed_difference(measured)["kafs"] == []  # so the default compares none of them
-    d = results.kaf_fixed_difference(measured, runs="all")
+    assert statistics.kaf_fixed_difference(measured)["kafs"] == []  # so the default compares none of them
+    d = statistics.kaf_fixed_difference(measured, runs="all")
     assert d["kafs"] == ["kaf"] and d["fixed"] == ["relu"]  # elu has one seed of three: left out of the pairs
     np.testing.assert_allclose(d["per_seed"]["robust_diff"], [1.0, 3.0, -1.0])
     assert d["robust"]["mean"] == pytest.approx(1.0) and d["robust"]["low"] < 0 < d["robust"]["high"]
-    assert "no measurable difference" in results.kaf_fixed_finding(d, "thesis-resnet20").data
+    assert "no measurable difference" in findings.kaf_fixed_finding(d, "thesis-resnet20").data
     # a consistent gap is a measurable one
     for seed, r in ((0, 0.40), (1, 0.43), (2, 0.37)):
         folder = tmp_path / "thesis-resnet20" / ("resnet20-kaf" + (f"-seed{seed}" if seed else ""))
         metrics = json.loads((folder / "metrics.json").read_text())
         metrics["robust_acc"] = r
         (folder / "metrics.json").write_text(json.dumps(metrics))
-    d = results.kaf_fixed_difference(results.load_grid("thesis-resnet20", tmp_path), runs="all")
-    assert d["robust"]["low"] > 0 and "KAFs measurably higher" in results.kaf_fixed_finding(d, "x").data
-    one = results.kaf_fixed_difference(measured[measured["seed"] == 0], runs="all")
-    assert "one seed" in results.kaf_fixed_finding(one, "x").data
+    d = statistics.kaf_fixed_difference(runs.load_grid("thesis-resnet20", tmp_path), runs="all")
+    assert d["robust"]["low"] > 0 and "KAFs measurably higher" in findings.kaf_fixed_finding(d, "x").data
+    one = statistics.kaf_fixed_difference(measured[measured["seed"] == 0], runs="all")
+    assert "one seed" in findings.kaf_fixed_finding(one, "x").data
 
 
 def test_a_study_older_than_a_rerun_is_named_outdated(tmp_path):
@@ -465,23 +473,38 @@ def test_a_study_older_than_a_rerun_is_named_outdated(tmp_path):
     metrics["parameters"]["momentum"] = 0.0
     metrics["finished"] = "2026-12-03T10:00:00+00:00"
     (rerun / "metrics.json").write_text(json.dumps(metrics))
-    assert results.runs_newer_than_study("masking", "thesis-resnet20", tmp_path) == []  # no study yet
+    assert runs.runs_newer_than_study("masking", "thesis-resnet20", tmp_path) == []  # no study yet
     study = tmp_path / "masking" / "thesis-resnet20.json"
     store.write_json(study, dict(parameters={}, rows=[]))  # written before studies were time-stamped
-    assert results.runs_newer_than_study("masking", "thesis-resnet20", tmp_path) == ["kaf"]
+    assert runs.runs_newer_than_study("masking", "thesis-resnet20", tmp_path) == ["kaf"]
     seed1 = tmp_path / "thesis-resnet20" / "resnet20-kaf-seed1"  # studies measure seed 0 only
     seed1.mkdir()
     (seed1 / "metrics.json").write_text(json.dumps(dict(metrics, parameters=dict(metrics["parameters"], seed=1))))
-    assert results.runs_newer_than_study("masking", "thesis-resnet20", tmp_path) == ["kaf"]
-    note = results.outdated_study_note("masking", ("thesis-vgg", "thesis-resnet20"), tmp_path).data
-    assert "**thesis-resnet20**: kaf" in note and "studies masking-checks <grid> --force" in note
+    assert runs.runs_newer_than_study("masking", "thesis-resnet20", tmp_path) == ["kaf"]
+    note = findings.superseded_note("masking", ("thesis-vgg", "thesis-resnet20"), tmp_path).data
+    assert "- ResNet20: retrained since: kaf" in note and "studies masking-checks <grid> --force" in note
+    assert "VGG" not in note  # a grid without the study is not named
     for stamp, expected in (("2026-12-03T11:00:00+00:00", []), ("2026-12-03T09:00:00+00:00", ["kaf"])):
         store.write_json(study, dict(parameters={}, finished=stamp, rows=[]))
-        assert results.runs_newer_than_study("masking", "thesis-resnet20", tmp_path) == expected
+        assert runs.runs_newer_than_study("masking", "thesis-resnet20", tmp_path) == expected
     store.write_json(study, dict(parameters={}, finished="2026-12-03T11:00:00+00:00", rows=[]))
-    assert results.outdated_study_note("masking", ("thesis-resnet20",), tmp_path).data == ""
+    assert findings.superseded_note("masking", ("thesis-resnet20",), tmp_path).data == ""
     written = store.write_study(tmp_path / "x.json", {}, {}, pd.DataFrame(), 0.0)
     assert written["finished"].startswith("20")  # studies are time-stamped from now on
+
+
+def _made_current(folder, grid):
+    """`folder`, a `_finished_run`, with the parameters the quick preset gives now (`is_current`)."""
+    import dataclasses
+
+    from kaflib.thesis.experiment import resolve
+
+    metrics = json.loads((folder / "metrics.json").read_text())
+    p = metrics["parameters"]
+    exp = resolve(model=p["model"], act=p["act"], preset="quick", seed=p["seed"], grid=grid, mixed_precision=False)
+    metrics["parameters"] = dataclasses.asdict(exp)
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    return folder
 
 
 def _current_run(root, act, seed, clean, robust, **overrides):
@@ -506,38 +529,36 @@ def test_the_kaf_comparison_leaves_out_runs_of_an_earlier_recipe(tmp_path):
     _current_run(tmp_path, "elu", 0, 0.45, 0.90, momentum=0.9)
     _current_run(tmp_path, "elu", 1, 0.45, 0.90, epochs=3)
     _current_run(tmp_path, "elu", 2, 0.45, 0.29)
-    measured = results.load_grid("thesis-resnet20", tmp_path)
+    measured = runs.load_grid("thesis-resnet20", tmp_path)
     assert measured.set_index(["act", "seed"])["current"].to_dict() == {
         ("elu", 0): False, ("elu", 1): False, ("elu", 2): True, **{(a, s): True for a in ("kaf", "relu") for s in range(3)}}
-    d = results.kaf_fixed_difference(measured)
+    d = statistics.kaf_fixed_difference(measured)
     assert d["fixed"] == ["relu"] and d["left_out"] == ["elu seed 0", "elu seed 1"]
     np.testing.assert_allclose(d["per_seed"]["robust_diff"], [1.0, 1.0, 1.0])
-    finding = results.kaf_fixed_finding(d, "thesis-resnet20").data
+    finding = findings.kaf_fixed_finding(d, "thesis-resnet20").data
     assert "Left out, as trained with an earlier recipe or other settings: elu seed 0, elu seed 1." in finding
-    assert "elu" in results.kaf_fixed_difference(measured, runs="all")["fixed"]  # all: elu's 3 seeds pair up
+    assert "elu" in statistics.kaf_fixed_difference(measured, runs="all")["fixed"]  # all: elu's 3 seeds pair up
     with pytest.raises(ValueError, match="runs='some' is invalid"):
-        results.kaf_fixed_difference(measured, runs="some")
+        statistics.kaf_fixed_difference(measured, runs="some")
 
 
 def test_holm_adjustment_matches_the_step_down_by_hand():
-    from kaflib.thesis.results import _holm
 
     p = pd.Series([0.04, 0.01, 0.03, 0.5], index=list("abcd"))
     # sorted 0.01, 0.03, 0.04, 0.5 -> x4, x3, x2, x1 = 0.04, 0.09, 0.08 -> 0.09 (monotone), 0.5
-    assert _holm(p).to_dict() == pytest.approx(dict(a=0.09, b=0.04, c=0.09, d=0.5))
-    assert _holm(pd.Series([0.6, 0.7], index=["x", "y"])).tolist() == [1.0, 1.0]
+    assert statistics.holm(p).to_dict() == pytest.approx(dict(a=0.09, b=0.04, c=0.09, d=0.5))
+    assert statistics.holm(pd.Series([0.6, 0.7], index=["x", "y"])).tolist() == [1.0, 1.0]
 
 
 def test_the_paired_seeds_are_the_most_that_kafs_and_fixed_activations_share():
-    from kaflib.thesis.results import _paired_seeds
 
     # relu has its second seed first: pairing on {0, 1} would leave no KAF, so seed 0 with all five
-    assert _paired_seeds({"relu": {0, 1}, "elu": {0}, "kaf": {0}, "kaf_elu": {0}, "swish": {0}}) == (
+    assert statistics.paired_seeds({"relu": {0, 1}, "elu": {0}, "kaf": {0}, "kaf_elu": {0}, "swish": {0}}) == (
         [0], ["elu", "kaf", "kaf_elu", "relu", "swish"])
     # once a KAF has it too, the two seeds win over the activations that lack it ({0, 2} ties: lowest seeds)
-    assert _paired_seeds({"relu": {0, 1}, "elu": {0}, "kaf": {0, 1, 2}, "swish": {0, 2}}) == ([0, 1], ["kaf", "relu"])
-    assert _paired_seeds({"relu": {0, 1}, "elu": {0, 1}}) == ([], [])  # no KAF
-    assert _paired_seeds({}) == ([], [])
+    assert statistics.paired_seeds({"relu": {0, 1}, "elu": {0}, "kaf": {0, 1, 2}, "swish": {0, 2}}) == ([0, 1], ["kaf", "relu"])
+    assert statistics.paired_seeds({"relu": {0, 1}, "elu": {0, 1}}) == ([], [])  # no KAF
+    assert statistics.paired_seeds({}) == ([], [])
 
 
 def _autoattack_record(folder, name, activation, robust, n=200, per_image=True):
@@ -560,19 +581,19 @@ def test_a_paired_difference_that_does_not_survive_holm_says_so(tmp_path):
     _autoattack_record(folder, "swish_ckpt", "swish", set(range(80)))
     _autoattack_record(folder, "kaf_ckpt", "kaf", set(range(3, 92)))  # 12 images only kaf's, 3 only swish's
     _autoattack_record(folder, "kaf_elu_ckpt", "kaf_elu", set(range(80)))  # the same images as swish
-    pairs = results.autoattack_paired_differences(results.autoattack_table(tmp_path))
+    pairs = statistics.autoattack_paired_differences(results.autoattack_table(tmp_path))
     kaf = pairs.loc["kaf_ckpt"]
     assert kaf["low"] > 0 and 0.025 < kaf["p_exact"] < 0.05 < kaf["p_holm"] == pytest.approx(2 * kaf["p_exact"])
-    finding = results.autoattack_paired_finding(results.autoattack_table(tmp_path))
+    finding = findings.autoattack_paired_finding(results.autoattack_table(tmp_path))
     assert "kaf +4.5 [+0.7, +8.3] (p 0.035, Holm 0.070)" in finding
     assert "Holm-corrected for the 2 comparisons" in finding
     assert "Measurably more robust: kaf (not after Holm's correction)." in finding
-    assert "Against ReLU" not in results.autoattack_findings(results.autoattack_table(tmp_path),
-                                                             results.leaderboard_entries()).data
+    assert "Against ReLU" not in findings.autoattack_findings(results.autoattack_table(tmp_path),
+                                                             runs.leaderboard_entries()).data
     _autoattack_record(folder, "relu_ckpt", "relu", set(range(70)))  # the thesis' baseline, not the best fixed
-    findings = results.autoattack_findings(results.autoattack_table(tmp_path), results.leaderboard_entries()).data
-    assert "- Against ReLU, the thesis' baseline. Paired on the same 200 images, KAF minus `relu_ckpt`" in findings
-    assert "KAF minus `swish_ckpt`" in findings  # the best fixed activation stays the first reference
+    found = findings.autoattack_findings(results.autoattack_table(tmp_path), runs.leaderboard_entries()).data
+    assert "- Against ReLU, the thesis' baseline. Paired on the same 200 images, KAF minus `relu_ckpt`" in found
+    assert "KAF minus `swish_ckpt`" in found  # the best fixed activation stays the first reference
 
 
 def test_autoattack_kaf_checkpoints_are_compared_image_by_image(tmp_path):
@@ -585,7 +606,7 @@ def test_autoattack_kaf_checkpoints_are_compared_image_by_image(tmp_path):
     _autoattack_record(folder, "kaf_elu_ckpt", "kaf_elu", set(range(50)))  # a subset of swish's
     _autoattack_record(folder, "kaf_free_ckpt", "kaf_free", set(range(90)), n=100)  # other images: not paired
     table = results.autoattack_table(tmp_path)
-    pairs = results.autoattack_paired_differences(table)
+    pairs = statistics.autoattack_paired_differences(table)
     assert set(pairs["reference"]) == {"swish_ckpt"}  # relu's record keeps no per-image outcomes
     assert list(pairs.index) == ["kaf_ckpt", "kaf_elu_ckpt", "kaf_swish_ckpt"]
     assert pairs.loc["kaf_ckpt", "difference"] == pytest.approx(15.0) and pairs.loc["kaf_ckpt", "low"] > 0
@@ -601,26 +622,26 @@ def test_autoattack_kaf_checkpoints_are_compared_image_by_image(tmp_path):
     # the 95% half width of a mean of -1/0/+1 differences: 1.96 sd / sqrt(n)
     d = np.r_[np.ones(30), np.zeros(170)]
     assert pairs.loc["kaf_ckpt", "high"] - 15.0 == pytest.approx(100 * 1.96 * d.std(ddof=1) / np.sqrt(200))
-    findings = results.autoattack_findings(table, results.leaderboard_entries()).data
-    assert "Measurably more robust: kaf." in findings and "Measurably less robust: kaf_elu." in findings
-    assert "kaf +15.0 [" in findings and "(p < 0.001, Holm < 0.001)" in findings
-    assert "No measurable difference: kaf_swish." in findings
-    against_elu = results.autoattack_paired_differences(table, reference="elu_ckpt")
+    found = findings.autoattack_findings(table, runs.leaderboard_entries()).data
+    assert "Measurably more robust: kaf." in found and "Measurably less robust: kaf_elu." in found
+    assert "kaf +15.0 [" in found and "(p < 0.001, Holm < 0.001)" in found
+    assert "No measurable difference: kaf_swish." in found
+    against_elu = statistics.autoattack_paired_differences(table, reference="elu_ckpt")
     assert against_elu.loc["kaf_elu_ckpt", "difference"] == pytest.approx(-5.0)
     # an activation names its one checkpoint
-    by_activation = results.autoattack_paired_differences(table, reference="elu")
+    by_activation = statistics.autoattack_paired_differences(table, reference="elu")
     assert by_activation.equals(against_elu) and set(by_activation["reference"]) == {"elu_ckpt"}
     assert set(by_activation["reference_activation"]) == {"elu"}
-    assert "kaf_elu -5.0 [" in results.autoattack_paired_finding(table, reference="elu")
+    assert "kaf_elu -5.0 [" in findings.autoattack_paired_finding(table, reference="elu")
     # a KAF reference is not compared with itself
-    assert "kaf_ckpt" not in results.autoattack_paired_differences(table, reference="kaf").index
+    assert "kaf_ckpt" not in statistics.autoattack_paired_differences(table, reference="kaf").index
     for bad in ("relu_ckpt", "relu", "gelu"):  # relu's record keeps no per-image outcomes
         with pytest.raises(ValueError, match=f"reference='{bad}' is not a checkpoint with per-image outcomes"):
-            results.autoattack_paired_differences(table, reference=bad)
+            statistics.autoattack_paired_differences(table, reference=bad)
     only_fixed = tmp_path / "fixed-only"
     _autoattack_record(only_fixed / "autoattack", "swish_ckpt", "swish", set(range(80)))
-    assert results.autoattack_paired_differences(results.autoattack_table(only_fixed)) is None
-    assert results.autoattack_paired_finding(results.autoattack_table(only_fixed)) == ""
+    assert statistics.autoattack_paired_differences(results.autoattack_table(only_fixed)) is None
+    assert findings.autoattack_paired_finding(results.autoattack_table(only_fixed)) == ""
 
     from kaflib.thesis.figures import plot_autoattack_differences
 
@@ -645,7 +666,7 @@ def test_figures_of_the_book_draw_readable_legends(tmp_path):
 
     _autoattack_record(tmp_path / "autoattack", "swish_ckpt", "swish", set(range(80)))
     _autoattack_record(tmp_path / "autoattack", "kaf_ckpt", "kaf", set(range(90)))
-    fig = plot_autoattack(results.autoattack_table(tmp_path), results.leaderboard_entries())
+    fig = plot_autoattack(results.autoattack_table(tmp_path), runs.leaderboard_entries())
     assert "clean" in legend_labels(fig) and fig.get_figwidth() <= 8.5
     history = pd.DataFrame(dict(epoch=[1, 2], test_clean_acc=[0.3, 0.4], test_pgd_acc=[0.1, 0.2]))
     assert legend_labels(plot_histories({"relu": history, "kaf": history})) == ["relu", "kaf"]

@@ -60,7 +60,7 @@ def plot_robustness_vs_accuracy(comparison, title=None):
 
 
 def plot_deep_kaf(studies):
-    """Two panels for `kaflib.thesis.results.load_deep_kaf` studies: the gradient norm of
+    """Two panels for `kaflib.thesis.runs.load_deep_kaf` studies: the gradient norm of
     every convolution's kernel and bias at initialisation, in the order from
     input to output (log scale), and the clean test accuracy per epoch of
     standard training (a cross marks a divergence)."""
@@ -92,11 +92,11 @@ def plot_bound_vs_robustness(runs, min_clean=None):
     """Robust accuracy (%) against the network's Lipschitz bound (log scale), one
     point per run, KAFs as filled crosses. `runs`: the rows of `lipschitz` studies.
     Runs with clean accuracy below `min_clean` (a fraction; default
-    `results.MIN_TRAINED_CLEAN`) did not train: they are drawn faint and labelled
+    `runs.MIN_TRAINED_CLEAN`) did not train: they are drawn faint and labelled
     "at chance"."""
     import matplotlib.pyplot as plt
 
-    from kaflib.thesis.results import MIN_TRAINED_CLEAN
+    from kaflib.thesis.runs import MIN_TRAINED_CLEAN
 
     min_clean = MIN_TRAINED_CLEAN if min_clean is None else min_clean
 
@@ -123,7 +123,7 @@ def plot_lipschitz_evolution(histories):
 
     `histories`: {label: per-epoch history with the columns of
     `kaflib.lipschitz.lipschitz_epoch_metrics` and train_acc}
-    (`results.lipschitz_histories()`); labels ending in a KAF activation are drawn
+    (`runs.lipschitz_histories()`); labels ending in a KAF activation are drawn
     solid, the others dashed.
     """
     import matplotlib.pyplot as plt
@@ -202,7 +202,7 @@ def plot_autoattack(table, leaderboard):
     beside RobustBench's entries.
 
     `table` is `kaflib.thesis.results.autoattack_table()`, `leaderboard`
-    `kaflib.thesis.results.leaderboard_entries()` (drawn as vertical lines: their
+    `kaflib.thesis.runs.leaderboard_entries()` (drawn as vertical lines: their
     numbers are on the full test set).
     """
     import matplotlib.pyplot as plt
@@ -235,7 +235,7 @@ def plot_autoattack_differences(*pairs):
     reference checkpoint, one row per KAF activation; an interval crossing 0 is no
     measurable difference (grey), one wholly above or below is green or red.
 
-    Each argument is `kaflib.thesis.results.autoattack_paired_differences(...)` against one
+    Each argument is `kaflib.thesis.statistics.autoattack_paired_differences(...)` against one
     reference (e.g. the best fixed activation, then ReLU); their markers are offset within
     a row and told apart by shape and the legend. None arguments are skipped.
     """

@@ -37,7 +37,7 @@
   (`kaflib.masking`: PGD accuracy vs eps, black-box Square vs white-box PGD,
   transfer from and to the grid's ReLU model, and the smoothed-surrogate
   attack on Gaussian-KAF models); runs that did not train (clean accuracy
-  below `results.MIN_TRAINED_CLEAN`) are listed under `skipped`. Writes
+  below `runs.MIN_TRAINED_CLEAN`) are listed under `skipped`. Writes
   `results/masking/<grid>.json` (rows: one per model; `sweep`: the eps sweep).
   `masking-checks thesis-checkpoints --checkpoints CHECKPOINTS_DIR`
   checks the published ResNet20 of each activation (`THESIS_CHECKPOINTS`).
@@ -322,7 +322,7 @@ def lipschitz(grid, results=None, force=False, progress=True):
 
     from kaflib.kaf import KAF
     from kaflib.lipschitz import kaf_lipschitz, network_lipschitz
-    from kaflib.thesis.results import load_run
+    from kaflib.thesis.runs import load_run
 
     root = store.results_dir(results)
     out = store.study_path("lipschitz", grid, root)
@@ -375,12 +375,12 @@ def _checkpoint_twins(folder):
 
 def _trained_models(root, grid, checkpoints, command):
     """(models, skipped, extra parameters) to check: the finished runs of `grid`
-    that trained (clean accuracy at least `results.MIN_TRAINED_CLEAN`; the others
+    that trained (clean accuracy at least `runs.MIN_TRAINED_CLEAN`; the others
     are in `skipped` with the reason), or for `thesis-checkpoints` the float32
     twins of the published ResNet20s in the folder `checkpoints`."""
     import keras
 
-    from kaflib.thesis.results import MIN_TRAINED_CLEAN
+    from kaflib.thesis.runs import MIN_TRAINED_CLEAN
 
     if grid == "thesis-checkpoints":
         if checkpoints is None:

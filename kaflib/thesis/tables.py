@@ -142,7 +142,7 @@ def learning_rates(measured, grid):
     import pandas as pd
 
     from kaflib.thesis.experiment import read_metrics
-    from kaflib.thesis.results import reported_results
+    from kaflib.thesis.runs import reported_results
 
     ours = {}
     for row in measured.itertuples():
@@ -156,11 +156,11 @@ def learning_rates(measured, grid):
 
 
 def thesis_comparison(comparison, measured=None, grid=None, digits=1):
-    """`results.mean_sd(comparison)` for reading: per activation, robust then clean accuracy,
+    """`statistics.mean_sd(comparison)` for reading: per activation, robust then clean accuracy,
     ours beside the thesis', then, given the grid's runs (`measured`, `results.load_grid`)
     and `grid`, the learning-rate bounds where the thesis reports them, then how our runs
     were trained."""
-    from kaflib.thesis.results import mean_sd
+    from kaflib.thesis.statistics import mean_sd
 
     shown = mean_sd(comparison, digits)
     columns = ["robust (ours)", "robust (thesis)", "clean (ours)", "clean (thesis)"]
@@ -186,7 +186,7 @@ def masking_tables(checks):
     diagnostics behind the flags, and the flags; rows read "ResNet20 / KAF_ELU". An
     attack not run on a model (the surrogate on a fixed activation, transfer from ReLU
     to ReLU) reads "–"."""
-    from kaflib.thesis.results import MASKING_FLAGS
+    from kaflib.thesis.statistics import MASKING_FLAGS
 
     frame = checks.copy()
     frame.index = [f"{grid_name(grid)} / {activation_name(model)}" for grid, model in checks.index]
@@ -253,7 +253,7 @@ def autoattack_tables(aa, leaderboard):
 
 
 def paired_differences(pairs):
-    """`results.autoattack_paired_differences()` for reading: one row per KAF, the difference
+    """`statistics.autoattack_paired_differences()` for reading: one row per KAF, the difference
     with its 95% interval and p-values first, then the images behind it."""
     frame = pairs.assign(interval=[f"[{lo:+.1f}, {hi:+.1f}]" for lo, hi in zip(pairs["low"], pairs["high"])])
     frame.index = [activation_name(a) for a in pairs["activation"]]

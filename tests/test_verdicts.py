@@ -1,0 +1,128 @@
+"""The book's answer (`kaflib.thesis.verdicts`) agrees with the tables that show its evidence,
+and no study of a retrained run reaches a page (`kaflib.thesis.runs.read_grid_study`)."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from kaflib.thesis import findings, results, runs, statistics, store, verdicts
+
+
+def _evidence(key):
+    return [(text, numbers) for text, _, numbers in verdicts.answers()[key]["evidence"]]
+
+
+def test_the_retrained_verdict_is_the_conclusions_interval():
+    d = statistics.kaf_fixed_difference(runs.load_grid("thesis-resnet20"))
+    if not d["kafs"] or len(d["seeds"]) < 2:
+        pytest.skip("no paired ResNet20 runs on file")
+    text, numbers = _evidence("robust")[0]
+    assert numbers == [f"{d['robust'][k]:+.1f}" for k in ("mean", "low", "high")]
+    shown = findings.kaf_fixed_finding(d, "thesis-resnet20").data
+    assert all(n in shown for n in numbers) and d["attack"] in text and d["attack"] in shown
+
+
+def test_the_checkpoint_verdicts_are_the_paired_tables():
+    table = results.autoattack_table()
+    if table is None:
+        pytest.skip("no AutoAttack records on file")
+    pairs = {p["reference_activation"].iloc[0]: p for p in
+             (statistics.autoattack_paired_differences(table, r) for r in statistics.autoattack_paired_references(table))}
+    evidence = dict((text.split(":")[0], numbers) for text, numbers in _evidence("robust")[1:])
+    relu = pairs["relu"]
+    assert [f"{relu['difference'].min():+.1f}", f"{relu['difference'].max():+.1f}"] == next(
+        n for t, n in evidence.items() if "ReLU" in t)
+    for numbers in evidence.values():
+        shown = " ".join(findings.autoattack_paired_finding(table, r) for r in statistics.autoattack_paired_references(table))
+        assert all(n in shown for n in numbers)
+    _, aa_numbers = _evidence("reported")[-1]
+    assert aa_numbers == [f"{table['autoattack'].min():.1f}", f"{table['autoattack'].max():.1f}"]
+
+
+def test_the_protocol_and_deep_verdicts_are_their_tables():
+    audit = results.checkpoint_audit_table()
+    if audit is not None:
+        shown = findings.checkpoint_audit_findings(audit).data
+        for _, numbers in _evidence("reported")[1:2]:
+            assert all(n in shown for n in numbers)
+        above = shown.count("**above**")
+        count = _evidence("reported")[0][1][0]
+        assert count == f"{above} of the {int(audit['thesis in PGD interval'].notna().sum())}" and count in shown
+    deep = runs.load_deep_kaf()
+    if deep:
+        table = results.deep_kaf_table(deep)
+        _, numbers = _evidence("deep")[0]
+        last = {f"{v:.1f}" for v in table["last clean %"]}
+        assert set(numbers) <= last
+
+
+def _run(root, act, finished, seed=0):
+    folder = root / "thesis-vgg" / (f"vgg-{act}" + (f"-seed{seed}" if seed else ""))
+    folder.mkdir(parents=True)
+    metrics = dict(parameters=dict(model="vgg", act=act, preset="quick", method="fgsm_rs", epochs=10, pgd_steps=50,
+                                   pgd_restarts=1, eps=8 / 255, seed=seed, momentum=0.0),
+                   data=dict(train=4829, guard=256, test=1017), clean_acc=0.4, robust_acc=0.1, epochs_run=10,
+                   finished=finished, seconds=dict(train=1.0, attack=1.0, total=2.0))
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    return folder
+
+
+def _masking(root, finished):
+    rows = [dict(model=m, clean=0.4, pgd=0.1, square=0.12, worst=0.1, acc_at_max_eps=0.0, transfer_in=0.2,
+                 transfer_out=0.2, not_to_zero=False, black_box_wins=False, transfer_wins=False)
+            for m in ("relu", "kaf")]
+    store.write_json(store.study_path("masking", "thesis-vgg", root),
+                     dict(parameters=dict(grid="thesis-vgg"), data=dict(test=256), finished=finished, rows=rows))
+
+
+def test_a_study_of_a_retrained_run_is_left_out_and_recorded(tmp_path):
+    _run(tmp_path, "relu", "2026-12-01T10:00:00+00:00")
+    _run(tmp_path, "kaf", "2026-12-01T11:00:00+00:00")
+    _masking(tmp_path, "2026-12-01T12:00:00+00:00")
+    assert runs.superseded_studies(tmp_path) == {}
+    assert results.masking_table(path=tmp_path).index.unique("grid").tolist() == ["thesis-vgg"]
+    # kaf is retrained after the study: the study describes a network that no longer exists
+    metrics = json.loads((tmp_path / "thesis-vgg" / "vgg-kaf" / "metrics.json").read_text())
+    metrics["finished"] = "2026-12-02T09:00:00+00:00"
+    (tmp_path / "thesis-vgg" / "vgg-kaf" / "metrics.json").write_text(json.dumps(metrics))
+    assert runs.superseded_studies(tmp_path) == {"masking/thesis-vgg.json": ["thesis-vgg/kaf"]}
+    assert runs.read_grid_study("masking", "thesis-vgg", tmp_path) is None
+    assert results.masking_table(path=tmp_path) is None
+    assert "VGG-inspired: retrained since: kaf" in findings.superseded_note("masking", ("thesis-vgg",), tmp_path).data
+    # a seed-1 rerun never makes a study outdated (studies measure seed 0)
+    _run(tmp_path, "relu", "2026-12-03T09:00:00+00:00", seed=1)
+    assert runs.superseded_studies(tmp_path) == {"masking/thesis-vgg.json": ["thesis-vgg/kaf"]}
+
+
+def test_page_sources_mark_a_study_read_past_the_check(tmp_path, monkeypatch):
+    monkeypatch.setenv("KAFLIB_RESULTS_DIR", str(tmp_path))
+    _run(tmp_path, "kaf", "2026-12-02T09:00:00+00:00")
+    _masking(tmp_path, "2026-12-01T12:00:00+00:00")
+    store.forget_reads()
+    assert 'data-superseded=""' not in findings.page_sources().data  # nothing read yet
+    store.read_study("masking", "thesis-vgg")  # a chapter reading around `read_grid_study`
+    html = findings.page_sources().data
+    assert 'data-file="masking/thesis-vgg.json" data-superseded="thesis-vgg/kaf"' in html
+    store.forget_reads()
+
+
+def test_a_pgd_sweep_older_than_its_run_is_superseded(tmp_path):
+    folder = _run(tmp_path, "relu", "2026-12-02T09:00:00+00:00")
+    store.write_json(folder / "pgd_iterations.json", dict(finished="2026-12-02T10:00:00+00:00", seconds=1.0, rows=[]))
+    assert runs.study_superseded_by(folder / "pgd_iterations.json") == []
+    store.write_json(folder / "pgd_iterations.json", dict(finished="2026-12-01T10:00:00+00:00", seconds=1.0, rows=[]))
+    assert runs.superseded_studies(tmp_path) == {"thesis-vgg/vgg-relu/pgd_iterations.json": ["thesis-vgg/relu"]}
+
+
+def test_a_weak_baseline_is_named():
+    clean = pd.Series({"relu": 29.8, "elu": 45.9, "kaf": 39.2, "swish": 42.0})
+    assert "barely trained (29.8% clean" in findings.weak_baseline(clean, "relu")
+    assert findings.weak_baseline(clean.replace(29.8, 38.0), "relu") == ""
+
+
+def test_the_thesis_ranking_names_swish_and_the_kafs_above_elu():
+    reported = pd.DataFrame(dict(experiment=["vgg_fast_at"] * 4, activation=["relu", "elu", "swish", "kaf"],
+                                 robust_acc=[45.4, 45.5, 47.7, 46.8]))
+    text = findings.thesis_ranking_finding(reported).data
+    assert 'tab. "vggrob" (VGG): Swish is the most robust, 47.7%' in text and "above ELU's 45.5%: KAF 46.8%" in text
