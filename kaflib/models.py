@@ -54,7 +54,7 @@ def _check_common(act, num_classes, input_shape):
 
 #: Initialisers, regularisers and batch-norm settings of the layers around the
 #: activations, by name. ``thesis``: the checkpoints' `saved_model.pb` Keras
-#: configs (`tests/test_thesis_recipe.py` checks every field); ``he-bn0.9``:
+#: configs (`tests/thesis/test_recipe.py` checks every field); ``he-bn0.9``:
 #: kaflib before it read them. The VGG keeps He-uniform kernels and L2 0.0012 on
 #: its dense layers in both (thesis ch. 7.1).
 LAYER_RECIPES = {

@@ -26,7 +26,7 @@ __all__ = ["PRESETS", "QUICK_DEVIATIONS", "UNRECORDED_PARAMETERS", "recipe_table
 
 #: Per-preset, per-model settings. `thesis` is the thesis author's recipe, item
 #: by item (every setting and its source: `THESIS_RECIPE_SOURCES`, the table in
-#: results/README.md; `tests/test_thesis_recipe.py` checks it against the
+#: results/README.md; `tests/thesis/test_recipe.py` checks it against the
 #: training configs stored in the published checkpoints). `quick` fits the
 #: 5085/1017-image mini set on 2 CPU cores; `smoke` is for tests. On 5085
 #: images, fast AT at eps 8/255 overfits catastrophically within 8-15 epochs
@@ -67,7 +67,7 @@ PRESETS = {
 #: grid, chosen with its LR range test: thesis tab. "vggrob"
 #: (../shared/thesis/author/thesis/thesis.tex, lines 1577-1583, column
 #: "(min_lr, max_lr)"). The `thesis` and `quick` presets use them;
-#: `tests/test_experiment.py` checks them against the thesis' `reported_results.csv`
+#: `tests/thesis/test_experiment.py` checks them against the thesis' `reported_results.csv`
 #: where this machine has it.
 VGG_LEARNING_RATES = {"relu": (1e-4, 0.08), "elu": (1e-4, 0.1), "kaf": (0.01, 1.0), "kaf_elu": (1e-4, 0.1),
                       "swish": (1e-4, 0.3), "kaf_swish": (1e-4, 0.8), "kaf_free": (0.01, 2.0)}
@@ -86,7 +86,7 @@ RESNET20_LEARNING_RATES = {"elu": (1e-4, 0.2), "kaf_relu": (0.01, 0.8), "kaf_swi
 #: plain SGD; `python -m kaflib.thesis.studies lr-range --act ACT --momentum 0 --recipe
 #: thesis`, committed as `results/lr-range/resnet20-<act>[-std0.05]-thesis-momentum0.json`)
 #: read by `kaflib.train.suggest_lr_range`, to 2 significant digits.
-#: `tests/test_thesis_lr_ranges.py` checks every entry against its committed test.
+#: `tests/thesis/test_lr_ranges.py` checks every entry against its committed test.
 QUICK_RESNET20_LEARNING_RATES = {"relu": (0.0052, 0.43), "elu": (0.0026, 0.11), "swish": (0.0052, 0.22),
                                  "kaf": (0.011, 1.1), "kaf_relu": (0.019, 0.39), "kaf_elu": (0.0037, 0.14),
                                  "kaf_swish": (0.024, 0.49), "kaf_free": (0.011, 1.1)}

@@ -77,7 +77,7 @@ def test_kaf_slopes_of_a_ridge_relu_kaf_are_about_one_inside_the_dictionary():
 
 def test_lipschitz_of_a_grid_reads_every_finished_run(tmp_path):
     from kaflib.models import build_model
-    from tests.test_results import _finished_run
+    from tests.thesis.test_results import _finished_run
 
     for act, robust in (("relu", 0.01), ("kaf", 0.0)):
         folder = _finished_run(tmp_path, "thesis-light", "light", act, 0.5, robust)
@@ -109,7 +109,7 @@ def test_masking_checks_of_the_thesis_checkpoints_needs_their_folder(tmp_path):
 
 def test_pgd_curves_skip_untrained_runs_and_resume_from_saved_models(tmp_path):
     from kaflib.models import build_model
-    from tests.test_results import _finished_run
+    from tests.thesis.test_results import _finished_run
 
     for act, clean in (("relu", 0.5), ("kaf", 0.1)):
         folder = _finished_run(tmp_path, "thesis-light", "light", act, clean, 0.0)
@@ -133,7 +133,7 @@ def test_pgd_curves_skip_untrained_runs_and_resume_from_saved_models(tmp_path):
 
 def test_apgd_of_a_grid_cascades_ce_then_targeted_dlr(tmp_path):
     from kaflib.models import build_model
-    from tests.test_results import _finished_run
+    from tests.thesis.test_results import _finished_run
 
     folder = _finished_run(tmp_path, "thesis-light", "light", "relu", 0.5, 0.0)
     build_model("light", "relu").save(folder / "model.keras")

@@ -115,7 +115,7 @@ def test_the_fingerprint_follows_images_and_order():
 
 def test_a_finished_run_on_other_images_is_stale(tmp_path, monkeypatch):
     """The grid compares the recorded fingerprint with the images the run would read now."""
-    import tests.test_experiment as helpers
+    import tests.thesis.test_experiment as helpers
 
     parameters = {"preset": "smoke", "seed": 0, "data_dir": str(TINY_DATA_DIR)}
     wanted = grid.expected_experiment("light", "relu", "thesis-light", tmp_path, parameters)

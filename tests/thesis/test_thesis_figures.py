@@ -10,7 +10,7 @@ from kaflib.thesis.tables import CHAPTERS, thesis_figures
 from tests.conftest import SHARED
 
 THESIS_TEX = SHARED / "thesis" / "author" / "thesis" / "thesis.tex"
-BOOK = Path(__file__).resolve().parents[1] / "book"
+BOOK = Path(__file__).resolve().parents[2] / "book"
 STATUSES = {"rebuilt", "partly rebuilt", "redrawn", "not rebuilt"}
 
 
