@@ -139,10 +139,9 @@ def plot_kaf_inits(inits=("random", "relu", "elu", "swish"), channels=3, span=5.
             ax.plot(x, _activation_curve(init, x), "k--", lw=1, label=f"{init} (target)")
         ax.plot(kaf_dictionary(layer.dictionary_size, layer.boundary), np.zeros(layer.dictionary_size), "|",
                 color="grey", ms=8)
-        ax.set(title=f"init = {init}", xlabel="x")
+        ax.set(title=f"init = {init}", xlabel="x", ylabel="KAF(x)")
         ax.legend(fontsize="x-small")
         ax.grid(alpha=0.3)
-        ax.set_ylabel("KAF(x)")
     fig.tight_layout()
     return fig
 
@@ -367,10 +366,9 @@ def plot_gradient_norms(traces, layers=6):
             ax.plot(rows["step"][finite], rows["norm"][finite], label=f"{rows['layer'].iloc[0]} (#{depth})")
             if (~finite).any():
                 ax.plot(rows["step"][~finite], np.full((~finite).sum(), 1e6), "rx")
-        ax.set(yscale="log", xlabel="training step", title=label)
+        ax.set(yscale="log", xlabel="training step", ylabel="gradient norm (L2, per layer)", title=label)
         ax.legend(fontsize="xx-small")
         ax.grid(alpha=0.3)
-        ax.set_ylabel("gradient norm (L2, per layer)")
     fig.tight_layout()
     return fig
 

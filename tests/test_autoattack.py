@@ -82,25 +82,33 @@ def test_apgd_ce_agrees_with_arts_own_apgd(model, data):
     assert low <= ours.mean() <= high, (ours.mean(), theirs.mean())
 
 
-def test_an_interrupted_cascade_resumes_without_redoing_finished_batches(model, data, monkeypatch):
+@pytest.mark.parametrize("attacks, saves, done_batches, calls_after", [
+    # the clean pass, then three batches of apgd-ce: square runs all its 3 batches after resuming
+    (("apgd-ce", "square"), 4, None, ["square"] * 3),
+    # the clean pass, three batches of apgd-ce, then two of fab-t: only fab-t's last batch is left
+    (("apgd-ce", "fab-t"), 6, ["0", "32"], ["fab-t"]),
+], ids=["between-attacks", "in-fab-t"])
+def test_an_interrupted_cascade_resumes_without_redoing_finished_batches(model, data, monkeypatch, attacks, saves,
+                                                                         done_batches, calls_after):
     images, labels = data
-    attacks = ("apgd-ce", "square")
     full = run_cascade(model, images, labels, attacks, SETTINGS, batch_size=32, progress=False)
     saved = []
 
     def save_then_die(state):
         saved.append(json.loads(json.dumps(state)))
-        if len(saved) == 4:  # the clean pass, then three batches of apgd-ce
+        if len(saved) == saves:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         run_cascade(model, images, labels, attacks, SETTINGS, batch_size=32, save=save_then_die, progress=False)
+    if done_batches is not None:
+        assert sorted(saved[-1]["attacks"][attacks[-1]]["robust"], key=int) == done_batches
     calls = []
     original = autoattack.run_attack
     monkeypatch.setattr(autoattack, "run_attack", lambda name, *a, **k: calls.append(name) or original(name, *a, **k))
     resumed = run_cascade(model, images, labels, attacks, SETTINGS, batch_size=32, state=saved[-1],
                           progress=False)
-    assert calls.count("apgd-ce") == 0 and calls.count("square") == 3
+    assert calls == calls_after
     for name in attacks:
         np.testing.assert_array_equal(resumed.after(name, len(labels)), full.after(name, len(labels)))
 
@@ -378,30 +386,6 @@ def test_a_run_that_departs_from_the_standard_version_names_its_departures():
     assert found == ["attacks: apgd-ce, apgd-t-art, square (standard: apgd-ce, apgd-t, fab-t, square)",
                      "targets=2 (standard: 9)", "square_queries=20 (standard: 5000)"]  # fab_steps: FAB-T did not run
     assert departures(autoattack.STANDARD, AttackSettings(fab_steps=10)) == ["fab_steps=10 (standard: 100)"]
-
-
-def test_an_interrupted_cascade_resumes_in_the_middle_of_fab_t(model, data, monkeypatch):
-    images, labels = data
-    attacks = ("apgd-ce", "fab-t")
-    full = run_cascade(model, images, labels, attacks, SETTINGS, batch_size=32, progress=False)
-    saved = []
-
-    def save_then_die(state):
-        saved.append(json.loads(json.dumps(state)))
-        if len(saved) == 6:  # the clean pass, three batches of apgd-ce, then two of fab-t
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        run_cascade(model, images, labels, attacks, SETTINGS, batch_size=32, save=save_then_die, progress=False)
-    assert sorted(saved[-1]["attacks"]["fab-t"]["robust"], key=int) == ["0", "32"]
-    calls = []
-    original = autoattack.run_attack
-    monkeypatch.setattr(autoattack, "run_attack", lambda name, *a, **k: calls.append(name) or original(name, *a, **k))
-    resumed = run_cascade(model, images, labels, attacks, SETTINGS, batch_size=32, state=saved[-1],
-                          progress=False)
-    assert calls == ["fab-t"]  # only the last batch of FAB-T is left
-    for name in attacks:
-        np.testing.assert_array_equal(resumed.after(name, len(labels)), full.after(name, len(labels)))
 
 
 def _batches_left(marks, batch_size):

@@ -65,7 +65,7 @@ PRESETS = {
 
 #: The thesis' learning-rate range (min_lr, max_lr) per activation for the VGG
 #: grid, chosen with its LR range test: thesis tab. "vggrob"
-#: (../shared/thesis/author/thesis/thesis.tex, lines 1577-1583, column
+#: (the author's thesis/thesis.tex, lines 1577-1583, column
 #: "(min_lr, max_lr)"). The `thesis` and `quick` presets use them;
 #: `tests/thesis/test_experiment.py` checks them against the thesis' `reported_results.csv`
 #: where this machine has it.
@@ -96,7 +96,7 @@ def recipe_sources(preset):
 
     ``"thesis"``: each setting of the `thesis` preset and its source ("ckpt:" = the Keras
     training config in every published checkpoint's saved_model.pb; paths are in
-    ../shared/thesis/author/). ``"quick"``: how the `quick` preset departs from `thesis`,
+    the author's repository). ``"quick"``: how the `quick` preset departs from `thesis`,
     and why (the measurement behind each choice, or the plain statement that it has not
     been measured yet). Read from `recipe_sources.csv` (package data: preset, setting,
     value, source), where the prose is kept and edited.

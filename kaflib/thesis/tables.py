@@ -19,26 +19,35 @@ __all__ = ["ACTIVATION_NAMES", "GRID_NAMES", "COLUMN_NAMES", "activation_name", 
 GRID_NAMES = {"thesis-light": "light CNN", "thesis-vgg": "VGG-inspired", "thesis-resnet20": "ResNet20",
               "thesis-checkpoints": "published ResNet20"}
 
-#: Column names of `kaflib.thesis.results`' tables as a reader sees them (accuracies in percent).
-COLUMN_NAMES = {
+_ACCURACIES = {  # clean and under attack
     "clean": "clean (%)", "clean_acc": "clean (%)", "robust_acc": "robust (%)", "pgd": "PGD-50 (%)",
     "apgd_ce": "APGD-CE (%)", "apgd_dlr_t": "APGD-CE + APGD-T (%)", "square": "Square (%)",
     "surrogate": "smoothed surrogate (%)", "worst": "worst case (%)", "acc_at_max_eps": "PGD at eps 128/255 (%)",
     "transfer_in": "transfer from ReLU (%)", "transfer_out": "ReLU on this model's images (%)",
+}
+_MASKING = {  # gradient-masking flags
     "pgd_curve_50": "PGD curve at 50 iterations (%)", "pgd_curve_last": "PGD curve at its last count (%)",
     "not_to_zero": "above 1% at eps 128/255", "black_box_wins": "Square beats PGD",
     "transfer_wins": "transfer beats PGD", "surrogate_wins": "surrogate beats PGD",
     "not_converged": "PGD still falling after 50 iterations",
+}
+_AUTOATTACK = {
     "apgd-ce": "after APGD-CE (%)", "apgd-t": "after APGD-T (%)", "autoattack": "AutoAttack (%)",
     "n_images": "test images", "minutes": "minutes", "activation": "activation",
+}
+_LIPSCHITZ = {
     "max_activation": "steepest activation (max |f'|)", "network_bound": "network bound",
     "log10_bound": "log10 network bound", "bound_vs_robust": "robust vs bound (Spearman)",
     "activation_vs_robust": "robust vs steepest activation (Spearman)", "runs": "runs",
+}
+_COMPARISONS = {  # paired comparisons and the thesis' numbers
     "difference": "difference (points)", "only_this": "images only the KAF survives",
     "only_reference": "images only the reference survives", "p_exact": "p (exact McNemar)",
     "p_holm": "p (Holm)", "thesis clean": "thesis clean (%)", "thesis robust": "thesis robust (%)",
     "float32 agreement": "float32 twin agrees (%)", "model": "network", "act": "activation",
 }
+#: Column names of `kaflib.thesis.results`' tables as a reader sees them (accuracies in percent).
+COLUMN_NAMES = {**_ACCURACIES, **_MASKING, **_AUTOATTACK, **_LIPSCHITZ, **_COMPARISONS}
 
 
 def grid_name(grid):
