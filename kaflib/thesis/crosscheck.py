@@ -206,7 +206,7 @@ def main(argv=None):
 
     import kaflib  # noqa: F401 (registers kaflib's layers)
     from kaflib.autoattack import marks
-    from kaflib.data import load_cifar10
+    from kaflib.data import fingerprint, load_cifar10
     from kaflib.evaluate import wilson_interval
     from kaflib.thesis.store import crosscheck_path, environment, partial_path, read_json, write_json
 
@@ -246,6 +246,7 @@ def main(argv=None):
                   clean=dict(accuracy=float(clean.mean()), ci95=wilson_interval(int(clean.sum()), args.n)),
                   robust=dict(accuracy=float(robust.mean()), ci95=wilson_interval(int(robust.sum()), args.n)),
                   per_image=dict(clean=marks(clean), robust=marks(robust)),
+                  data=dict(name=f"CIFAR-10 test, the first {args.n} images", fingerprint=fingerprint(x, y)),
                   parameters=parameters, seconds=seconds + time.perf_counter() - tic, environment=environment())
     name = args.out.name.removesuffix("-torchattacks.json")  # the record's own name when it is not a pair's
     ours = read_json(crosscheck_path(name, "kaflib", args.out.parent)) if name != args.out.name else None
