@@ -9,7 +9,8 @@ call would use; unfinished ones resume from their last epoch checkpoint. A
 finished run whose parameters differ (another preset version, another KAF
 init, other images: another fingerprint of the data, ...) is never silently
 taken for the new one: it is reported as stale, with the differences, and
-rerun only with `--rerun-stale` (its old files stay in git's history). Failed runs are reported and the others go on.
+rerun only with `--rerun-stale` (its old files stay in git's history). Failed
+runs are reported and the others go on.
 
 Runs are tasks of a Dask distributed cluster (one task = one papermill run):
 
