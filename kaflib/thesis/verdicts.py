@@ -158,10 +158,11 @@ def answers(path=None):
 
     p, aa = protocol(), results.autoattack_table()
     evidence, verdict = [], "not answered yet: no checkpoint audit"
-    if p is not None:
+    if p is not None and p["compared"]:  # no thesis numbers on this machine: nothing to compare with
         count = f"{p['above']} of the {p['compared']}"
         evidence.append((f"The thesis' robust accuracy lies above our PGD-50 95% interval for {count} published "
                          f"checkpoints it reports a number for.", "protocol", [count]))
+    if p is not None:
         if p["thesis"] is not None:
             numbers = [f"{p['thesis']:.1f}", f"{p['fixed']:.1f}", _pm(p["thesis"] - p["fixed"])]
             evidence.append((f"Its attack (float16 gradients, probabilities, no labels) gives {numbers[0]}% on the "
@@ -171,7 +172,8 @@ def answers(path=None):
             numbers = [f"{aa['autoattack'].min():.1f}", f"{aa['autoattack'].max():.1f}"]
             evidence.append((f"Under AutoAttack, the strongest attack run on them, the published checkpoints keep "
                              f"{numbers[0]}% to {numbers[1]}%.", "autoattack", numbers))
-        verdict = ("no: they are too high" if p["above"] == p["compared"] and p["compared"]
+        verdict = ("not answered here: the thesis' reported numbers are not on this machine" if not p["compared"]
+                   else "no: they are too high" if p["above"] == p["compared"]
                    else f"partly: {p['compared'] - p['above']} of {p['compared']} are within our interval or below")
     out["reported"] = dict(question=QUESTIONS["reported"], verdict=verdict, evidence=evidence)
 
