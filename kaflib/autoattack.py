@@ -9,7 +9,11 @@ attack before it failed on, and an image is robust only if it survives them all.
 ``--reuse RECORD`` starts a run from a finished record of the same model, images,
 seed and batch size (`reused_progress`): the attacks both cascades begin with, with
 the same settings, are not run again; their per-image outcomes and seconds come
-from the record, and the new record says so (``kaflib.reused``).
+from the record, and the new record says so (``kaflib.reused``). A later attack
+the record also ran with the same settings (`reused_outcomes`) keeps its outcome on
+every image the record's run of it attacked, and runs only on the others: each
+attack of the cascade starts from the clean image, so its outcome on an image does
+not depend on the attacks before it, only on whether it is reached.
 
 ==========  ==========================================================  ========================
 attack      what it is                                                  here
@@ -57,7 +61,7 @@ from kaflib.fab import fab_robust
 
 __all__ = ["ATTACKS", "LEFT_OUT", "STANDARD", "USED_BY", "AttackSettings", "CascadeProgress", "default_out",
            "departures", "evaluate_file", "format_eps", "format_summary", "main", "marks", "per_image",
-           "record_attacks", "reused_progress", "robustbench_record", "run_attack", "run_cascade", "summarise"]
+           "record_attacks", "reused_outcomes", "reused_progress", "robustbench_record", "run_attack", "run_cascade", "summarise"]
 
 #: The attacks `run_attack` knows, in AutoAttack's cascade order (apgd-t-art: APGD-T
 #: with ART's DLR loss; pgd: PGD-50, step 2/255, the thesis' attack; neither is part of AutoAttack).
@@ -140,8 +144,11 @@ class CascadeProgress:
     """What a cascade has finished: the robust mask after each attack, per batch.
 
     `state` is a JSON-ready dict (`run_cascade` saves it after every batch):
-    ``clean`` (bool list `(N,)`), and per attack ``robust`` {batch start: bool
-    list}, ``seconds`` and ``attacked`` (images attacked so far).
+    ``clean`` (bool list `(N,)`), per attack ``robust`` {batch start: bool
+    list}, ``seconds`` and ``attacked`` (images attacked so far), and, where an
+    earlier record's outcomes are reused (`reused_outcomes`), ``known`` {attack:
+    {attacked, robust: "0"/"1" strings `(N,)`, seconds_per_image, from}} and per
+    attack ``reused`` (images whose outcome came from it).
     """
 
     def __init__(self, state=None):
@@ -155,11 +162,21 @@ class CascadeProgress:
         found = self.state["attacks"].get(name, {}).get("robust", {}).get(str(start))
         return None if found is None else np.array(found, bool)
 
-    def record(self, name, start, robust, seconds, attacked):
+    def record(self, name, start, robust, seconds, attacked, reused=0):
         entry = self.attack(name)
         entry["robust"][str(start)] = [bool(r) for r in robust]
         entry["seconds"] += seconds
         entry["attacked"] += int(attacked)
+        if reused:
+            entry["reused"] = entry.get("reused", 0) + int(reused)
+
+    def known(self, name, start, stop):
+        """The earlier record's (attacked, robust) bool masks of images `start:stop` for
+        attack `name`, or None where no outcome of it is reused."""
+        found = self.state.get("known", {}).get(name)
+        if found is None:
+            return None
+        return tuple(np.array([c == "1" for c in found[key][start:stop]], bool) for key in ("attacked", "robust"))
 
     def after(self, name, n):
         """The robust mask `(n,)` after attack `name` (every batch must be done)."""
@@ -205,10 +222,15 @@ def run_cascade(model, images, labels, attacks=STANDARD, settings=AttackSettings
                 stop = min(start + batch_size, len(labels))
                 before = (np.array(done.state["clean"][start:stop], bool) if position == 0
                           else done.done(attacks[position - 1], start))
+                known = done.known(name, start, stop)
+                reused = before & known[0] if known else np.zeros_like(before)
+                fresh = before & ~reused
                 tic = time.perf_counter()
-                after = run_attack(name, model, images[start:stop], labels[start:stop], before, settings, judge,
-                                   seed=seed + start, batch_size=batch_size) if before.any() else before
-                done.record(name, start, after, time.perf_counter() - tic, before.sum())
+                after = run_attack(name, model, images[start:stop], labels[start:stop], fresh, settings, judge,
+                                   seed=seed + start, batch_size=batch_size) if fresh.any() else fresh
+                if known:
+                    after = after | (reused & known[1])
+                done.record(name, start, after, time.perf_counter() - tic, fresh.sum(), reused.sum())
                 if save:
                     save(done.state)
             bar.update(1)
@@ -228,7 +250,9 @@ def summarise(progress, attacks):
     Returns:
         dict: ``clean`` and ``worst`` ({accuracy (fraction), ci95 [low, high],
         robust, n}), and per attack in ``attacks``: the accuracy after it (the
-        cascade so far), ``seconds``, ``images_attacked`` and ``images_per_second``.
+        cascade so far), ``seconds``, ``images_attacked`` and ``images_per_second``
+        (this run's), and where an earlier record's outcomes were reused,
+        ``images_reused`` and ``seconds_reused`` (the images' share of that run's seconds).
     """
     n = len(progress.state["clean"])
     rows = {}
@@ -236,7 +260,11 @@ def summarise(progress, attacks):
         entry = progress.state["attacks"][name]
         seconds, attacked = entry["seconds"], entry["attacked"]
         rows[name] = dict(**_rate(progress.after(name, n)), seconds=seconds, images_attacked=attacked,
-                          images_per_second=attacked / seconds if attacked else None)
+                          images_per_second=attacked / seconds if attacked and seconds else None)
+        if entry.get("reused"):
+            known = progress.state["known"][name]
+            rows[name].update(images_reused=entry["reused"],
+                              seconds_reused=entry["reused"] * known["seconds_per_image"])
     return dict(clean=_rate(progress.state["clean"]), attacks=rows, worst=_rate(progress.after(attacks[-1], n)))
 
 
@@ -404,6 +432,38 @@ def reused_progress(record, parameters, description, settings, source="the recor
     return state, reused
 
 
+def reused_outcomes(record, attacks, settings, reused, source="the record"):
+    """Per-image outcomes of a finished record for the attacks of a new cascade after
+    its reused first attacks (`reused_progress`) that the record also ran, with the
+    same settings (eps and the settings in `USED_BY`).
+
+    Args:
+        record: the finished record (with ``per_image``), already checked by `reused_progress`.
+        attacks: the new cascade's attacks, in order; reused: its first attacks taken whole.
+        settings: the new run's `AttackSettings`.
+
+    Returns:
+        {attack: {"attacked", "robust": "0"/"1" strings `(N,)` (the images the record's
+        run of it attacked, and those that survived it), "seconds_per_image", "from"}}
+        for `CascadeProgress.state["known"]`; empty when there are none.
+    """
+    k = record["kaflib"]
+    ran, before, marks_ = record_attacks(record), k.get("settings", {}), k["per_image"]
+    names = list(k["parameters"]["attacks"])  # as the record stores them
+    found = {}
+    for name in attacks[len(reused):]:
+        if name not in ran[len(reused):]:
+            continue
+        if any(before.get(f) != getattr(settings, f) for f in ("eps", *(f for f, u in USED_BY.items() if name in u))):
+            continue
+        at = ran.index(name)
+        previous = marks_[names[at - 1]] if at else marks_["clean"]
+        row = k["summary"]["attacks"][names[at]]
+        found[name] = {"attacked": previous, "robust": marks_[names[at]], "from": source,
+                       "seconds_per_image": row["seconds"] / row["images_attacked"] if row["images_attacked"] else 0.0}
+    return found
+
+
 def evaluate_file(model, attacks=STANDARD, n=1000, settings=AttackSettings(), out=None, data_dir=None, seed=0,
                   batch_size=256, progress=True, force=False, reuse=None):
     """Run the cascade on a model file (`kaflib.model_files.load_for_evaluation`) and write its record.
@@ -415,7 +475,9 @@ def evaluate_file(model, attacks=STANDARD, n=1000, settings=AttackSettings(), ou
     (those the two cascades share, with the same settings) are not run again
     (`reused_progress`; its clean outcomes are checked against a fresh prediction);
     the new record names it and the attacks in ``kaflib.reused``, and its seconds
-    include theirs (``kaflib.seconds.reused``). Returns the record.
+    include theirs (``kaflib.seconds.reused``). A later attack the record also ran
+    keeps the record's outcome on every image that run attacked (`reused_outcomes`;
+    ``kaflib.reused.outcomes``: the images per attack). Returns the record.
     """
     from pathlib import Path
 
@@ -451,6 +513,10 @@ def evaluate_file(model, attacks=STANDARD, n=1000, settings=AttackSettings(), ou
                              f"differ on {int(np.sum(clean != state['clean']))} of {n} images.")
         reused = {"from": str(reuse), "attacks": names,
                   "seconds": sum(state["attacks"][a]["seconds"] for a in names)}
+    if reuse is not None and reused and reused["from"] == str(reuse) and "known" not in state:
+        # also when resuming a run begun before outcomes were reused: only for attacks not yet begun
+        known = reused_outcomes(read_json(reuse), list(attacks), settings, reused["attacks"], source=str(reuse))
+        state["known"] = {a: v for a, v in known.items() if a not in state["attacks"]}
     seconds = (saved or {}).get("seconds", reused["seconds"] if reused and saved is None else 0.0)
     tic = time.perf_counter()
 
@@ -468,7 +534,8 @@ def evaluate_file(model, attacks=STANDARD, n=1000, settings=AttackSettings(), ou
                                              this_sitting=time.perf_counter() - started),
                                 images_correct=per_image(done, attacks))
     if reused:
-        record["kaflib"]["reused"] = reused
+        outcomes = {a: row["images_reused"] for a, row in summary["attacks"].items() if row.get("images_reused")}
+        record["kaflib"]["reused"] = {**reused, **({"outcomes": outcomes} if outcomes else {})}
         record["kaflib"]["seconds"]["reused"] = reused["seconds"]
     write_json(out, record)
     partial.unlink(missing_ok=True)

@@ -475,3 +475,55 @@ def test_reuse_refuses_a_record_that_does_not_match(tmp_path, monkeypatch):
         autoattack.evaluate_file(model, n=24, batch_size=8, out=tmp_path / "second.json",
                                  **{**common, "reuse": tmp_path / "missing.json"})
     assert not (tmp_path / "second.partial.json").exists()
+
+
+def test_a_later_attack_keeps_the_records_outcome_on_the_images_it_attacked(tmp_path, monkeypatch):
+    model = _tiny_file(tmp_path)
+    settings = AttackSettings(apgd_steps=5, targets=1, fab_steps=5, fab_targets=1, square_queries=10)
+    common = dict(n=24, settings=settings, data_dir=TINY_DATA_DIR, batch_size=8, progress=False)
+    first = autoattack.evaluate_file(model, ["apgd-ce", "apgd-t-art", "square"], out=tmp_path / "first.json",
+                                     **common)["kaflib"]
+    original, seen = autoattack.run_attack, {}
+
+    def spy(name, model_, images, labels, robust, *args, **kwargs):
+        seen.setdefault(name, []).append(np.array(robust, bool))
+        return original(name, model_, images, labels, robust, *args, **kwargs)
+
+    monkeypatch.setattr(autoattack, "run_attack", spy)
+    new = autoattack.evaluate_file(model, autoattack.STANDARD, out=tmp_path / "second.json",
+                                   reuse=tmp_path / "first.json", **common)["kaflib"]
+
+    def mask(marks):
+        return np.array([c == "1" for c in marks], bool)
+
+    before, attacked_then = mask(new["per_image"]["fab-t"]), mask(first["per_image"]["apgd-t-art"])
+    reused = before & attacked_then
+    assert reused.any()  # the test reaches what it checks
+    ran = np.concatenate(seen["square"]) if "square" in seen else np.zeros(0, bool)
+    # square runs only on the images its earlier run did not reach, and keeps its outcome on the others
+    assert int(ran.sum()) == int((before & ~attacked_then).sum())
+    after, then = mask(new["per_image"]["square"]), mask(first["per_image"]["square"])
+    assert np.array_equal(after[reused], then[reused])
+    assert not after[~before].any()
+    row = new["summary"]["attacks"]["square"]
+    assert row.get("images_reused", 0) == int(reused.sum()) == new["reused"].get("outcomes", {}).get("square", 0)
+    assert row["images_attacked"] == int((before & ~attacked_then).sum())
+    assert "apgd-t" in seen and "fab-t" in seen  # other attacks and settings than the record's: they run
+
+
+def test_reused_outcomes_are_only_of_attacks_with_the_same_settings():
+    record = dict(version="standard", kaflib=dict(
+        parameters=dict(attacks=["apgd-ce", "apgd-t", "square"]), settings=dict(eps=8 / 255, square_queries=5000,
+                                                                               apgd_steps=100, targets=9),
+        per_image={"clean": "1110", "apgd-ce": "1100", "apgd-t": "1000", "square": "0000"},
+        summary=dict(attacks={"apgd-t": dict(seconds=6.0, images_attacked=2),
+                              "square": dict(seconds=2.0, images_attacked=1)})))
+    found = autoattack.reused_outcomes(record, list(autoattack.STANDARD), AttackSettings(), ["apgd-ce"], "r.json")
+    assert found == {"apgd-t": {"attacked": "1100", "robust": "1000", "from": "r.json", "seconds_per_image": 3.0},
+                     "square": {"attacked": "1000", "robust": "0000", "from": "r.json", "seconds_per_image": 2.0}}
+    assert list(autoattack.reused_outcomes(record, list(autoattack.STANDARD), AttackSettings(square_queries=10),
+                                           ["apgd-ce"])) == ["apgd-t"]
+    # a record without a version ran ART's targeted DLR as "apgd-t": not AutoAttack's
+    legacy = {k: v for k, v in record.items() if k != "version"}
+    assert list(autoattack.reused_outcomes(legacy, list(autoattack.STANDARD), AttackSettings(), ["apgd-ce"])) == [
+        "square"]
