@@ -32,6 +32,15 @@ alpha_max 0.1, eta 1.05, beta 0.9), on the same model, images and target classes
 The second writes, beside torchattacks' per-image outcomes, their agreement with the
 first's record when it is there (``agreement``: images robust to both, to only one);
 ``cross_check_table("results/autoattack-crosscheck/fab-t")`` reads the pair too.
+
+One attack of a kaflib cascade, image by image, on the images it was given there:
+``--from RECORD`` (kaflib's AutoAttack record of the same model, finished or its
+``.partial.json``) attacks only those of the first N images still robust before
+``--attack`` in RECORD's cascade (FAB-T: APGD-T's survivors; APGD-T: APGD-CE's), and
+compares torchattacks' outcome on each with RECORD's (``agreement``):
+
+    KERAS_BACKEND=torch python -m kaflib.thesis.crosscheck DIR/NAME.keras --attack fab-t --n 128 \
+        --from results/autoattack-standard/NAME.json --out results/autoattack-crosscheck/standard/NAME-fab-t.json
 """
 
 import argparse
@@ -41,7 +50,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["torchattacks_autoattack", "torchattacks_fab_t", "cross_check_table", "cross_check_findings", "main"]
+__all__ = ["cascade_outcomes", "cross_check_findings", "cross_check_table", "main", "torchattacks_apgd_t",
+           "torchattacks_autoattack", "torchattacks_fab_t"]
 
 #: What `main` can run on the PyTorch backend, and how its record describes it.
 IMPLEMENTATIONS = {
@@ -49,6 +59,8 @@ IMPLEMENTATIONS = {
                   "defaults), Square 5000",
     "fab-t": "FAB(norm='Linf', multi_targeted=True, n_classes=10, steps=100, n_restarts=1, alpha_max=0.1, "
              "eta=1.05, beta=0.9): AutoAttack's standard FAB-T",
+    "apgd-t": "APGDT(norm='Linf', n_classes=10, steps=100, n_restarts=1, rho=0.75, eot_iter=1): AutoAttack's "
+              "standard APGD-T (targeted DLR loss, the 9 most likely wrong classes in turn)",
 }
 
 
@@ -85,6 +97,53 @@ def torchattacks_fab_t(model, images, labels, eps=8 / 255, steps=100, seed=0, ba
                                 n_classes=int(model.output_shape[-1]))
 
     return _torchattacks_robust(attack, model, images, labels, batch_size, done, save, progress, "torchattacks FAB-T")
+
+
+def torchattacks_apgd_t(model, images, labels, eps=8 / 255, steps=100, seed=0, batch_size=32, done=None, save=None,
+                        progress=True):
+    """Per-image robustness `(N,)` under torchattacks' APGDT with AutoAttack's standard APGD-T
+    settings (targeted DLR loss, the 9 most likely wrong classes in turn, `steps` per target,
+    1 restart, rho 0.75). Arguments and resuming as in `torchattacks_autoattack`."""
+    import torchattacks
+
+    def attack(wrapped, start):
+        return torchattacks.APGDT(wrapped, norm="Linf", eps=eps, steps=steps, n_restarts=1, seed=seed + start,
+                                  eot_iter=1, rho=0.75, n_classes=int(model.output_shape[-1]))
+
+    return _torchattacks_robust(attack, model, images, labels, batch_size, done, save, progress,
+                                "torchattacks APGD-T")
+
+
+def cascade_outcomes(record, attack, n):
+    """From kaflib's AutoAttack record (a finished record, or a `.partial.json` dict),
+    the first `n` images' outcomes around `attack`: (before, after), bool `(n,)`, the
+    images still robust before it in the record's cascade and after it.
+
+    Raises:
+        ValueError when the record did not run `attack`, or has not finished it on the first `n` images.
+    """
+    if "state" in record:  # an interrupted run: per-batch masks
+        state, attacks = record["state"], record["parameters"]["attacks"]
+
+        def after(name):
+            if name == "clean":
+                return np.array(state["clean"][:n], bool)
+            batches = state["attacks"].get(name, {}).get("robust", {})
+            found = np.concatenate([np.array(batches[k], bool) for k in sorted(batches, key=int)]) if batches else []
+            starts = sorted(map(int, batches))
+            if len(found) < n or starts != list(range(0, len(starts) * record["parameters"]["batch_size"],
+                                                      record["parameters"]["batch_size"])):
+                raise ValueError(f"the record has not finished {name} on the first {n} images.")
+            return found[:n]
+    else:
+        attacks, marks_ = record["kaflib"]["parameters"]["attacks"], record["kaflib"]["per_image"]
+
+        def after(name):
+            return np.array([c == "1" for c in marks_[name][:n]], bool)
+    if attack not in attacks:
+        raise ValueError(f"attack={attack!r}: the record's cascade is {', '.join(attacks)}.")
+    at = attacks.index(attack)
+    return after(attacks[at - 1] if at else "clean"), after(attack)
 
 
 def _torchattacks_robust(make_attack, model, images, labels, batch_size, done, save, progress, description):
@@ -200,7 +259,12 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=32, help="images per batch, the unit of resuming")
     parser.add_argument("--attack", choices=sorted(IMPLEMENTATIONS), default="autoattack",
-                        help="torchattacks' standard AutoAttack (default) or its FAB with AutoAttack's FAB-T settings")
+                        help="torchattacks' standard AutoAttack (default), or one of its attacks with AutoAttack's "
+                             "standard settings")
+    parser.add_argument("--from", dest="from_record", type=Path, metavar="RECORD",
+                        help="kaflib's AutoAttack record of this model (or its .partial.json): attack only the images "
+                             "still robust before --attack in its cascade, and compare image by image (needed for "
+                             "apgd-t)")
     args = parser.parse_args(argv)
     import keras
 
@@ -218,10 +282,20 @@ def main(argv=None):
             raise ValueError(f"n={args.n!r} is invalid: an integer in [1, {len(y)}].")
         if args.batch_size < 1:
             raise ValueError(f"batch_size={args.batch_size!r} is invalid: an integer >= 1.")
+        if args.attack == "apgd-t" and args.from_record is None:
+            raise ValueError("attack='apgd-t' needs --from RECORD (kaflib's record to compare with, image by image).")
         x, y = x[:args.n], y[:args.n]
+        attacked, theirs_before = np.ones(args.n, bool), None
+        if args.from_record is not None:
+            record_from = read_json(args.from_record)
+            if record_from is None:
+                raise ValueError(f"from={str(args.from_record)!r} does not exist.")
+            attacked, kaflib_after = cascade_outcomes(record_from, args.attack, args.n)
+            theirs_before = attacked
         model = keras.models.load_model(args.model, compile=False)
         parameters = dict(model=args.model.name, n=args.n, seed=args.seed, batch_size=args.batch_size,
-                          **({} if args.attack == "autoattack" else {"attack": args.attack}))
+                          **({} if args.attack == "autoattack" else {"attack": args.attack}),
+                          **({"from": str(args.from_record)} if args.from_record is not None else {}))
         partial = partial_path(args.out)
         saved = read_json(partial)
         if saved is not None and saved["parameters"] != parameters:
@@ -229,11 +303,15 @@ def main(argv=None):
                              f"({saved['parameters']}): delete it or choose another --out.")
         seconds, tic = (saved or {}).get("seconds", 0.0), time.perf_counter()
         clean = np.argmax(keras.ops.convert_to_numpy(model.predict(x, verbose=0)), -1) == y
-        run = torchattacks_autoattack if args.attack == "autoattack" else torchattacks_fab_t
-        robust = run(
-            model, x, y, seed=args.seed, batch_size=args.batch_size, done=(saved or {}).get("done"),
+        run = dict(autoattack=torchattacks_autoattack, apgd_t=torchattacks_apgd_t,
+                   fab_t=torchattacks_fab_t)[args.attack.replace("-", "_")]
+        index = np.flatnonzero(attacked)
+        robust = np.zeros(args.n, bool)
+        robust[index] = run(
+            model, x[index], y[index], seed=args.seed, batch_size=args.batch_size, done=(saved or {}).get("done"),
             save=lambda done: write_json(partial, dict(parameters=parameters, done=done,
-                                                       seconds=seconds + time.perf_counter() - tic))) & clean
+                                                       seconds=seconds + time.perf_counter() - tic)))
+        robust &= clean
     except (ValueError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -245,22 +323,39 @@ def main(argv=None):
                   backend=f"keras {keras.__version__} on torch {torch.__version__}", seed=args.seed,
                   clean=dict(accuracy=float(clean.mean()), ci95=wilson_interval(int(clean.sum()), args.n)),
                   robust=dict(accuracy=float(robust.mean()), ci95=wilson_interval(int(robust.sum()), args.n)),
-                  per_image=dict(clean=marks(clean), robust=marks(robust)),
+                  per_image=dict(clean=marks(clean), **({"attacked": marks(attacked)} if theirs_before is not None
+                                                        else {}), robust=marks(robust)),
                   data=dict(name=f"CIFAR-10 test, the first {args.n} images", fingerprint=fingerprint(x, y)),
                   parameters=parameters, seconds=seconds + time.perf_counter() - tic, environment=environment())
-    name = args.out.name.removesuffix("-torchattacks.json")  # the record's own name when it is not a pair's
-    ours = read_json(crosscheck_path(name, "kaflib", args.out.parent)) if name != args.out.name else None
-    if (ours is not None and "per_image" in ours.get("kaflib", {})
-            and ours["n_images"] >= args.n):  # both take the first test images in order
-        record["agreement"] = dict(kaflib_record=ours["kaflib"]["parameters"],
-                                   **_per_image_agreement(ours["kaflib"]["per_image"][ours["attacks"][-1]][:args.n],
-                                                          marks(robust)))
+    if theirs_before is not None:
+        record["agreement"] = _agreement_on(attacked, kaflib_after, robust, args.from_record)
+    else:
+        name = args.out.name.removesuffix("-torchattacks.json")  # the record's own name when it is not a pair's
+        ours = read_json(crosscheck_path(name, "kaflib", args.out.parent)) if name != args.out.name else None
+        if (ours is not None and "per_image" in ours.get("kaflib", {})
+                and ours["n_images"] >= args.n):  # both take the first test images in order
+            record["agreement"] = dict(
+                kaflib_record=ours["kaflib"]["parameters"],
+                **_per_image_agreement(ours["kaflib"]["per_image"][ours["attacks"][-1]][:args.n], marks(robust)))
     write_json(args.out, record)
     partial.unlink(missing_ok=True)
     print(f"{args.model.name}: clean {100 * clean.mean():.1f}%, torchattacks {args.attack} {100 * robust.mean():.1f}% "
           f"[{100 * record['robust']['ci95'][0]:.1f}, {100 * record['robust']['ci95'][1]:.1f}] on {args.n} images"
           + (f"; per image against kaflib's record: {record['agreement']}" if "agreement" in record else ""))
     return 0
+
+
+def _agreement_on(attacked, ours, theirs, source):
+    """Image by image on the `attacked` images (bool `(n,)` each): how often kaflib's outcome
+    (`ours`, robust after the attack) and torchattacks' (`theirs`) agree, and where they do not."""
+    index = np.flatnonzero(attacked)
+    only_ours = [int(i) for i in index if ours[i] and not theirs[i]]
+    only_theirs = [int(i) for i in index if theirs[i] and not ours[i]]
+    agree = len(index) - len(only_ours) - len(only_theirs)
+    return dict(kaflib_record=str(source), attacked=len(index), agree=agree,
+                share=agree / len(index) if len(index) else None,
+                both_robust=int(np.sum(ours[index] & theirs[index])),
+                only_kaflib_robust=only_ours, only_torchattacks_robust=only_theirs)
 
 
 if __name__ == "__main__":

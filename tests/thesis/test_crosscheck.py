@@ -1,0 +1,46 @@
+"""The torchattacks cross-check's bookkeeping (the attacks themselves need the PyTorch
+backend and torchattacks, outside the set-up: their records are committed with the command)."""
+
+import numpy as np
+import pytest
+
+from kaflib.thesis.crosscheck import _agreement_on, cascade_outcomes
+
+FINISHED = dict(kaflib=dict(parameters=dict(attacks=["apgd-ce", "apgd-t", "fab-t", "square"]),
+                            per_image={"clean": "11110", "apgd-ce": "11100", "apgd-t": "11000",
+                                       "fab-t": "10000", "square": "10000"}))
+
+
+def _mask(text):
+    return np.array([c == "1" for c in text], bool)
+
+
+def test_cascade_outcomes_are_the_images_before_and_after_the_attack():
+    before, after = cascade_outcomes(FINISHED, "fab-t", 5)
+    assert before.tolist() == _mask("11000").tolist() and after.tolist() == _mask("10000").tolist()
+    before, after = cascade_outcomes(FINISHED, "apgd-ce", 3)  # the first attack starts from the clean outcomes
+    assert before.tolist() == [True, True, True] and after.tolist() == [True, True, True]
+    with pytest.raises(ValueError, match=r"attack='pgd': the record's cascade is apgd-ce, apgd-t, fab-t, square"):
+        cascade_outcomes(FINISHED, "pgd", 5)
+
+
+def test_cascade_outcomes_of_an_interrupted_record_need_the_first_batches_done():
+    partial = dict(parameters=dict(attacks=["apgd-ce", "apgd-t", "fab-t", "square"], batch_size=2),
+                   state=dict(clean=[True, True, True, False],
+                              attacks={"apgd-ce": dict(robust={"0": [True, True], "2": [True, False]}),
+                                       "apgd-t": dict(robust={"0": [True, False]})}))
+    before, after = cascade_outcomes(partial, "apgd-t", 2)
+    assert before.tolist() == [True, True] and after.tolist() == [True, False]
+    with pytest.raises(ValueError, match="has not finished apgd-t on the first 4 images"):
+        cascade_outcomes(partial, "apgd-t", 4)
+    with pytest.raises(ValueError, match="has not finished apgd-t on the first 2 images"):
+        cascade_outcomes({**partial, "state": {**partial["state"], "attacks": {
+            "apgd-ce": partial["state"]["attacks"]["apgd-ce"], "apgd-t": dict(robust={"2": [True, False]})}}},
+            "apgd-t", 2)
+
+
+def test_agreement_counts_only_the_attacked_images_and_names_the_others():
+    attacked, ours, theirs = _mask("11110"), _mask("10100"), _mask("10011")
+    found = _agreement_on(attacked, ours, theirs, "r.json")
+    assert found == dict(kaflib_record="r.json", attacked=4, agree=2, share=0.5, both_robust=1,
+                         only_kaflib_robust=[2], only_torchattacks_robust=[3])
