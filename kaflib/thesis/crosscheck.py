@@ -50,7 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["cascade_outcomes", "cross_check_findings", "cross_check_table", "main", "torchattacks_apgd_t",
+__all__ = ["attack_agreement_findings", "attack_agreement_table", "cascade_outcomes", "cross_check_findings", "cross_check_table", "main", "torchattacks_apgd_t",
            "torchattacks_autoattack", "torchattacks_fab_t"]
 
 #: What `main` can run on the PyTorch backend, and how its record describes it.
@@ -236,6 +236,62 @@ def cross_check_findings(table):
             elif int(row["only_kaflib_robust"]) == 0:
                 line += " So on these images torchattacks found no adversarial example that kaflib missed."
         lines.append(line)
+    return Markdown("\n".join(lines))
+
+
+def attack_agreement_table(folder=None):
+    """The image-by-image checks of single attacks (``--from``, `--attack` apgd-t or fab-t) in
+    `folder` (default `results/autoattack-crosscheck/standard/`), one row per model and attack:
+    attacked (images), agree, share (%), both_robust, only_kaflib_robust and
+    only_torchattacks_robust (counts; the image indices are in `attrs["disagreements"]`
+    {(model, attack): (only kaflib robust, only torchattacks robust)}); or None."""
+    import pandas as pd
+
+    from kaflib.thesis.store import read_json, results_dir
+
+    folder = Path(folder) if folder is not None else results_dir() / "autoattack-crosscheck" / "standard"
+    rows, disagreements = [], {}
+    for path in sorted(folder.glob("*.json")):
+        if path.name.endswith(".partial.json"):
+            continue
+        record = read_json(path)
+        agreement = record.get("agreement", {})
+        if "attacked" not in agreement:
+            continue
+        model = record["model"].removesuffix(".keras")
+        rows.append(dict(model=model, attack=record["attack"], attacked=agreement["attacked"],
+                         agree=agreement["agree"], share=100 * agreement["share"] if agreement["share"] is not None
+                         else None, both_robust=agreement["both_robust"],
+                         only_kaflib_robust=len(agreement["only_kaflib_robust"]),
+                         only_torchattacks_robust=len(agreement["only_torchattacks_robust"]), n=record["n_images"]))
+        disagreements[(model, record["attack"])] = (agreement["only_kaflib_robust"],
+                                                    agreement["only_torchattacks_robust"])
+    if not rows:
+        return None
+    table = pd.DataFrame(rows).set_index(["model", "attack"])
+    table.attrs["disagreements"] = disagreements
+    return table
+
+
+def attack_agreement_findings(table, required=98.0):
+    """Plain sentences (Markdown) on `attack_agreement_table()`: per model and attack, how
+    many of the images it was given the two implementations judge alike, against `required`
+    (percent), and which images they do not."""
+    from IPython.display import Markdown
+
+    names = {"apgd-t": "APGD-T", "fab-t": "FAB-T"}
+    lines = []
+    for (model, attack), row in table.iterrows():
+        ours, theirs = table.attrs["disagreements"][(model, attack)]
+        line = (f"- `{model}`, {names.get(attack, attack)}: the two agree on {row['agree']} of the "
+                f"{row['attacked']} images it was given ({row['share']:.1f}%, "
+                + ("at or above" if row["share"] >= required else "below") + f" the {required:g}% asked for)")
+        if ours or theirs:
+            line += ("; " + "; ".join(part for part in (
+                f"only torchattacks' broke image{'s' if len(ours) > 1 else ''} {', '.join(map(str, ours))}" if ours
+                else "", f"only kaflib's broke image{'s' if len(theirs) > 1 else ''} {', '.join(map(str, theirs))}"
+                if theirs else "") if part))
+        lines.append(line + ".")
     return Markdown("\n".join(lines))
 
 

@@ -19,7 +19,7 @@ from kaflib.thesis.runs import reported_results_path, runs_newer_than_study, stu
 from kaflib.thesis.statistics import (MASKING_FLAGS, WEAK_FRACTION, autoattack_paired_differences,
                                       autoattack_paired_references, flag_images, weak_runs)
 
-__all__ = ["thesis_numbers_note", "missing_note", "stopped_note", "superseded_note", "page_sources",
+__all__ = ["autoattack_version_note", "standard_autoattack_findings", "thesis_numbers_note", "missing_note", "stopped_note", "superseded_note", "page_sources",
            "kaf_fixed_finding", "lipschitz_evolution_findings", "masking_findings", "masking_verdict",
            "weak_baseline", "autoattack_paired_finding", "autoattack_findings", "checkpoint_audit_findings",
            "light_grid_finding", "activation_distance_finding", "pgd_sweeps_note"]
@@ -357,6 +357,47 @@ def autoattack_findings(table, leaderboard):
         for i, reference in enumerate(autoattack_paired_references(table)):
             lead = "" if i == 0 else "Against ReLU, the thesis' baseline. "
             lines.append(f"- {lead}{autoattack_paired_finding(table, reference)}")
+    return Markdown("\n".join(lines))
+
+
+def autoattack_version_note(table):
+    """One sentence on `results.autoattack_table()`: how many of its checkpoints have
+    AutoAttack's standard version, and how far it moved the number where both ran."""
+    done = table[table["version"] == "standard"]
+    total = table.attrs.get("checkpoints", len(table))
+    if done.empty:
+        return (f"No checkpoint has been evaluated with AutoAttack's standard version yet: all {total} numbers come "
+                "from the earlier evaluation, without FAB-T.")
+    if len(done) == total:
+        return f"All {total} checkpoints were evaluated with AutoAttack's standard version."
+    gap = (done["autoattack"] - done["earlier"]).abs().max()
+    return (f"{len(done)} of the {total} checkpoints have been evaluated with AutoAttack's standard version; the "
+            "others' numbers still come from the earlier evaluation, without FAB-T and with ART's targeted loss. "
+            f"Where both were run, they differ by at most {gap:.1f} points.")
+
+
+def standard_autoattack_findings(table):
+    """Plain sentences (Markdown) on what AutoAttack's standard version changed, from
+    `results.autoattack_table()`: how many checkpoints have it, and per checkpoint that
+    does, the images APGD-T with each loss and FAB-T broke, FAB-T's share of the time and
+    the standard number beside the earlier one (no FAB-T, ART's targeted loss)."""
+    from IPython.display import Markdown
+
+    from kaflib.activations import activation_name
+
+    done = table[table["version"] == "standard"]
+    lines = [f"- {autoattack_version_note(table)}"]
+    for name, row in done.iterrows():
+        same = abs(row["autoattack"] - row["earlier"]) < 1e-9
+        lines.append(
+            f"- `{name}` ({activation_name(row['activation'])}): FAB-T broke {int(row['fab-t broke'])} of the images "
+            f"APGD-CE and APGD-T left robust and took {row['fab-t share']:.0f}% of the evaluation's time; APGD-T "
+            f"broke {int(row['apgd-t broke'])} images with AutoAttack's loss"
+            + (f" where ART's broke {int(row['apgd-t-art broke'])}" if pd.notna(row.get("apgd-t-art broke")) else "")
+            + f". Standard AutoAttack: {row['autoattack']:.1f}% "
+            f"[{row['autoattack_low']:.1f}, {row['autoattack_high']:.1f}], "
+            + ("the same as the earlier evaluation." if same
+               else f"against {row['earlier']:.1f}% in the earlier evaluation."))
     return Markdown("\n".join(lines))
 
 

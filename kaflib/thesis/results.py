@@ -242,44 +242,74 @@ def lr_range_table(model="resnet20"):
 
 
 def autoattack_table(results=None):
-    """The AutoAttack records of the published checkpoints (`results/autoattack/*.json`, written by
-    `python -m kaflib.evaluate ZIP --out results/autoattack/<checkpoint>.json`), one row per
-    checkpoint, or None if there are none.
+    """AutoAttack on the published checkpoints, one row per checkpoint: its standard record
+    (`results/autoattack-standard/*.json`: APGD-CE, APGD-T with AutoAttack's DLR loss, FAB-T,
+    Square) where there is one, else its earlier record (`results/autoattack/*.json`: no
+    FAB-T, and APGD-T with ART's targeted DLR loss); None if there are none.
 
-    Columns (percent): activation, clean, apgd-ce, apgd-t, square (the accuracy after each
-    attack of the cascade), autoattack, each with `<column>_low` / `<column>_high` (95%
-    Wilson interval); n_images; images/s of each attack; minutes (wall time).
-    `attrs["per_image"]`: {checkpoint: (n_images,) bool, robust to the whole cascade} for the
-    records that keep per-image outcomes, with `attrs["selection"]` {checkpoint: which test
-    images}, for `autoattack_paired_differences`.
+    Both are written by ``python -m kaflib.evaluate ZIP --n 512 --batch-size 64 --out FILE``
+    (the standard one with ``--reuse`` the earlier record).
+
+    Columns (percent): activation, version ("standard" or "without FAB-T"), clean, autoattack
+    (the version's worst case), earlier (the earlier record's), each with `<column>_low` /
+    `<column>_high` (95% Wilson interval); after each attack the record ran (apgd-ce,
+    apgd-t, apgd-t-art, fab-t, square: the cascade so far); n_images; `<attack> images/s`;
+    fab-t broke (images FAB-T broke that APGD-CE and APGD-T had not) and fab-t share (% of the
+    evaluation's seconds, Square's reused outcomes counted at their first run's rate);
+    apgd-t broke and apgd-t-art broke (images each targeted APGD broke after APGD-CE);
+    minutes (wall time). `attrs`: ``attacks`` (the attack columns present, in cascade
+    order), ``per_image`` {checkpoint: (n_images,) bool, robust to the whole cascade} and
+    ``selection`` {checkpoint: which test images}, for `autoattack_paired_differences`;
+    ``standard`` and ``checkpoints`` (how many rows are standard, and in all).
     """
     import numpy as np
 
-    files = store.study_files("autoattack", results)
-    if not files:
+    from kaflib.autoattack import ATTACKS, record_attacks
+
+    earlier = {store.read_json(f)["name"]: store.read_json(f) for f in store.study_files("autoattack", results)}
+    standard = {store.read_json(f)["name"]: store.read_json(f)
+                for f in store.study_files("autoattack-standard", results)}
+    if not earlier and not standard:
         return None
-    rows, per_image, selection = [], {}, {}
-    for f in files:
-        record = store.read_json(f)
-        summary = record["kaflib"]["summary"]
-        marks = record["kaflib"].get("per_image")
+    rows, per_image, selection, present = [], {}, {}, set()
+    for name in sorted(set(earlier) | set(standard)):
+        record = standard.get(name, earlier.get(name))
+        k, summary = record["kaflib"], record["kaflib"]["summary"]
+        names = record_attacks(record)  # today's names: an earlier record's "apgd-t" is ART's
+        attacks = dict(zip(names, summary["attacks"].values()))
+        present.update(names)
+        marks = k.get("per_image")
         if marks:  # the cascade's last attack saw every image still robust: its marks are the worst case
-            per_image[record["name"]] = np.array([m == "1" for m in marks[list(summary["attacks"])[-1]]])
-            selection[record["name"]] = record["kaflib"].get("data", {}).get("selection")
-        row = dict(checkpoint=record["name"], activation=record["kaflib"]["model"].get("activation"),
-                   n_images=record["n_images"])
-        for column, rate in [("clean", summary["clean"]), *summary["attacks"].items(),
-                             ("autoattack", summary["worst"])]:
+            per_image[name] = np.array([m == "1" for m in marks[list(summary["attacks"])[-1]]])
+            selection[name] = k.get("data", {}).get("selection")
+        row = dict(checkpoint=name, activation=k["model"].get("activation"), n_images=record["n_images"],
+                   version="standard" if record.get("version") == "standard" else "without FAB-T")
+        for column, rate in [("clean", summary["clean"]), *attacks.items(), ("autoattack", summary["worst"])]:
             row[column] = 100 * rate["accuracy"]
             row[f"{column}_low"], row[f"{column}_high"] = (100 * v for v in rate["ci95"])
-        for attack, rate in summary["attacks"].items():
+        if name in earlier:
+            worst = earlier[name]["kaflib"]["summary"]["worst"]
+            row["earlier"] = 100 * worst["accuracy"]
+            row["earlier_low"], row["earlier_high"] = (100 * v for v in worst["ci95"])
+        for attack, rate in attacks.items():
             row[f"{attack} images/s"] = rate["images_per_second"]
-        row["minutes"] = record["kaflib"]["seconds"]["total"] / 60
+        if "fab-t" in attacks:
+            row["fab-t broke"] = attacks["apgd-t"]["robust"] - attacks["fab-t"]["robust"]
+            spent = {a: rate["seconds"] + rate.get("seconds_reused", 0.0) for a, rate in attacks.items()}
+            row["fab-t share"] = 100 * spent["fab-t"] / sum(spent.values())
+        for version in (record, earlier.get(name)):
+            if version is None:
+                continue
+            done = dict(zip(record_attacks(version), version["kaflib"]["summary"]["attacks"].values()))
+            for targeted in ("apgd-t", "apgd-t-art"):
+                if targeted in done:
+                    row[f"{targeted} broke"] = done["apgd-ce"]["robust"] - done[targeted]["robust"]
+        row["minutes"] = k["seconds"]["total"] / 60
         rows.append(row)
     table = pd.DataFrame(rows).set_index("checkpoint")
-    table.attrs["attacks"] = list(summary["attacks"])
-    table.attrs["left_out"] = record["left_out"]
+    table.attrs["attacks"] = [a for a in ATTACKS if a in present]
     table.attrs["per_image"], table.attrs["selection"] = per_image, selection
+    table.attrs["standard"], table.attrs["checkpoints"] = int((table["version"] == "standard").sum()), len(table)
     return table
 
 

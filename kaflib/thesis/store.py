@@ -28,7 +28,7 @@ __all__ = ["STUDIES", "GRID_STUDIES", "LIPSCHITZ_EVOLUTION", "PartialStudy", "au
 
 #: Study kinds, each a folder of the results root holding one JSON file per study.
 STUDIES = ("lr-range", "exploding-gradients", "deep-kaf", "init-signal", "lipschitz", "masking", "pgd-curves", "apgd",
-           "pgd-iterations", "autoattack")
+           "pgd-iterations", "autoattack", "autoattack-standard")
 
 #: Studies of every trained run of a grid (`<study>/<grid>.json`): they describe the runs they measured.
 GRID_STUDIES = ("lipschitz", "masking", "pgd-curves", "apgd")

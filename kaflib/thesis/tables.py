@@ -11,7 +11,7 @@ import math
 from kaflib.activations import ACTIVATION_NAMES, activation_name
 
 __all__ = ["ACTIVATION_NAMES", "GRID_NAMES", "COLUMN_NAMES", "activation_name", "grid_name", "checkpoint_label",
-           "model_name", "run_label", "show", "learning_rates", "thesis_comparison", "masking_tables", "deep_kaf", "lr_ranges", "checkpoint_audit", "autoattack_tables",
+           "model_name", "run_label", "show", "learning_rates", "thesis_comparison", "masking_tables", "deep_kaf", "lr_ranges", "checkpoint_audit", "autoattack_tables", "attack_agreement",
            "paired_differences", "cross_check", "by_checkpoint", "kaf_versus_fixed", "thesis_figures",
            "thesis_figures_markdown"]
 
@@ -33,8 +33,14 @@ _MASKING = {  # gradient-masking flags
 }
 _AUTOATTACK = {
     "apgd-ce": "after APGD-CE (%)", "apgd-t": "after APGD-T (%)", "autoattack": "AutoAttack (%)",
-    "n_images": "test images", "minutes": "minutes", "activation": "activation",
+    "n_images": "test images", "minutes": "minutes", "activation": "activation", "version": "version",
+    "earlier": "without FAB-T, ART's loss (%)", "fab-t broke": "images FAB-T broke",
+    "fab-t share": "FAB-T's share of the time (%)", "apgd-t broke": "images APGD-T broke, AutoAttack's loss",
+    "apgd-t-art broke": "images APGD-T broke, ART's loss",
 }
+#: The attacks of `kaflib.autoattack` as a reader names them.
+ATTACK_NAMES = {"apgd-ce": "APGD-CE", "apgd-t": "APGD-T", "apgd-t-art": "APGD-T (ART's loss)", "fab-t": "FAB-T",
+                "square": "Square", "pgd": "PGD-50"}
 _LIPSCHITZ = {
     "max_activation": "steepest activation (max |f'|)", "network_bound": "network bound",
     "log10_bound": "log10 network bound", "bound_vs_robust": "robust vs bound (Spearman)",
@@ -244,21 +250,25 @@ def checkpoint_audit(table):
 
 
 def autoattack_tables(aa, leaderboard):
-    """`results.autoattack_table()` as three tables: accuracy (clean, AutoAttack, after each
-    attack of the cascade, with the number of test images), the attacks' cost (images per
-    second, minutes in all) and RobustBench's entries."""
+    """`results.autoattack_table()` as four tables: accuracy (AutoAttack and which version,
+    the earlier evaluation's, clean, after APGD-CE, the number of test images); what the
+    standard version changed on the checkpoints that have it (the images each targeted APGD
+    and FAB-T broke, FAB-T's share of the time; None when none has it); the attacks' cost
+    (images per second, minutes in all); and RobustBench's entries."""
     frame = by_checkpoint(aa)
-    attacks = {a: {"apgd-ce": "APGD-CE", "apgd-t": "APGD-T", "square": "Square"}.get(a, a)
-               for a in aa.attrs["attacks"]}
-    accuracy = show(frame, ["autoattack", "clean", *attacks, "n_images"], index_name="published checkpoint",
-                    names={a: f"after {name} (%)" for a, name in attacks.items()})
-    speeds = {f"{a} images/s": f"{name} (images/s)" for a, name in attacks.items()}
+    accuracy = show(frame, ["autoattack", "version", "earlier", "clean", "apgd-ce", "n_images"],
+                    index_name="published checkpoint")
+    standard = frame[frame["version"] == "standard"]
+    changes = None if standard.empty else show(
+        standard, ["autoattack", "earlier", "fab-t broke", "apgd-t broke", "apgd-t-art broke", "fab-t share"],
+        formats={"fab-t broke": 0, "apgd-t broke": 0, "apgd-t-art broke": 0}, index_name="published checkpoint")
+    speeds = {f"{a} images/s": f"{ATTACK_NAMES[a]} (images/s)" for a in aa.attrs["attacks"]}
     cost = show(frame, [*speeds, "minutes"], names=speeds, formats={c: 2 for c in speeds} | {"minutes": 0},
                 index_name="published checkpoint")
     board = show(leaderboard, ["autoattack_acc", "clean_acc", "architecture", "n_images"], index_name="RobustBench",
                  formats={"autoattack_acc": 2, "clean_acc": 2},
                  names={"autoattack_acc": "AutoAttack (%)", "clean_acc": "clean (%)"})
-    return accuracy, cost, board
+    return accuracy, changes, cost, board
 
 
 def paired_differences(pairs):
@@ -289,6 +299,23 @@ def cross_check(table):
                        "torchattacks": "torchattacks AutoAttack (%)", "torchattacks_ci95": "torchattacks 95% interval",
                        "agree_within_intervals": "agree within the interval", "n": "test images",
                        "both_robust": "images robust to both", "only_kaflib_robust": "robust to kaflib's only",
+                       "only_torchattacks_robust": "robust to torchattacks' only"})
+
+
+def attack_agreement(table):
+    """`kaflib.thesis.crosscheck.attack_agreement_table()` for reading: per checkpoint and
+    attack, the share of images the two implementations judge alike first, then the counts."""
+    from kaflib.thesis.studies import THESIS_CHECKPOINTS
+
+    named = {name: act for act, name in THESIS_CHECKPOINTS.items()}
+    frame = table.reset_index()
+    frame.index = [checkpoint_label(m, named.get(m, m)) for m in frame["model"]]
+    frame["attack"] = [ATTACK_NAMES.get(a, a) for a in frame["attack"]]
+    counts = ["agree", "attacked", "both_robust", "only_kaflib_robust", "only_torchattacks_robust"]
+    return show(frame, ["attack", "share", *counts], index_name="published checkpoint",
+                formats={c: 0 for c in counts},
+                names={"share": "alike (%)", "agree": "images alike", "attacked": "images attacked",
+                       "both_robust": "robust to both", "only_kaflib_robust": "robust to kaflib's only",
                        "only_torchattacks_robust": "robust to torchattacks' only"})
 
 

@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from kaflib.autoattack import STANDARD
 from kaflib.thesis import findings, results, runs, statistics, store
 from tests.conftest import THESIS_TABLES
 
@@ -569,7 +570,8 @@ def _autoattack_record(folder, name, activation, robust, n=200, per_image=True):
     kaflib = dict(summary=dict(clean=dict(accuracy=0.8, ci95=[0.75, 0.85]), attacks={"apgd-ce": rate, "square": rate},
                                worst=rate),
                   model=dict(activation=activation), seconds=dict(total=60.0),
-                  data=dict(selection=f"the first {n} test images, official order"))
+                  data=dict(selection=f"the first {n} test images, official order"),
+                  parameters=dict(attacks=["apgd-ce", "square"]))
     if per_image:
         kaflib["per_image"] = {"clean": "1" * n, "apgd-ce": marks, "square": marks}
     folder.mkdir(parents=True, exist_ok=True)
@@ -674,3 +676,39 @@ def test_figures_of_the_book_draw_readable_legends(tmp_path):
     lr = pd.DataFrame(dict(lr=np.geomspace(1e-4, 1, 20), loss=np.linspace(2.3, 1.0, 20)))
     ranges = pd.DataFrame({"test: max_lr": [0.1, 0.2]}, index=["relu", "kaf_elu"])
     assert legend_labels(plot_lr_range_tests({"relu": ({}, lr), "kaf_elu": ({}, lr)}, ranges)) == ["ReLU", "KAF_ELU"]
+
+
+def test_a_checkpoints_standard_record_replaces_its_earlier_one_and_says_what_it_changed(tmp_path):
+    _autoattack_record(tmp_path / "autoattack", "relu_ckpt", "relu", set(range(80)))
+    _autoattack_record(tmp_path / "autoattack", "kaf_ckpt", "kaf", set(range(90)))
+    earlier = json.loads((tmp_path / "autoattack" / "relu_ckpt.json").read_text())
+    for key, robust in (("apgd-ce", 100), ("square", 80)):
+        earlier["kaflib"]["summary"]["attacks"][key].update(robust=robust, seconds=10.0, images_attacked=100)
+    (tmp_path / "autoattack" / "relu_ckpt.json").write_text(json.dumps(earlier))
+
+    def rate(robust, seconds, **extra):
+        return dict(accuracy=robust / 200, ci95=[robust / 200 - 0.05, robust / 200 + 0.05], robust=robust,
+                    seconds=seconds, images_attacked=100, images_per_second=1.0, **extra)
+
+    marks = "".join("1" if i < 78 else "0" for i in range(200))
+    standard = dict(name="relu_ckpt", n_images=200, left_out={}, version="standard", attacks=list(STANDARD),
+                    kaflib=dict(summary=dict(clean=rate(160, 0), worst=rate(78, 0), attacks={
+                        "apgd-ce": rate(100, 10.0), "apgd-t": rate(84, 30.0), "fab-t": rate(78, 20.0),
+                        "square": rate(78, 0.0, images_reused=78, seconds_reused=40.0)}),
+                        model=dict(activation="relu"), seconds=dict(total=100.0), parameters=dict(attacks=list(STANDARD)),
+                        data=dict(selection="the first 200 test images, official order"),
+                        per_image={"clean": "1" * 200, **{a: marks for a in STANDARD}}))
+    (tmp_path / "autoattack-standard").mkdir()
+    (tmp_path / "autoattack-standard" / "relu_ckpt.json").write_text(json.dumps(standard))
+    table = results.autoattack_table(tmp_path)
+    assert table.loc["relu_ckpt", "version"] == "standard" and table.loc["kaf_ckpt", "version"] == "without FAB-T"
+    relu = table.loc["relu_ckpt"]
+    assert relu["autoattack"] == 39.0 and relu["earlier"] == 40.0
+    assert relu["fab-t broke"] == 6 and relu["apgd-t broke"] == 16
+    assert relu["fab-t share"] == pytest.approx(100 * 20 / (10 + 30 + 20 + 40))  # reused Square at its first rate
+    assert table.attrs["per_image"]["relu_ckpt"].sum() == 78 and (table.attrs["standard"], table.attrs["checkpoints"]) == (1, 2)
+    found = findings.standard_autoattack_findings(table).data
+    assert "1 of the 2 checkpoints have been evaluated with AutoAttack's standard version" in found
+    assert "differ by at most 1.0 points" in found
+    assert "FAB-T broke 6 of the images APGD-CE and APGD-T left robust and took 20% of the evaluation's time" in found
+    assert "against 40.0% in the earlier evaluation" in found
