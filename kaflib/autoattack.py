@@ -188,6 +188,10 @@ def run_cascade(model, images, labels, attacks=STANDARD, settings=AttackSettings
                 batch_size=256, state=None, save=None, progress=True):
     """Run `attacks` as AutoAttack's per-image cascade, batch by batch, resumably.
 
+    Each batch goes through the whole cascade before the next begins (each attack
+    is seeded by the batch's position, so the order changes no outcome): an
+    interrupted run has the final outcomes of its first batches.
+
     Args:
         model, judge: as in `run_attack`.
         images: float32 `(N, H, W, C)` in [0, 1]; labels: ints `(N,)`.
@@ -215,8 +219,8 @@ def run_cascade(model, images, labels, attacks=STANDARD, settings=AttackSettings
             save(done.state)
     starts = range(0, len(labels), batch_size)
     bar = tqdm(total=len(attacks) * len(starts), desc="autoattack", disable=not progress, leave=False)
-    for position, name in enumerate(attacks):
-        for start in starts:
+    for start in starts:  # batch by batch: a batch's images go through the whole cascade before the next's
+        for position, name in enumerate(attacks):
             bar.set_postfix_str(f"{name}, images {start}+")
             if done.done(name, start) is None:
                 stop = min(start + batch_size, len(labels))

@@ -83,9 +83,9 @@ def test_apgd_ce_agrees_with_arts_own_apgd(model, data):
 
 
 @pytest.mark.parametrize("attacks, saves, done_batches, calls_after", [
-    # the clean pass, then three batches of apgd-ce: square runs all its 3 batches after resuming
-    (("apgd-ce", "square"), 4, None, ["square"] * 3),
-    # the clean pass, three batches of apgd-ce, then two of fab-t: only fab-t's last batch is left
+    # batch by batch: the clean pass, the first batch through both attacks, the second through apgd-ce
+    (("apgd-ce", "square"), 4, ["0"], ["square", "apgd-ce", "square"]),
+    # the clean pass, two batches through apgd-ce and fab-t, the third through apgd-ce: only its fab-t is left
     (("apgd-ce", "fab-t"), 6, ["0", "32"], ["fab-t"]),
 ], ids=["between-attacks", "in-fab-t"])
 def test_an_interrupted_cascade_resumes_without_redoing_finished_batches(model, data, monkeypatch, attacks, saves,
