@@ -345,7 +345,7 @@ def autoattack_findings(table, leaderboard):
     if missing:
         lines.append(f"- Not evaluated yet ({len(missing)} of the {len(THESIS_CHECKPOINTS)} checkpoints, one per "
                      f"activation): {', '.join(missing)}; each is `python -m kaflib.evaluate "
-                     f"CHECKPOINTS_DIR/NAME.zip --n 512 --batch-size 64 --out results/autoattack/NAME.json`.")
+                     f"CHECKPOINTS_DIR/NAME.zip --n 512 --batch-size 64 --out results/autoattack-standard/NAME.json`.")
     kaf = table[table["activation"].isin(KAF_ACTIVATIONS)]
     fixed = table[~table["activation"].isin(KAF_ACTIVATIONS)]
     if len(kaf) and len(fixed):
