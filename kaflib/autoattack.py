@@ -61,7 +61,8 @@ from kaflib.fab import fab_robust
 
 __all__ = ["ATTACKS", "LEFT_OUT", "STANDARD", "USED_BY", "AttackSettings", "CascadeProgress", "default_out",
            "departures", "evaluate_file", "format_eps", "format_summary", "main", "marks", "per_image",
-           "record_attacks", "reused_outcomes", "reused_progress", "robustbench_record", "run_attack", "run_cascade", "summarise"]
+           "record_attacks", "reused_outcomes", "reused_progress", "robustbench_record", "run_attack", "run_cascade",
+           "summarise"]
 
 #: The attacks `run_attack` knows, in AutoAttack's cascade order (apgd-t-art: APGD-T
 #: with ART's DLR loss; pgd: PGD-50, step 2/255, the thesis' attack; neither is part of AutoAttack).

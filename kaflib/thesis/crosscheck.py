@@ -50,8 +50,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["attack_agreement_findings", "attack_agreement_table", "cascade_outcomes", "cross_check_findings", "cross_check_table", "main", "torchattacks_apgd_t",
-           "torchattacks_autoattack", "torchattacks_fab_t"]
+__all__ = ["attack_agreement_findings", "attack_agreement_table", "cascade_outcomes", "cross_check_findings",
+           "cross_check_table", "main", "torchattacks_apgd_t", "torchattacks_autoattack", "torchattacks_fab_t"]
 
 #: What `main` can run on the PyTorch backend, and how its record describes it.
 IMPLEMENTATIONS = {
@@ -283,14 +283,13 @@ def attack_agreement_findings(table, required=98.0):
     lines = []
     for (model, attack), row in table.iterrows():
         ours, theirs = table.attrs["disagreements"][(model, attack)]
-        line = (f"- `{model}`, {names.get(attack, attack)}: the two agree on {row['agree']} of the "
-                f"{row['attacked']} images it was given ({row['share']:.1f}%, "
+        line = (f"- `{model}`, {names.get(attack, attack)}: the two agree on {int(row['agree'])} of the "
+                f"{int(row['attacked'])} images it was given ({row['share']:.1f}%, "
                 + ("at or above" if row["share"] >= required else "below") + f" the {required:g}% asked for)")
         if ours or theirs:
-            line += ("; " + "; ".join(part for part in (
-                f"only torchattacks' broke image{'s' if len(ours) > 1 else ''} {', '.join(map(str, ours))}" if ours
-                else "", f"only kaflib's broke image{'s' if len(theirs) > 1 else ''} {', '.join(map(str, theirs))}"
-                if theirs else "") if part))
+            line += "; " + "; ".join(
+                f"only {who} broke image{'s' if len(images) > 1 else ''} {', '.join(map(str, images))}"
+                for who, images in (("torchattacks'", ours), ("kaflib's", theirs)) if images)
         lines.append(line + ".")
     return Markdown("\n".join(lines))
 

@@ -44,3 +44,24 @@ def test_agreement_counts_only_the_attacked_images_and_names_the_others():
     found = _agreement_on(attacked, ours, theirs, "r.json")
     assert found == dict(kaflib_record="r.json", attacked=4, agree=2, share=0.5, both_robust=1,
                          only_kaflib_robust=[2], only_torchattacks_robust=[3])
+
+
+def test_the_agreement_table_reads_the_single_attack_records_and_names_each_disagreement(tmp_path):
+    import json
+
+    from kaflib.thesis.crosscheck import attack_agreement_findings, attack_agreement_table
+
+    assert attack_agreement_table(tmp_path) is None
+    for attack, only_ours, only_theirs in (("apgd-t", [], []), ("fab-t", [7], [3, 9])):
+        agreement = dict(kaflib_record="r.json", attacked=50, agree=50 - len(only_ours) - len(only_theirs),
+                         share=(50 - len(only_ours) - len(only_theirs)) / 50, both_robust=40,
+                         only_kaflib_robust=only_ours, only_torchattacks_robust=only_theirs)
+        (tmp_path / f"m-{attack}.json").write_text(json.dumps(dict(model="m.keras", attack=attack, n_images=128,
+                                                                   agreement=agreement)))
+    (tmp_path / "m-fab-t.partial.json").write_text("{}")  # unfinished: not read
+    table = attack_agreement_table(tmp_path)
+    assert table.loc[("m", "fab-t"), "share"] == 94.0 and table.loc[("m", "apgd-t"), "only_kaflib_robust"] == 0
+    found = attack_agreement_findings(table).data
+    assert "`m`, APGD-T: the two agree on 50 of the 50 images it was given (100.0%, at or above the 98% asked for)." in found
+    assert ("`m`, FAB-T: the two agree on 47 of the 50 images it was given (94.0%, below the 98% asked for); "
+            "only torchattacks' broke image 7; only kaflib's broke images 3, 9.") in found
