@@ -402,13 +402,17 @@ def main(argv=None):
 
 def _agreement_on(attacked, ours, theirs, source):
     """Image by image on the `attacked` images (bool `(n,)` each): how often kaflib's outcome
-    (`ours`, robust after the attack) and torchattacks' (`theirs`) agree, and where they do not."""
+    (`ours`, robust after the attack) and torchattacks' (`theirs`) agree, and where they do not;
+    kaflib's outcomes are kept (``kaflib_robust``), so the comparison stands on its own when
+    `source` is an interrupted record that later finishes (its finished batches do not change)."""
     index = np.flatnonzero(attacked)
     only_ours = [int(i) for i in index if ours[i] and not theirs[i]]
     only_theirs = [int(i) for i in index if theirs[i] and not ours[i]]
     agree = len(index) - len(only_ours) - len(only_theirs)
+    from kaflib.autoattack import marks
+
     return dict(kaflib_record=str(source), attacked=len(index), agree=agree,
-                share=agree / len(index) if len(index) else None,
+                share=agree / len(index) if len(index) else None, kaflib_robust=marks(ours),
                 both_robust=int(np.sum(ours[index] & theirs[index])),
                 only_kaflib_robust=only_ours, only_torchattacks_robust=only_theirs)
 

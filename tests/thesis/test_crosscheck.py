@@ -42,7 +42,7 @@ def test_cascade_outcomes_of_an_interrupted_record_need_the_first_batches_done()
 def test_agreement_counts_only_the_attacked_images_and_names_the_others():
     attacked, ours, theirs = _mask("11110"), _mask("10100"), _mask("10011")
     found = _agreement_on(attacked, ours, theirs, "r.json")
-    assert found == dict(kaflib_record="r.json", attacked=4, agree=2, share=0.5, both_robust=1,
+    assert found == dict(kaflib_record="r.json", attacked=4, agree=2, share=0.5, kaflib_robust="10100", both_robust=1,
                          only_kaflib_robust=[2], only_torchattacks_robust=[3])
 
 
