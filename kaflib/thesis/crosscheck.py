@@ -275,8 +275,8 @@ def attack_agreement_table(folder=None):
 
 def attack_agreement_findings(table, required=98.0):
     """Plain sentences (Markdown) on `attack_agreement_table()`: per model and attack, how
-    many of the images it was given the two implementations judge alike, against `required`
-    (percent), and which images they do not."""
+    many of the images it was given the two implementations judge alike, against the bar
+    `required` (percent), and which images they do not."""
     from IPython.display import Markdown
 
     names = {"apgd-t": "APGD-T", "fab-t": "FAB-T"}
@@ -284,8 +284,8 @@ def attack_agreement_findings(table, required=98.0):
     for (model, attack), row in table.iterrows():
         ours, theirs = table.attrs["disagreements"][(model, attack)]
         line = (f"- `{model}`, {names.get(attack, attack)}: the two agree on {int(row['agree'])} of the "
-                f"{int(row['attacked'])} images it was given ({row['share']:.1f}%, "
-                + ("at or above" if row["share"] >= required else "below") + f" the {required:g}% asked for)")
+                f"{int(row['attacked'])} images it was given ({row['share']:.1f}%): "
+                + ("it passes" if row["share"] >= required else "it falls short of") + f" the {required:g}% bar")
         if ours or theirs:
             line += "; " + "; ".join(
                 f"only {who} broke image{'s' if len(images) > 1 else ''} {', '.join(map(str, images))}"

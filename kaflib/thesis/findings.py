@@ -373,7 +373,8 @@ def autoattack_version_note(table):
     gap = (done["autoattack"] - done["earlier"]).abs().max()
     return (f"{len(done)} of the {total} checkpoints have been evaluated with AutoAttack's standard version; the "
             "others' numbers still come from the earlier evaluation, without FAB-T and with ART's targeted loss. "
-            f"Where both were run, they differ by at most {gap:.1f} points.")
+            + ("Where both were run, they give the same number." if gap < 0.05
+               else f"Where both were run, they differ by at most {gap:.1f} points."))
 
 
 def standard_autoattack_findings(table):

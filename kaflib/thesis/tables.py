@@ -35,8 +35,8 @@ _AUTOATTACK = {
     "apgd-ce": "after APGD-CE (%)", "apgd-t": "after APGD-T (%)", "autoattack": "AutoAttack (%)",
     "n_images": "test images", "minutes": "minutes", "activation": "activation", "version": "version",
     "earlier": "without FAB-T, ART's loss (%)", "fab-t broke": "images FAB-T broke",
-    "fab-t share": "FAB-T's share of the time (%)", "apgd-t broke": "images APGD-T broke, AutoAttack's loss",
-    "apgd-t-art broke": "images APGD-T broke, ART's loss",
+    "fab-t share": "FAB-T's time (%)", "apgd-t broke": "APGD-T broke (AutoAttack's loss)",
+    "apgd-t-art broke": "APGD-T broke (ART's loss)",
 }
 #: The attacks of `kaflib.autoattack` as a reader names them.
 ATTACK_NAMES = {"apgd-ce": "APGD-CE", "apgd-t": "APGD-T", "apgd-t-art": "APGD-T (ART's loss)", "fab-t": "FAB-T",
@@ -260,7 +260,7 @@ def autoattack_tables(aa, leaderboard):
                     index_name="published checkpoint")
     standard = frame[frame["version"] == "standard"]
     changes = None if standard.empty else show(
-        standard, ["autoattack", "earlier", "fab-t broke", "apgd-t broke", "apgd-t-art broke", "fab-t share"],
+        standard, ["fab-t broke", "apgd-t broke", "apgd-t-art broke", "fab-t share"],
         formats={"fab-t broke": 0, "apgd-t broke": 0, "apgd-t-art broke": 0}, index_name="published checkpoint")
     speeds = {f"{a} images/s": f"{ATTACK_NAMES[a]} (images/s)" for a in aa.attrs["attacks"]}
     cost = show(frame, [*speeds, "minutes"], names=speeds, formats={c: 2 for c in speeds} | {"minutes": 0},
@@ -311,11 +311,11 @@ def attack_agreement(table):
     frame = table.reset_index()
     frame.index = [checkpoint_label(m, named.get(m, m)) for m in frame["model"]]
     frame["attack"] = [ATTACK_NAMES.get(a, a) for a in frame["attack"]]
-    counts = ["agree", "attacked", "both_robust", "only_kaflib_robust", "only_torchattacks_robust"]
+    counts = ["attacked", "agree", "only_kaflib_robust", "only_torchattacks_robust"]
     return show(frame, ["attack", "share", *counts], index_name="published checkpoint",
                 formats={c: 0 for c in counts},
-                names={"share": "alike (%)", "agree": "images alike", "attacked": "images attacked",
-                       "both_robust": "robust to both", "only_kaflib_robust": "robust to kaflib's only",
+                names={"share": "alike (%)", "agree": "alike", "attacked": "images given",
+                       "only_kaflib_robust": "robust to kaflib's only",
                        "only_torchattacks_robust": "robust to torchattacks' only"})
 
 

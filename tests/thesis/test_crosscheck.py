@@ -62,6 +62,6 @@ def test_the_agreement_table_reads_the_single_attack_records_and_names_each_disa
     table = attack_agreement_table(tmp_path)
     assert table.loc[("m", "fab-t"), "share"] == 94.0 and table.loc[("m", "apgd-t"), "only_kaflib_robust"] == 0
     found = attack_agreement_findings(table).data
-    assert "`m`, APGD-T: the two agree on 50 of the 50 images it was given (100.0%, at or above the 98% asked for)." in found
-    assert ("`m`, FAB-T: the two agree on 47 of the 50 images it was given (94.0%, below the 98% asked for); "
+    assert "`m`, APGD-T: the two agree on 50 of the 50 images it was given (100.0%): it passes the 98% bar." in found
+    assert ("`m`, FAB-T: the two agree on 47 of the 50 images it was given (94.0%): it falls short of the 98% bar; "
             "only torchattacks' broke image 7; only kaflib's broke images 3, 9.") in found
