@@ -506,7 +506,7 @@ def evaluate_file(model, attacks=STANDARD, n=1000, settings=AttackSettings(), ou
     if saved is not None and saved["parameters"] != parameters:
         raise ValueError(f"{partial} holds an interrupted evaluation with other parameters "
                          f"({saved['parameters']}): delete it or choose another --out.")
-    state, reused = (saved or {}).get("state"), (saved or {}).get("reused")
+    state, reused, prior = (saved or {}).get("state"), (saved or {}).get("reused"), None
     if reuse is not None and saved is None:
         prior = read_json(reuse)
         if prior is None:
@@ -520,7 +520,8 @@ def evaluate_file(model, attacks=STANDARD, n=1000, settings=AttackSettings(), ou
                   "seconds": sum(state["attacks"][a]["seconds"] for a in names)}
     if reuse is not None and reused and reused["from"] == str(reuse) and "known" not in state:
         # also when resuming a run begun before outcomes were reused: only for attacks not yet begun
-        known = reused_outcomes(read_json(reuse), list(attacks), settings, reused["attacks"], source=str(reuse))
+        known = reused_outcomes(prior or read_json(reuse), list(attacks), settings, reused["attacks"],
+                                source=str(reuse))
         state["known"] = {a: v for a, v in known.items() if a not in state["attacks"]}
     seconds = (saved or {}).get("seconds", reused["seconds"] if reused and saved is None else 0.0)
     tic = time.perf_counter()

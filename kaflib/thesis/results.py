@@ -266,9 +266,8 @@ def autoattack_table(results=None):
 
     from kaflib.autoattack import ATTACKS, record_attacks
 
-    earlier = {store.read_json(f)["name"]: store.read_json(f) for f in store.study_files("autoattack", results)}
-    standard = {store.read_json(f)["name"]: store.read_json(f)
-                for f in store.study_files("autoattack-standard", results)}
+    earlier, standard = ({r["name"]: r for r in map(store.read_json, store.study_files(kind, results))}
+                         for kind in ("autoattack", "autoattack-standard"))
     if not earlier and not standard:
         return None
     rows, per_image, selection, present = [], {}, {}, set()
