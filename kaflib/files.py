@@ -4,12 +4,13 @@ import json
 import math
 import os
 import platform
+import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["environment", "json_default", "read_json", "utc_now", "write_atomic", "write_json"]
+__all__ = ["environment", "source_commit", "json_default", "read_json", "utc_now", "write_atomic", "write_json"]
 
 
 def write_atomic(path, write):
@@ -31,8 +32,36 @@ def utc_now():
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
+def source_commit(root=None):
+    """The git commit kaflib's source was run from, as a hex string, with
+    ``+modified`` appended when its tracked files under `kaflib/` differ from
+    that commit; None when the source is not a git checkout of its own (an
+    installed wheel, a copied tree) or git is absent.
+
+    `root` is the repository folder (default: the one holding this package).
+    Results files carry it so that a change of kernels between two runs shows.
+    """
+    root = Path(root) if root is not None else Path(__file__).resolve().parent.parent
+
+    def git(*args):
+        done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=20)
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    try:
+        top = git("rev-parse", "--show-toplevel")
+        if top is None or Path(top).resolve() != root.resolve():
+            return None  # not a checkout of its own: e.g. installed inside someone else's repository
+        commit = git("rev-parse", "HEAD")
+        changes = git("status", "--porcelain", "--untracked-files=no", "--", "kaflib")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if commit is None:
+        return None
+    return commit + ("+modified" if changes else "")
+
+
 def environment():
-    """Library versions and the machine, for results files."""
+    """Library versions, kaflib's source commit (`source_commit`) and the machine, for results files."""
     import art
     import keras
     import tensorflow as tf
@@ -41,6 +70,7 @@ def environment():
 
     gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
     return dict(python=sys.version.split()[0], platform=platform.platform(), kaflib=kaflib.__version__,
+                kaflib_commit=source_commit(),
                 tensorflow=tf.__version__, keras=keras.__version__, numpy=np.__version__,
                 adversarial_robustness_toolbox=art.__version__, cpus=os.cpu_count(), gpus=gpus)
 
