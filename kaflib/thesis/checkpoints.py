@@ -254,7 +254,8 @@ def saved_model_predict(path, images, batch_size=256):
 
 
 def main(argv=None):
-    """`python -m kaflib.thesis.checkpoints CHECKPOINT...`: activation and clean accuracy of each checkpoint."""
+    """`python -m kaflib.thesis.checkpoints CHECKPOINT...`: activation and clean accuracy of each checkpoint,
+    and (`--save-keras`) its float32 twin as a `.keras` file."""
     import argparse
 
     from kaflib.data import load_cifar10
@@ -265,13 +266,16 @@ def main(argv=None):
     parser.add_argument("--test-size", type=int, default=None, help="first-N stratified test images")
     parser.add_argument("--save-keras", type=Path, metavar="DIR",
                         help="also save each checkpoint's float32 twin as DIR/<name>.keras")
+    parser.add_argument("--no-accuracy", action="store_true",
+                        help="skip the clean accuracy (needs no CIFAR-10 folder; e.g. with --save-keras)")
     args = parser.parse_args(argv)
-    _, (x, y) = load_cifar10(args.data_dir, test_size=args.test_size)
-    print(f"{'checkpoint':45s} {'activation':10s} clean accuracy on {len(y)} test images")
+    if not args.no_accuracy:
+        _, (x, y) = load_cifar10(args.data_dir, test_size=args.test_size)
+        print(f"{'checkpoint':45s} {'activation':10s} clean accuracy on {len(y)} test images")
     for path in args.checkpoints:
         model = load_checkpoint(path)
-        accuracy = np.mean(model.predict(x, batch_size=256, verbose=0).argmax(1) == y)
-        print(f"{path.name:45s} {model.activation_name:10s} {100 * accuracy:.2f}%", flush=True)
+        accuracy = "" if args.no_accuracy else f"{100 * np.mean(model.predict(x, batch_size=256, verbose=0).argmax(1) == y):.2f}%"
+        print(f"{path.name:45s} {model.activation_name:10s} {accuracy}".rstrip(), flush=True)
         if args.save_keras:
             args.save_keras.mkdir(parents=True, exist_ok=True)
             out = args.save_keras / f"{path.name.removesuffix('.zip')}.keras"

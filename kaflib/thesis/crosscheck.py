@@ -1,7 +1,7 @@
 """Cross-check of kaflib's AutoAttack against an independent implementation: torchattacks'.
 
 Three commands on one model, a float32 `.keras` file (a thesis checkpoint's twin:
-``python -m kaflib.thesis.checkpoints ZIP --save-keras DIR``):
+``python -m kaflib.thesis.checkpoints ZIP --no-accuracy --save-keras DIR``):
 
     python -m kaflib.evaluate DIR/NAME.keras --n 128 --out results/autoattack-crosscheck/NAME-kaflib.json
     pip install --no-deps torchattacks==3.5.1    # its requests pin clashes with the set-up; it needs only torch

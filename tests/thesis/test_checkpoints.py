@@ -83,6 +83,22 @@ def test_float32_twin_of_a_kaf_checkpoint_uses_the_fast_kaf_and_agrees(mini_test
 
 
 @needs_checkpoints
+def test_saving_a_twin_needs_no_data_folder(tmp_path, monkeypatch, capsys):
+    import keras
+
+    from kaflib.thesis.checkpoints import main
+
+    monkeypatch.setenv("KAFLIB_DATA_DIR", str(tmp_path / "no-cifar-here"))
+    path = next(p for p in CHECKPOINTS if p.stem == "resnet20_relu_ocrob")
+    main([str(path), "--no-accuracy", "--save-keras", str(tmp_path / "twins")])
+    assert "%" not in capsys.readouterr().out
+    twin = keras.saving.load_model(tmp_path / "twins" / "resnet20_relu_ocrob.keras")
+    x = np.random.default_rng(0).random((4, 32, 32, 3), dtype=np.float32)
+    expected = load_checkpoint(path, dtype_policy="float32")(x)
+    np.testing.assert_allclose(ops.convert_to_numpy(twin(x)), ops.convert_to_numpy(expected), atol=1e-5)
+
+
+@needs_checkpoints
 def test_wrong_activation_is_refused():
     path = next(p for p in CHECKPOINTS if p.stem == "resnet20_relu_ocrob")
     with pytest.raises(ValueError, match="60 layers with weights|41 layers with weights"):
