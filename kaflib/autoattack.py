@@ -43,11 +43,14 @@ robust accuracy in ``autoattack_acc``) only when the four attacks ran in that
 order with those settings; otherwise it says ``version: "custom"``, lists the
 departures (`departures`) and puts the number in ``robust_acc``.
 
-Attacks can take their gradients (and Square its queries) from one model and
-be scored on another (`judge`): a mixed-precision model is attacked through its
-float32 twin, since float16 input gradients of a confident model underflow to
-zero and hide adversarial examples, and the adversarial images are scored on
-the model itself.
+Attacks can take their gradients from one model and be scored on another
+(`judge`): a mixed-precision model is attacked through its float32 twin, since
+float16 input gradients of a confident model underflow to zero and hide
+adversarial examples, and the adversarial images are scored on the model itself.
+The judge's predictions also decide inside each attack (which images it starts
+on, which iterate counts as a success; `evaluate.judged_by`), and Square, which
+needs no gradient, queries the judge: an image the twin alone misclassifies is
+attacked like any other, not taken as already fooled.
 """
 
 import dataclasses

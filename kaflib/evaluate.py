@@ -20,7 +20,7 @@ from kaflib.checks import is_int
 
 __all__ = ["APGD_LOSSES", "DifferenceLogitsRatio", "TargetedDifferenceLogitsRatio", "accuracy_under_attack",
            "apgd_robust", "art_classifier", "attack_survivors", "clean_accuracy", "label_and_target",
-           "memoised_classifier", "pgd_robust",
+           "judged_by", "memoised_classifier", "pgd_robust",
            "predict_classes", "robust_accuracy", "square_robust", "wilson_interval"]
 
 
@@ -87,6 +87,21 @@ def art_classifier(model, num_classes=None, clip_values=(0.0, 1.0), estimator=No
         loss_object=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         clip_values=clip_values,
     )
+
+
+def judged_by(classifier, judge):
+    """`classifier` (an ART classifier), with `judge`'s `predict` in place of its own.
+
+    ART's APGD and Square first drop the images their classifier already
+    misclassifies and keep an iterate as a success by the same predictions.
+    Attacked through a float32 twin, a float16 model the twin disagrees with
+    on a clean image would have that image skipped and counted robust without
+    an attack; judged by the model itself, it is attacked like the others.
+    Returns `classifier`, modified.
+    """
+    if judge is not classifier:
+        classifier.predict = judge.predict
+    return classifier
 
 
 def memoised_classifier(model, generations=3):
@@ -305,6 +320,7 @@ def apgd_robust(model, images, labels, loss="cross_entropy", targets=9, eps=8 / 
     attack = AutoProjectedGradientDescent(
         attack_on, norm=np.inf, eps=eps, eps_step=2 * eps, max_iter=steps, targeted=loss == "dlr_targeted",
         nb_random_init=1, batch_size=batch_size, verbose=False, loss_type=loss_type)
+    judged_by(attack.estimator, judged)  # ART builds its own classifier for the cross-entropy: judge it too
     np.random.seed(seed)
     ranked = np.argsort(-logits, axis=1)
     for rank in range(1, 1 + (1 if loss == "cross_entropy" else targets)):
@@ -318,16 +334,17 @@ def square_robust(model, images, labels, eps=8 / 255, max_iter=1000, restarts=1,
     """Per-image robustness `(N,)` bool under ART's black-box `SquareAttack`
     (L-inf, `max_iter` queries per image and restart, margin loss on the logits;
     AutoAttack runs it with 5000 queries). `robust` and `judge` as in `apgd_robust`;
-    the queries go to `model`, through `classifier` (default: a new
-    `memoised_classifier(model)`, one forward pass per query; pass one to read
+    a black-box attack needs no gradient, so the queries go to `judge` when one
+    is given (otherwise to `model`), through `classifier` (default: a new
+    `memoised_classifier` of it, one forward pass per query; pass one to read
     its `forward_images`, the images the model scored, after the attack)."""
     from art.attacks.evasion import SquareAttack
 
     if not 0 <= eps <= 1:
         raise ValueError(f"Square eps={eps!r} is invalid: must be in [0, 1] (pixel units).")
     labels = np.asarray(labels)
-    if classifier is None:
-        classifier = memoised_classifier(model)  # one forward pass per query, not ART's three
+    if classifier is None:  # one forward pass per query, not ART's three; the queries go to the judge
+        classifier = memoised_classifier(model if judge is None else judge)
     judged = art_classifier(model if judge is None else judge)
     if robust is None:
         robust = predict_classes(judged, images, batch_size) == labels

@@ -95,8 +95,9 @@ def _check(steps, alpha_max, eta, beta):
     check("beta", beta, is_number(beta) and 0 < beta <= 1, "in (0, 1]", owner="FAB-T")
 
 
-def _step_function(model, alpha_max, eta, beta):
-    """One compiled FAB step on `model`, for any batch size.
+def _step_function(model, alpha_max, eta, beta, judge=None):
+    """One compiled FAB step on `model` (`judge`, default `model`, decides which
+    points are misclassified), for any batch size.
 
     The returned callable takes, all flattened to `(B, D)` float32 in [0, 1]:
     ``x1`` (the current points), ``x0`` (the clean images), ``best`` (the closest
@@ -110,8 +111,8 @@ def _step_function(model, alpha_max, eta, beta):
     flat = tf.TensorSpec([None, int(np.prod(model.input_shape[1:]))], tf.float32)
     index = tf.TensorSpec([None], tf.int32)
 
-    def logits(x):
-        return tf.cast(model(tf.reshape(x, shape), training=False), tf.float32)
+    def logits(x, of=model):
+        return tf.cast(of(tf.reshape(x, shape), training=False), tf.float32)
 
     @tf.function(input_signature=[flat, flat, index, index, flat, tf.TensorSpec([None], tf.float32)])
     def step(x1, x0, labels, targets, best, distance):
@@ -127,7 +128,7 @@ def _step_function(model, alpha_max, eta, beta):
         size = tf.maximum(tf.reduce_max(tf.abs(d), 1, keepdims=True), 1e-8)
         alpha = tf.clip_by_value(size[:n] / (size[:n] + size[n:]), 0.0, alpha_max)
         moved = tf.clip_by_value((x1 + eta * d[:n]) * (1 - alpha) + (x0 + eta * d[n:]) * alpha, 0.0, 1.0)
-        wrong = tf.argmax(logits(moved), -1, output_type=tf.int32) != labels
+        wrong = tf.argmax(logits(moved, judge or model), -1, output_type=tf.int32) != labels
         far = tf.reduce_max(tf.abs(moved - x0), 1)
         closer = wrong & (far < distance)
         best = tf.where(closer[:, None], moved, best)
@@ -139,18 +140,22 @@ def _step_function(model, alpha_max, eta, beta):
 
 
 def fab_targeted(model, images, labels, targets, steps=STEPS, alpha_max=ALPHA_MAX, eta=ETA, beta=BETA,
-                 stop_below=None, step=None):
+                 stop_below=None, step=None, judge=None):
     """One targeted FAB run per image, from the clean image: the closest misclassified point found.
 
     Args:
-        model: Keras logits model (it is differentiated and decides "misclassified").
+        model: Keras logits model (it is differentiated, and decides "misclassified"
+            unless `judge` is given).
         images: float32 `(N, ...)` (the model's input shape) in [0, 1];
             labels, targets: ints `(N,)`, the true classes and the classes
             whose logit FAB pushes above them.
         steps, alpha_max, eta, beta: FAB's settings (AutoAttack's by default).
         stop_below: an image stops as soon as a misclassified point within this
             L-inf distance (pixel units) is found; None: all run `steps` steps.
-        step: a compiled step of `model` from `_step_function` to reuse (built if None).
+        step: a compiled step of `model` from `_step_function` to reuse (built if None,
+            with `judge`).
+        judge: Keras model that decides "misclassified" (default `model`): a
+            float16 model attacked through its float32 twin is judged by itself.
 
     Returns:
         (adversarial float32 `(N, ...)`, distance float32 `(N,)`): the closest
@@ -168,10 +173,10 @@ def fab_targeted(model, images, labels, targets, steps=STEPS, alpha_max=ALPHA_MA
     if images.shape[1:] != tuple(model.input_shape[1:]) or not len(images) == len(labels) == len(targets):
         raise ValueError(f"images {images.shape}, labels {labels.shape} and targets {targets.shape} must be "
                          f"(N, {', '.join(map(str, model.input_shape[1:]))}), (N,) and (N,).")
-    step = step or _step_function(model, alpha_max, eta, beta)
+    step = step or _step_function(model, alpha_max, eta, beta, judge)
     flat = images.reshape(len(images), -1)
     adversarial, distance = flat.copy(), np.full(len(images), np.inf, np.float32)
-    wrong = np.argmax(model.predict(images, batch_size=256, verbose=0), -1) != labels
+    wrong = np.argmax((judge or model).predict(images, batch_size=256, verbose=0), -1) != labels
     distance[wrong] = 0.0
     active = np.flatnonzero(~wrong)
     x0 = tf.constant(flat[active])
@@ -198,9 +203,11 @@ def fab_robust(model, images, labels, eps=8 / 255, targets=TARGETS, steps=STEPS,
     """Per-image robustness `(N,)` under AutoAttack's FAB-T at L-inf radius `eps`.
 
     Each target class in turn (the most likely wrong class on the clean image
-    first, by `model`'s logits, as the reference ranks them) attacks the images
-    every earlier one left robust; an image is fooled when FAB finds a point
-    within `eps` that `judge` misclassifies.
+    first, by `judge`'s logits, as `apgd_robust` ranks them; in the reference the
+    attacked model is the judge) attacks the images every earlier one left
+    robust; an image is fooled when FAB finds a point within `eps` that `judge`
+    misclassifies. `judge` decides "misclassified" inside FAB too, so an image
+    that `model` alone gets wrong is attacked, not taken as already fooled.
 
     Args:
         model: Keras logits model FAB differentiates.
@@ -226,15 +233,15 @@ def fab_robust(model, images, labels, eps=8 / 255, targets=TARGETS, steps=STEPS,
     labels = np.asarray(labels)
     judge = judge or model
     robust = predict_classes(judge, images, batch_size) == labels if robust is None else np.array(robust, bool)
-    ranked = np.argsort(-model.predict(images, batch_size=batch_size, verbose=0), axis=1, kind="stable")
-    step = _step_function(model, alpha_max, eta, beta)
+    ranked = np.argsort(-judge.predict(images, batch_size=batch_size, verbose=0), axis=1, kind="stable")
+    step = _step_function(model, alpha_max, eta, beta, judge)
 
     def attack(x, y, index, rank):
         found = []
         for start in range(0, len(y), batch_size):
             part = slice(start, start + batch_size)
             adversarial, distance = fab_targeted(model, x[part], y[part], ranked[index[part], rank], steps,
-                                                 alpha_max, eta, beta, stop_below=eps, step=step)
+                                                 alpha_max, eta, beta, stop_below=eps, step=step, judge=judge)
             found.append(np.where((distance <= eps).reshape(-1, *[1] * (x.ndim - 1)), adversarial, x[part]))
         return np.concatenate(found)
 
