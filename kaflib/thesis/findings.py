@@ -19,7 +19,7 @@ from kaflib.thesis.runs import reported_results_path, runs_newer_than_study, stu
 from kaflib.thesis.statistics import (MASKING_FLAGS, WEAK_FRACTION, autoattack_paired_differences,
                                       autoattack_paired_references, flag_images, weak_runs)
 
-__all__ = ["autoattack_version_note", "standard_autoattack_findings", "thesis_numbers_note", "missing_note", "stopped_note", "superseded_note", "page_sources",
+__all__ = ["autoattack_version_note", "earlier_twin_caveat", "standard_autoattack_findings", "thesis_numbers_note", "missing_note", "stopped_note", "superseded_note", "page_sources",
            "kaf_fixed_finding", "lipschitz_evolution_findings", "masking_findings", "masking_verdict",
            "weak_baseline", "autoattack_paired_finding", "autoattack_findings", "checkpoint_audit_findings",
            "light_grid_finding", "activation_distance_finding", "pgd_sweeps_note"]
@@ -360,26 +360,53 @@ def autoattack_findings(table, leaderboard):
     return Markdown("\n".join(lines))
 
 
-def autoattack_version_note(table):
-    """One sentence on `results.autoattack_table()`: how many of its checkpoints have
-    AutoAttack's standard version, and how far it moved the number where both ran."""
+def autoattack_version_note(table, audit=None):
+    """Sentences on `results.autoattack_table()`: how many of its checkpoints have
+    AutoAttack's standard version, and how far it moved the number where both ran.
+    With `audit` (`results.checkpoint_audit_table()`), also which earlier numbers may
+    be too high (`earlier_twin_caveat`)."""
     done = table[table["version"] == "standard"]
     total = table.attrs.get("checkpoints", len(table))
+    caveat = earlier_twin_caveat(table, audit)
     if done.empty:
         return (f"No checkpoint has been evaluated with AutoAttack's standard version yet: all {total} numbers come "
-                "from the earlier evaluation, without FAB-T.")
+                "from the earlier evaluation, without FAB-T." + caveat)
     if len(done) == total:
         return f"All {total} checkpoints were evaluated with AutoAttack's standard version."
     gap = (done["autoattack"] - done["earlier"]).abs().max()
     return (f"{len(done)} of the {total} checkpoints have been evaluated with AutoAttack's standard version; the "
             "others' numbers still come from the earlier evaluation, without FAB-T and with ART's targeted loss. "
             + ("Where both were run, they give the same number." if gap < 0.05
-               else f"Where both were run, they differ by at most {gap:.1f} points."))
+               else f"Where both were run, they differ by at most {gap:.1f} points.") + caveat)
 
 
-def standard_autoattack_findings(table):
+def earlier_twin_caveat(table, audit):
+    """A sentence (with a leading space) naming the checkpoints whose AutoAttack number
+    still comes from the earlier evaluation and whose float32 twin disagrees with the
+    published model on some clean images (the audit's `float32 agreement` below 100%),
+    or "" if none (or no audit). In the earlier evaluation, the untargeted attacks took
+    an image the twin alone misclassified as already fooled and left it unattacked, so
+    only the targeted APGD-T attacked it: those numbers may be too high."""
+    if audit is None or "float32 agreement" not in audit:
+        return ""
+    from kaflib.activations import activation_name
+
+    agreement = audit["float32 agreement"].reindex(table.index)
+    names = [activation_name(table.loc[name, "activation"]) for name in table.index
+             if table.loc[name, "version"] != "standard" and agreement.get(name, 100.0) < 100.0 - 1e-9]
+    if not names:
+        return ""
+    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return (f" The earlier numbers of {listed} may be too high: their float32 twin, which the attacks "
+            "differentiate, misclassifies some clean images the published model gets right, and there "
+            "the earlier evaluation's untargeted attacks took the image as already fooled and left it; "
+            "only APGD-T attacked it. Their standard records, which attack every such image, replace "
+            "these numbers when they land.")
+
+
+def standard_autoattack_findings(table, audit=None):
     """Plain sentences (Markdown) on what AutoAttack's standard version changed, from
-    `results.autoattack_table()`: how many checkpoints have it, and per checkpoint that
+    `results.autoattack_table()` (and `audit`, as in `autoattack_version_note`): how many checkpoints have it, and per checkpoint that
     does, the images APGD-T with each loss and FAB-T broke, FAB-T's share of the time and
     the standard number beside the earlier one (no FAB-T, ART's targeted loss)."""
     from IPython.display import Markdown
@@ -387,7 +414,7 @@ def standard_autoattack_findings(table):
     from kaflib.activations import activation_name
 
     done = table[table["version"] == "standard"]
-    lines = [f"- {autoattack_version_note(table)}"]
+    lines = [f"- {autoattack_version_note(table, audit)}"]
     for name, row in done.iterrows():
         same = abs(row["autoattack"] - row["earlier"]) < 1e-9
         lines.append(

@@ -712,3 +712,18 @@ def test_a_checkpoints_standard_record_replaces_its_earlier_one_and_says_what_it
     assert "differ by at most 1.0 points" in found  # 39.0 against 40.0
     assert "FAB-T broke 6 of the images APGD-CE and APGD-T left robust and took 20% of the evaluation's time" in found
     assert "against 40.0% in the earlier evaluation" in found
+
+
+def test_earlier_numbers_of_checkpoints_whose_twin_disagrees_carry_a_caveat(tmp_path):
+    _autoattack_record(tmp_path / "autoattack", "relu_ckpt", "relu", set(range(80)))
+    _autoattack_record(tmp_path / "autoattack", "kaf_ckpt", "kaf_relu", set(range(90)))
+    _autoattack_record(tmp_path / "autoattack", "elu_ckpt", "elu", set(range(85)))
+    table = results.autoattack_table(tmp_path)
+    audit = pd.DataFrame({"float32 agreement": [100.0, 96.1, 100.0]}, index=["relu_ckpt", "kaf_ckpt", "elu_ckpt"])
+    caveat = findings.earlier_twin_caveat(table, audit)
+    assert caveat.startswith(" The earlier numbers of KAF_ReLU may be too high")
+    assert "ReLU," not in caveat and "ELU" not in caveat
+    assert caveat in findings.autoattack_version_note(table, audit)
+    assert findings.earlier_twin_caveat(table, None) == ""
+    table.loc["kaf_ckpt", "version"] = "standard"  # its standard record attacks every image: no caveat
+    assert findings.earlier_twin_caveat(table, audit) == ""
