@@ -31,7 +31,9 @@ For each checkpoint, on the CIFAR-10 test images (robust = correct after every a
   choices changed at a time.
 
 Accuracies come with 95% Wilson intervals. Results go to one JSON file that is
-rewritten atomically after each checkpoint; finished checkpoints are skipped.
+rewritten atomically after each checkpoint; finished checkpoints are skipped,
+except those named with ``--redo ZIP...`` (audited again, e.g. after a fix to
+the attacks; each entry records the kaflib commit that computed it).
 """
 
 import argparse
@@ -157,17 +159,24 @@ def audit_checkpoint(path, images, labels, pgd_restarts=1, targets=9, protocol=F
 
 
 def audit_checkpoints(paths, out, test_size=None, data_dir=None, pgd_restarts=1, targets=9, seed=0,
-                      protocol=(), progress=True):
+                      protocol=(), redo=(), progress=True):
     """Audit each checkpoint not yet in `out` (JSON), rewriting `out` after each one.
 
     `protocol`: names of checkpoints (zip file names) that also get
     `thesis_protocol`; it is added to finished checkpoints that lack it.
+    `redo`: names of checkpoints whose entries are dropped first (the file is
+    rewritten without them), then audited again like the missing ones; an
+    interrupted redo resumes without `redo`, skipping those already redone.
     """
-    unknown = set(protocol) - {Path(p).name for p in paths}
-    if unknown:
-        raise ValueError(f"protocol={sorted(unknown)} names checkpoints that are not among {len(paths)} audited.")
+    names = {Path(p).name for p in paths}
+    for option, given in (("protocol", protocol), ("redo", redo)):
+        unknown = set(given) - names
+        if unknown:
+            raise ValueError(f"{option}={sorted(unknown)} names checkpoints that are not among the "
+                             f"{len(paths)} audited: {sorted(names)}.")
     from tqdm.auto import tqdm
 
+    from kaflib.files import source_commit
     from kaflib.thesis.checkpoints import load_checkpoint
     from kaflib.thesis.preset_images import load_preset_images
     from kaflib.thesis.store import audit_path, environment, read_json, write_json
@@ -183,6 +192,12 @@ def audit_checkpoints(paths, out, test_size=None, data_dir=None, pgd_restarts=1,
                                          "PGD and APGD-CE"]),
                       gradients="float32 twin", scored_on="published model (mixed float16)",
                       seed=seed, labels="true", output="logits")
+    if done is not None and done.get("checkpoints") and done.get("parameters") != parameters:
+        differ = sorted(k for k in {*parameters, *done["parameters"]}
+                        if parameters.get(k) != done["parameters"].get(k))
+        raise ValueError(f"out={str(out)!r} holds audits made with other parameters (differing: "
+                         f"{', '.join(differ)}; there: {[done['parameters'].get(k) for k in differ]}, here: "
+                         f"{[parameters.get(k) for k in differ]}): pass the same options, or another out.")
     if done is None or done.get("parameters") != parameters:
         done = dict(parameters=parameters, checkpoints={})
 
@@ -190,12 +205,17 @@ def audit_checkpoints(paths, out, test_size=None, data_dir=None, pgd_restarts=1,
         done.update(data=test.record(), environment=environment(), updated=utc_now())
         write_json(out, done)
 
+    dropped = [name for name in redo if done["checkpoints"].pop(name, None) is not None]
+    if dropped:
+        save()
+
     for path in tqdm(paths, desc="checkpoints", disable=not progress):
         name = Path(path).name
         result = done["checkpoints"].get(name)
         if result is None:
-            done["checkpoints"][name] = audit_checkpoint(path, images, labels, pgd_restarts, targets,
-                                                         protocol=name in protocol, seed=seed)
+            result = audit_checkpoint(path, images, labels, pgd_restarts, targets, protocol=name in protocol,
+                                      seed=seed)
+            done["checkpoints"][name] = dict(result, audited=utc_now(), kaflib_commit=source_commit())
             save()
         elif name in protocol and "protocol" not in result:
             tic = time.perf_counter()
@@ -220,6 +240,8 @@ def main(argv=None):
     parser.add_argument("--targets", type=int, default=9)
     parser.add_argument("--protocol", nargs="*", default=[], metavar="ZIP",
                         help="checkpoint file names that also get the thesis-protocol comparison")
+    parser.add_argument("--redo", nargs="*", default=[], metavar="ZIP",
+                        help="checkpoint file names audited again although finished (rerun without it to resume)")
     args = parser.parse_args(argv)
     paths = [zip_path for source in args.checkpoints
              for zip_path in (sorted(source.glob("*.zip")) if source.is_dir() else [source])]
@@ -228,8 +250,12 @@ def main(argv=None):
         print(f"error: no checkpoint zips in {[str(s) for s in args.checkpoints]}" if not paths
               else f"error: checkpoints={missing} do not exist", file=sys.stderr)
         return 2
-    done = audit_checkpoints(paths, args.out, args.test_size, args.data_dir, args.pgd_restarts, args.targets,
-                             protocol=args.protocol)
+    try:
+        done = audit_checkpoints(paths, args.out, args.test_size, args.data_dir, args.pgd_restarts, args.targets,
+                                 protocol=args.protocol, redo=args.redo)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     for name, r in done["checkpoints"].items():
         print(f"{name:45s} clean {100 * r['clean']:5.1f}  PGD {100 * r['pgd']['accuracy']:5.1f}  "
               f"APGD-CE {100 * r['apgd_ce']['accuracy']:5.1f}  APGD-DLR-T {100 * r['apgd_dlr_t']['accuracy']:5.1f}  "

@@ -82,3 +82,37 @@ def test_protocol_starts_with_the_thesis_and_ends_with_every_choice_changed():
     # each middle row changes exactly one of the thesis' three choices
     for _, *choices in audit.PROTOCOL[1:-1]:
         assert sum(a != b for a, b in zip(choices, audit.PROTOCOL[0][1:])) == 1
+
+
+def test_redo_audits_named_checkpoints_again_and_keeps_the_others(tmp_path, monkeypatch):
+    runs = []
+
+    def fake_audit(path, *args, **kwargs):
+        runs.append(path.name)
+        return dict(checkpoint=path.name, run=len(runs))
+
+    monkeypatch.setattr(audit, "audit_checkpoint", fake_audit)
+    paths, out = [tmp_path / f"{name}.zip" for name in "abc"], tmp_path / "out.json"
+    audit.audit_checkpoints(paths, out, test_size=20, progress=False)
+    audit.audit_checkpoints(paths, out, test_size=20, progress=False)  # finished: nothing runs again
+    done = audit.audit_checkpoints(paths, out, test_size=20, redo=["b.zip", "c.zip"], progress=False)
+    assert runs == ["a.zip", "b.zip", "c.zip", "b.zip", "c.zip"]
+    assert [done["checkpoints"][f"{name}.zip"]["run"] for name in "abc"] == [1, 4, 5]
+    assert "kaflib_commit" in done["checkpoints"]["b.zip"] and done["checkpoints"]["b.zip"]["audited"]
+
+
+def test_redo_names_must_be_audited_checkpoints(tmp_path, capsys):
+    assert audit.main([str(tmp_path / "a.zip"), "--redo", "nope.zip"]) == 2  # a.zip is missing too
+    (tmp_path / "a.zip").touch()
+    assert audit.main([str(tmp_path / "a.zip"), "--out", str(tmp_path / "o.json"), "--redo", "nope.zip"]) == 2
+    assert "redo=['nope.zip']" in capsys.readouterr().err
+
+
+def test_other_parameters_never_overwrite_finished_audits(tmp_path, monkeypatch):
+    monkeypatch.setattr(audit, "audit_checkpoint", lambda path, *a, **k: dict(checkpoint=path.name))
+    out = tmp_path / "out.json"
+    audit.audit_checkpoints([tmp_path / "a.zip"], out, test_size=20, targets=3, progress=False)
+    before = out.read_text()
+    with pytest.raises(ValueError, match=r"other parameters \(differing: apgd; .*targets': 3"):
+        audit.audit_checkpoints([tmp_path / "a.zip"], out, test_size=20, targets=9, progress=False)
+    assert out.read_text() == before
