@@ -201,8 +201,12 @@ def audit_checkpoints(paths, out, test_size=None, data_dir=None, pgd_restarts=1,
     if done is None or done.get("parameters") != parameters:
         done = dict(parameters=parameters, checkpoints={})
 
+    order = list(done["checkpoints"])  # a redone checkpoint keeps its place in the file (and the book's tables)
+
     def save():
-        done.update(data=test.record(), environment=environment(), updated=utc_now())
+        ranked = sorted(done["checkpoints"], key=lambda name: order.index(name) if name in order else len(order))
+        done.update(checkpoints={name: done["checkpoints"][name] for name in ranked}, data=test.record(),
+                    environment=environment(), updated=utc_now())
         write_json(out, done)
 
     dropped = [name for name in redo if done["checkpoints"].pop(name, None) is not None]

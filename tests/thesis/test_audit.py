@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from kaflib import evaluate
+from kaflib.files import read_json
 from kaflib.thesis import audit
 from kaflib.models import build_model
 
@@ -95,9 +96,10 @@ def test_redo_audits_named_checkpoints_again_and_keeps_the_others(tmp_path, monk
     paths, out = [tmp_path / f"{name}.zip" for name in "abc"], tmp_path / "out.json"
     audit.audit_checkpoints(paths, out, test_size=20, progress=False)
     audit.audit_checkpoints(paths, out, test_size=20, progress=False)  # finished: nothing runs again
-    done = audit.audit_checkpoints(paths, out, test_size=20, redo=["b.zip", "c.zip"], progress=False)
-    assert runs == ["a.zip", "b.zip", "c.zip", "b.zip", "c.zip"]
-    assert [done["checkpoints"][f"{name}.zip"]["run"] for name in "abc"] == [1, 4, 5]
+    done = audit.audit_checkpoints(paths, out, test_size=20, redo=["a.zip", "b.zip"], progress=False)
+    assert runs == ["a.zip", "b.zip", "c.zip", "a.zip", "b.zip"]
+    assert [done["checkpoints"][f"{name}.zip"]["run"] for name in "abc"] == [4, 5, 3]
+    assert list(read_json(out)["checkpoints"]) == ["a.zip", "b.zip", "c.zip"]  # redone ones keep their place
     assert "kaflib_commit" in done["checkpoints"]["b.zip"] and done["checkpoints"]["b.zip"]["audited"]
 
 
