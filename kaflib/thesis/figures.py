@@ -155,7 +155,7 @@ def plot_checkpoint_audit(table):
     import matplotlib.pyplot as plt
 
     attacks = [("pgd", "PGD-50"), ("apgd_ce", "APGD-CE"), ("worst", "worst case (+ APGD-T)")]
-    fig, ax = plt.subplots(figsize=(MAX_WIDTH, 0.45 * len(table) + 1.5))
+    fig, ax = plt.subplots(figsize=(MAX_WIDTH, 0.45 * len(table) + 2), layout="constrained")
     rows = np.arange(len(table))
     for i, (column, label) in enumerate(attacks):
         y = rows + (i - 1) * 0.22
@@ -168,9 +168,8 @@ def plot_checkpoint_audit(table):
     ax.set_yticklabels([checkpoint_label(c, a) for c, a in zip(table.index, table["activation"])], fontsize="small")
     ax.invert_yaxis()
     ax.set(xlabel="robust accuracy (%), 95% interval")
-    ax.legend(fontsize="x-small", loc="lower right")
+    fig.legend(fontsize="small", loc="outside lower center", ncol=2, frameon=False)  # below: covers no row
     ax.grid(alpha=0.3, axis="x")
-    fig.tight_layout()
     return fig
 
 

@@ -197,6 +197,16 @@ def test_checkpoint_audit_table_joins_the_thesis_numbers(tmp_path, thesis_tables
 
     assert [t.get_text() for t in ax.get_yticklabels()] == [checkpoint_label(c, a) for c, a in
                                                             zip(table.index, table["activation"])]
+    # the legend sits below the axes, where it covers no checkpoint's row
+    ax.figure.canvas.draw()  # constrained layout places the legend when drawn
+    legend = ax.figure.legends[0].get_window_extent()
+    assert legend.y1 <= ax.get_window_extent().y0
+
+    from kaflib.thesis.tables import checkpoint_audit, checkpoint_files
+
+    assert "checkpoint file" not in checkpoint_audit(table).data.columns  # files in their own narrow table
+    files = checkpoint_files(table).data
+    assert list(files["checkpoint file"]) == ["resnet20_kaf_ocrob_lrfinder.zip", "resnet20_relu_ocrob.zip"]
 
 
 def test_kaf_versus_fixed_and_histories_of_a_grid(tmp_path, thesis_tables):
