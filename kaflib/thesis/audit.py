@@ -7,9 +7,10 @@ For each checkpoint, on the CIFAR-10 test images (robust = correct after every a
 * the attacks take their input gradients from the checkpoint's float32 twin
   (same weights, `load_checkpoint(..., dtype_policy="float32")`) and every
   adversarial image is scored on the published model (mixed float16, the
-  arithmetic it was trained and saved with). Float16 gradients of a confident
-  model underflow to zero, which hides adversarial examples: the float16
-  gradient is itself a form of gradient masking;
+  arithmetic it was trained and saved with), which also decides inside APGD
+  which images are still correct (`kaflib.evaluate.judged_by`). Float16
+  gradients of a confident model underflow to zero, which hides adversarial
+  examples: the float16 gradient is itself a form of gradient masking;
 * ``pgd``: ART `ProjectedGradientDescent`, L-inf, eps 8/255, step 2/255, 50
   iterations, on the logits with the true labels (`kaflib.evaluate.pgd_robust`);
 * ``apgd_ce``: ART `AutoProjectedGradientDescent` with the cross-entropy loss,
