@@ -107,6 +107,7 @@ def _step_function(model, alpha_max, eta, beta, judge=None):
     """
     import tensorflow as tf
 
+    judge = judge or model
     shape = [-1, *model.input_shape[1:]]
     flat = tf.TensorSpec([None, int(np.prod(model.input_shape[1:]))], tf.float32)
     index = tf.TensorSpec([None], tf.int32)
@@ -128,7 +129,7 @@ def _step_function(model, alpha_max, eta, beta, judge=None):
         size = tf.maximum(tf.reduce_max(tf.abs(d), 1, keepdims=True), 1e-8)
         alpha = tf.clip_by_value(size[:n] / (size[:n] + size[n:]), 0.0, alpha_max)
         moved = tf.clip_by_value((x1 + eta * d[:n]) * (1 - alpha) + (x0 + eta * d[n:]) * alpha, 0.0, 1.0)
-        wrong = tf.argmax(logits(moved, judge or model), -1, output_type=tf.int32) != labels
+        wrong = tf.argmax(logits(moved, judge), -1, output_type=tf.int32) != labels
         far = tf.reduce_max(tf.abs(moved - x0), 1)
         closer = wrong & (far < distance)
         best = tf.where(closer[:, None], moved, best)

@@ -193,11 +193,11 @@ def audit_checkpoints(paths, out, test_size=None, data_dir=None, pgd_restarts=1,
                                          "PGD and APGD-CE"]),
                       gradients="float32 twin", scored_on="published model (mixed float16)",
                       seed=seed, labels="true", output="logits")
-    if done is not None and done.get("checkpoints") and done.get("parameters") != parameters:
-        differ = sorted(k for k in {*parameters, *done["parameters"]}
-                        if parameters.get(k) != done["parameters"].get(k))
+    there = (done or {}).get("parameters") or {}
+    if done is not None and done.get("checkpoints") and there != parameters:
+        differ = sorted(k for k in {*parameters, *there} if parameters.get(k) != there.get(k))
         raise ValueError(f"out={str(out)!r} holds audits made with other parameters (differing: "
-                         f"{', '.join(differ)}; there: {[done['parameters'].get(k) for k in differ]}, here: "
+                         f"{', '.join(differ)}; there: {[there.get(k) for k in differ]}, here: "
                          f"{[parameters.get(k) for k in differ]}): pass the same options, or another out.")
     if done is None or done.get("parameters") != parameters:
         done = dict(parameters=parameters, checkpoints={})

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -117,4 +119,14 @@ def test_other_parameters_never_overwrite_finished_audits(tmp_path, monkeypatch)
     before = out.read_text()
     with pytest.raises(ValueError, match=r"other parameters \(differing: apgd; .*targets': 3"):
         audit.audit_checkpoints([tmp_path / "a.zip"], out, test_size=20, targets=9, progress=False)
+    assert out.read_text() == before
+
+
+def test_a_file_without_parameters_is_refused_not_overwritten(tmp_path, monkeypatch):
+    monkeypatch.setattr(audit, "audit_checkpoint", lambda path, *a, **k: dict(checkpoint=path.name))
+    out = tmp_path / "out.json"
+    out.write_text(json.dumps(dict(checkpoints={"a": dict(checkpoint="a.zip")})))
+    before = out.read_text()
+    with pytest.raises(ValueError, match=r"other parameters \(differing: .*test_size"):
+        audit.audit_checkpoints([tmp_path / "b.zip"], out, test_size=20, targets=3, progress=False)
     assert out.read_text() == before
