@@ -214,7 +214,7 @@ def test_the_command_writes_a_robustbench_record(tmp_path, monkeypatch):
     assert times.loc["autoattack/tiny.json", "minutes"] == pytest.approx(record["kaflib"]["seconds"]["total"] / 60)
     findings = results.autoattack_findings(table, results.leaderboard_entries()).data
     assert f"{table.loc['tiny', 'autoattack']:.1f}%" in findings and "Wong2020Fast" in findings
-    assert "Not evaluated yet (8 of the 8 checkpoints" in findings and "`resnet20_kaf_ocrob_lrfinder` (kaf)" in findings
+    assert "Not evaluated yet (8 of the 8 checkpoints" in findings and "KAF (`resnet20_kaf_ocrob_lrfinder`)" in findings
 
 
 

@@ -12,12 +12,13 @@ import html
 
 import pandas as pd
 
-from kaflib.activations import KAF_ACTIVATIONS
+from kaflib.activations import KAF_ACTIVATIONS, activation_name
 from kaflib.thesis import store
 from kaflib.thesis.audit import PROTOCOL
 from kaflib.thesis.runs import reported_results_path, runs_newer_than_study, study_superseded_by
 from kaflib.thesis.statistics import (MASKING_FLAGS, WEAK_FRACTION, autoattack_paired_differences,
                                       autoattack_paired_references, flag_images, weak_runs)
+from kaflib.thesis.tables import checkpoint_label
 
 __all__ = ["autoattack_version_note", "earlier_twin_caveat", "standard_autoattack_findings", "thesis_numbers_note", "missing_note", "stopped_note", "superseded_note", "page_sources",
            "kaf_fixed_finding", "lipschitz_evolution_findings", "masking_findings", "masking_verdict",
@@ -293,22 +294,22 @@ def autoattack_paired_finding(table, reference=None):
     reference = pairs["reference"].iloc[0]
 
     def measured(r):
-        return (f"{r['activation']} {r['difference']:+.1f} [{r['low']:+.1f}, {r['high']:+.1f}] "
+        return (f"{activation_name(r['activation'])} {r['difference']:+.1f} [{r['low']:+.1f}, {r['high']:+.1f}] "
                 f"(p {_p_value(r['p_exact'])}, Holm {_p_value(r['p_holm'])})")
 
     def named(rows):
-        return ", ".join(r["activation"] + ("" if r["p_holm"] < 0.05 else " (not after Holm's correction)")
+        return ", ".join(activation_name(r["activation"]) + ("" if r["p_holm"] < 0.05 else " (not after Holm's correction)")
                          for _, r in rows.iterrows())
 
     higher, lower = pairs[pairs["low"] > 0], pairs[pairs["high"] < 0]
     rest = pairs[(pairs["low"] <= 0) & (pairs["high"] >= 0)]
-    return (f"Paired on the same {pairs['n_images'].iloc[0]} images, KAF minus `{reference}` "
-            f"({pairs['reference_activation'].iloc[0]}), in points with 95% intervals and exact McNemar p-values "
+    return (f"Paired on the same {pairs['n_images'].iloc[0]} images, KAF minus "
+            f"{activation_name(pairs['reference_activation'].iloc[0])} (`{reference}`), in points with 95% intervals and exact McNemar p-values "
             f"(then Holm-corrected for the {len(pairs)} comparisons): "
             + ", ".join(measured(r) for _, r in pairs.iterrows()) + ". "
             + (f"Measurably more robust: {named(higher)}. " if len(higher) else "")
             + (f"Measurably less robust: {named(lower)}. " if len(lower) else "")
-            + (f"No measurable difference: {', '.join(rest['activation'])}. " if len(rest) else "")
+            + (f"No measurable difference: {', '.join(map(activation_name, rest['activation']))}. " if len(rest) else "")
             + "One published checkpoint per activation, each with its own training history: the intervals "
               "cover the choice of test images, not retraining.")
 
@@ -327,12 +328,12 @@ def autoattack_findings(table, leaderboard):
 
     best, worst = table["autoattack"].idxmax(), table["autoattack"].idxmin()
     if len(table) == 1:
-        lines = [f"- AutoAttack accuracy is {interval(table.loc[best], 'autoattack')} (`{best}`, "
-                 f"{table.loc[best, 'activation']}), on {_count_range(table['n_images'])} test images."]
+        lines = [f"- AutoAttack accuracy is {interval(table.loc[best], 'autoattack')} "
+                 f"({checkpoint_label(best, table.loc[best, 'activation'])}), on {_count_range(table['n_images'])} test images."]
     else:
         lines = [f"- AutoAttack accuracy ranges from {interval(table.loc[worst], 'autoattack')} "
-                 f"(`{worst}`, {table.loc[worst, 'activation']}) to {interval(table.loc[best], 'autoattack')} "
-                 f"(`{best}`, {table.loc[best, 'activation']}), on {_count_range(table['n_images'])} test images each."]
+                 f"({checkpoint_label(worst, table.loc[worst, 'activation'])}) to "
+                 f"{interval(table.loc[best], 'autoattack')} ({checkpoint_label(best, table.loc[best, 'activation'])}), on {_count_range(table['n_images'])} test images each."]
     for name, entry in leaderboard.iterrows():
         above = (table["autoattack_high"] < entry["autoattack_acc"]).sum()
         inside = ((table["autoattack_low"] <= entry["autoattack_acc"])
@@ -341,7 +342,7 @@ def autoattack_findings(table, leaderboard):
         lines.append(f"- {name}'s AutoAttack accuracy, {entry['autoattack_acc']:.2f}% (full test set), lies above "
                      f"the interval of {above} of the {len(table)} checkpoints and inside that of {inside}; its "
                      f"clean accuracy, {entry['clean_acc']:.2f}%, lies above the clean interval of {clean_above}.")
-    missing = [f"`{name}` ({act})" for act, name in THESIS_CHECKPOINTS.items() if name not in table.index]
+    missing = [f"{activation_name(act)} (`{name}`)" for act, name in THESIS_CHECKPOINTS.items() if name not in table.index]
     if missing:
         lines.append(f"- Not evaluated yet ({len(missing)} of the {len(THESIS_CHECKPOINTS)} checkpoints, one per "
                      f"activation): {', '.join(missing)}; each is `python -m kaflib.evaluate "
@@ -351,8 +352,10 @@ def autoattack_findings(table, leaderboard):
     if len(kaf) and len(fixed):
         best_fixed = fixed["autoattack"].idxmax()
         separated = kaf[kaf["autoattack_low"] > fixed.loc[best_fixed, "autoattack_high"]].index.tolist()
-        lines.append(f"- The best fixed activation is `{best_fixed}` at {interval(fixed.loc[best_fixed], 'autoattack')}; "
-                     + (f"KAF checkpoints whose interval lies wholly above it: {', '.join(separated)}."
+        lines.append(f"- The best fixed activation is {checkpoint_label(best_fixed, fixed.loc[best_fixed, 'activation'])} "
+                     f"at {interval(fixed.loc[best_fixed], 'autoattack')}; "
+                     + (f"KAF checkpoints whose interval lies wholly above it: "
+                        f"{', '.join(checkpoint_label(n, kaf.loc[n, 'activation']) for n in separated)}."
                         if separated else "no KAF checkpoint's interval lies wholly above it."))
         for i, reference in enumerate(autoattack_paired_references(table)):
             lead = "" if i == 0 else "Against ReLU, the thesis' baseline. "
@@ -389,7 +392,6 @@ def earlier_twin_caveat(table, audit):
     only the targeted APGD-T attacked it: those numbers may be too high."""
     if audit is None or "float32 agreement" not in audit:
         return ""
-    from kaflib.activations import activation_name
 
     agreement = audit["float32 agreement"].reindex(table.index)
     names = [activation_name(table.loc[name, "activation"]) for name in table.index
@@ -411,14 +413,13 @@ def standard_autoattack_findings(table, audit=None):
     the standard number beside the earlier one (no FAB-T, ART's targeted loss)."""
     from IPython.display import Markdown
 
-    from kaflib.activations import activation_name
 
     done = table[table["version"] == "standard"]
     lines = [f"- {autoattack_version_note(table, audit)}"]
     for name, row in done.iterrows():
         same = abs(row["autoattack"] - row["earlier"]) < 1e-9
         lines.append(
-            f"- `{name}` ({activation_name(row['activation'])}): FAB-T broke {int(row['fab-t broke'])} of the images "
+            f"- {checkpoint_label(name, row['activation'])} (`{name}`): FAB-T broke {int(row['fab-t broke'])} of the images "
             f"APGD-CE and APGD-T left robust and took {row['fab-t share']:.0f}% of the evaluation's time; APGD-T "
             f"broke {int(row['apgd-t broke'])} images with AutoAttack's loss"
             + (f" where ART's broke {int(row['apgd-t-art broke'])}" if pd.notna(row.get("apgd-t-art broke")) else "")
@@ -449,13 +450,13 @@ def checkpoint_audit_findings(table):
             continue
         where = ("inside" if row["thesis in PGD interval"] else
                  "above" if row["thesis robust"] > row["pgd_high"] else "below")
-        lines.append(f"- `{name}` ({row['activation']}): the thesis' {row['thesis robust']:.1f}% is **{where}** "
+        lines.append(f"- {checkpoint_label(name, row['activation'])}: the thesis' {row['thesis robust']:.1f}% is **{where}** "
                      f"our PGD-50 interval [{row['pgd_low']:.1f}, {row['pgd_high']:.1f}]%; the worst case over "
                      f"all attacks is {row['worst']:.1f}% ({row['pgd'] - row['worst']:.1f} points below PGD-50).")
     thesis, fixed = "protocol: " + PROTOCOL_THESIS, "protocol: " + PROTOCOL_FIXED
     if thesis in table:
         for name, row in table[table[thesis].notna()].iterrows():
-            lines.append(f"- `{name}`: the thesis' protocol gives {row[thesis]:.1f}%; with float32 gradients, "
+            lines.append(f"- {checkpoint_label(name, row['activation'])}: the thesis' protocol gives {row[thesis]:.1f}%; with float32 gradients, "
                          f"logits and true labels, {row[fixed]:.1f}% ({row[thesis] - row[fixed]:+.1f} points).")
     return Markdown("\n".join(lines))
 
@@ -484,7 +485,7 @@ def light_grid_finding(comparison, audit=None):
         if audit is not None and thesis in audit and audit[thesis].notna().any():
             row = audit[audit[thesis].notna()].iloc[0]
             text += (f" A likely cause, not checked on these models: the thesis' attack protocol, which on the "
-                     f"published ResNet20 ({row['activation']}) gives {row[thesis]:.1f}% where float32 gradients, "
+                     f"published ResNet20 ({activation_name(row['activation'])}) gives {row[thesis]:.1f}% where float32 gradients, "
                      f"logits and true labels give {row[fixed]:.1f}% (the published-models chapter).")
     return Markdown(text)
 
@@ -540,7 +541,6 @@ def thesis_ranking_finding(reported):
     Swish alone as better than the KAFs (ch. 8.1, `thesis.tex` line 1820)."""
     from IPython.display import Markdown
 
-    from kaflib.activations import activation_name
 
     lines = []
     for experiment, (label, network, _) in THESIS_TABLES.items():

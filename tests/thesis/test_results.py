@@ -184,7 +184,7 @@ def test_checkpoint_audit_table_joins_the_thesis_numbers(tmp_path, thesis_tables
 
     summary, *found = findings.checkpoint_audit_findings(table).data.splitlines()
     assert summary.startswith("- The thesis' robust accuracy lies above our PGD-50 interval for 1 of the 2 checkpoints")
-    assert found[0].startswith("- `resnet20_kaf_ocrob_lrfinder` (kaf): the thesis' 51.5% is **inside**")
+    assert found[0].startswith("- KAF: the thesis' 51.5% is **inside**")
     assert "the thesis' 44.0% is **above** our PGD-50 interval [-3.0, 3.0]%" in found[1]
     assert found[2].endswith("gives 55.0%; with float32 gradients, logits and true labels, 49.0% (+6.0 points).")
 
@@ -597,15 +597,15 @@ def test_a_paired_difference_that_does_not_survive_holm_says_so(tmp_path):
     kaf = pairs.loc["kaf_ckpt"]
     assert kaf["low"] > 0 and 0.025 < kaf["p_exact"] < 0.05 < kaf["p_holm"] == pytest.approx(2 * kaf["p_exact"])
     finding = findings.autoattack_paired_finding(results.autoattack_table(tmp_path))
-    assert "kaf +4.5 [+0.7, +8.3] (p 0.035, Holm 0.070)" in finding
+    assert "KAF +4.5 [+0.7, +8.3] (p 0.035, Holm 0.070)" in finding
     assert "Holm-corrected for the 2 comparisons" in finding
-    assert "Measurably more robust: kaf (not after Holm's correction)." in finding
+    assert "Measurably more robust: KAF (not after Holm's correction)." in finding
     assert "Against ReLU" not in findings.autoattack_findings(results.autoattack_table(tmp_path),
                                                              runs.leaderboard_entries()).data
     _autoattack_record(folder, "relu_ckpt", "relu", set(range(70)))  # the thesis' baseline, not the best fixed
     found = findings.autoattack_findings(results.autoattack_table(tmp_path), runs.leaderboard_entries()).data
-    assert "- Against ReLU, the thesis' baseline. Paired on the same 200 images, KAF minus `relu_ckpt`" in found
-    assert "KAF minus `swish_ckpt`" in found  # the best fixed activation stays the first reference
+    assert "- Against ReLU, the thesis' baseline. Paired on the same 200 images, KAF minus ReLU (`relu_ckpt`)" in found
+    assert "KAF minus Swish (`swish_ckpt`)" in found  # the best fixed activation stays the first reference
 
 
 def test_autoattack_kaf_checkpoints_are_compared_image_by_image(tmp_path):
@@ -635,16 +635,18 @@ def test_autoattack_kaf_checkpoints_are_compared_image_by_image(tmp_path):
     d = np.r_[np.ones(30), np.zeros(170)]
     assert pairs.loc["kaf_ckpt", "high"] - 15.0 == pytest.approx(100 * 1.96 * d.std(ddof=1) / np.sqrt(200))
     found = findings.autoattack_findings(table, runs.leaderboard_entries()).data
-    assert "Measurably more robust: kaf." in found and "Measurably less robust: kaf_elu." in found
-    assert "kaf +15.0 [" in found and "(p < 0.001, Holm < 0.001)" in found
-    assert "No measurable difference: kaf_swish." in found
+    assert "Measurably more robust: KAF." in found and "Measurably less robust: KAF_ELU." in found
+    assert "KAF +15.0 [" in found and "(p < 0.001, Holm < 0.001)" in found
+    assert "No measurable difference: KAF_Swish." in found
     against_elu = statistics.autoattack_paired_differences(table, reference="elu_ckpt")
     assert against_elu.loc["kaf_elu_ckpt", "difference"] == pytest.approx(-5.0)
     # an activation names its one checkpoint
     by_activation = statistics.autoattack_paired_differences(table, reference="elu")
     assert by_activation.equals(against_elu) and set(by_activation["reference"]) == {"elu_ckpt"}
     assert set(by_activation["reference_activation"]) == {"elu"}
-    assert "kaf_elu -5.0 [" in findings.autoattack_paired_finding(table, reference="elu")
+    elu_finding = findings.autoattack_paired_finding(table, reference="elu")
+    assert "KAF_ELU -5.0 [" in elu_finding and "KAF minus ELU (`elu_ckpt`)" in elu_finding
+    assert "kaf" not in elu_finding and "(elu)" not in elu_finding  # display names, not internal ones
     # a KAF reference is not compared with itself
     assert "kaf_ckpt" not in statistics.autoattack_paired_differences(table, reference="kaf").index
     for bad in ("relu_ckpt", "relu", "gelu"):  # relu's record keeps no per-image outcomes
