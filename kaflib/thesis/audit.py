@@ -199,7 +199,7 @@ def audit_checkpoints(paths, out, test_size=None, data_dir=None, pgd_restarts=1,
         raise ValueError(f"out={str(out)!r} holds audits made with other parameters (differing: "
                          f"{', '.join(differ)}; there: {[there.get(k) for k in differ]}, here: "
                          f"{[parameters.get(k) for k in differ]}): pass the same options, or another out.")
-    if done is None or done.get("parameters") != parameters:
+    if done is None or there != parameters:
         done = dict(parameters=parameters, checkpoints={})
 
     order = list(done["checkpoints"])  # a redone checkpoint keeps its place in the file (and the book's tables)

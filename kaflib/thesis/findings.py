@@ -327,13 +327,17 @@ def autoattack_findings(table, leaderboard):
         return f"{row[column]:.1f}% [{row[f'{column}_low']:.1f}, {row[f'{column}_high']:.1f}]"
 
     best, worst = table["autoattack"].idxmax(), table["autoattack"].idxmin()
+
+    def label(name):
+        return checkpoint_label(name, table.loc[name, "activation"])
+
     if len(table) == 1:
-        lines = [f"- AutoAttack accuracy is {interval(table.loc[best], 'autoattack')} "
-                 f"({checkpoint_label(best, table.loc[best, 'activation'])}), on {_count_range(table['n_images'])} test images."]
+        lines = [f"- AutoAttack accuracy is {interval(table.loc[best], 'autoattack')} ({label(best)}), "
+                 f"on {_count_range(table['n_images'])} test images."]
     else:
-        lines = [f"- AutoAttack accuracy ranges from {interval(table.loc[worst], 'autoattack')} "
-                 f"({checkpoint_label(worst, table.loc[worst, 'activation'])}) to "
-                 f"{interval(table.loc[best], 'autoattack')} ({checkpoint_label(best, table.loc[best, 'activation'])}), on {_count_range(table['n_images'])} test images each."]
+        lines = [f"- AutoAttack accuracy ranges from {interval(table.loc[worst], 'autoattack')} ({label(worst)}) to "
+                 f"{interval(table.loc[best], 'autoattack')} ({label(best)}), on {_count_range(table['n_images'])} "
+                 "test images each."]
     for name, entry in leaderboard.iterrows():
         above = (table["autoattack_high"] < entry["autoattack_acc"]).sum()
         inside = ((table["autoattack_low"] <= entry["autoattack_acc"])
@@ -352,10 +356,10 @@ def autoattack_findings(table, leaderboard):
     if len(kaf) and len(fixed):
         best_fixed = fixed["autoattack"].idxmax()
         separated = kaf[kaf["autoattack_low"] > fixed.loc[best_fixed, "autoattack_high"]].index.tolist()
-        lines.append(f"- The best fixed activation is {checkpoint_label(best_fixed, fixed.loc[best_fixed, 'activation'])} "
+        lines.append(f"- The best fixed activation is {label(best_fixed)} "
                      f"at {interval(fixed.loc[best_fixed], 'autoattack')}; "
                      + (f"KAF checkpoints whose interval lies wholly above it: "
-                        f"{', '.join(checkpoint_label(n, kaf.loc[n, 'activation']) for n in separated)}."
+                        f"{', '.join(map(label, separated))}."
                         if separated else "no KAF checkpoint's interval lies wholly above it."))
         for i, reference in enumerate(autoattack_paired_references(table)):
             lead = "" if i == 0 else "Against ReLU, the thesis' baseline. "
