@@ -427,6 +427,10 @@ def standard_autoattack_findings(table, audit=None):
             f"APGD-CE and APGD-T left robust and took {row['fab-t share']:.0f}% of the evaluation's time; APGD-T "
             f"broke {int(row['apgd-t broke'])} images with AutoAttack's loss"
             + (f" where ART's broke {int(row['apgd-t-art broke'])}" if pd.notna(row.get("apgd-t-art broke")) else "")
+            + ("" if row.get("reused", True) or pd.isna(row.get("earlier apgd-ce")) else
+               f"; evaluated afresh, reusing nothing: its APGD-CE, judged by the published model, left "
+               f"{row['apgd-ce']:.1f}% robust where the earlier evaluation's, judged by the float32 twin, left "
+               f"{row['earlier apgd-ce']:.1f}%")
             + f". Standard AutoAttack: {row['autoattack']:.1f}% "
             f"[{row['autoattack_low']:.1f}, {row['autoattack_high']:.1f}], "
             + ("the same as the earlier evaluation." if same

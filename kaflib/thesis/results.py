@@ -256,7 +256,11 @@ def autoattack_table(results=None):
     apgd-t, apgd-t-art, fab-t, square: the cascade so far); n_images; `<attack> images/s`;
     fab-t broke (images FAB-T broke that APGD-CE and APGD-T had not) and fab-t share (% of the
     evaluation's seconds, Square's reused outcomes counted at their first run's rate);
-    apgd-t broke and apgd-t-art broke (images each targeted APGD broke after APGD-CE);
+    apgd-t broke and apgd-t-art broke (images each targeted APGD broke after APGD-CE; ART's
+    from the earlier record only where the standard one reused its APGD-CE, so both start from
+    the same images); reused (the standard record took APGD-CE's outcomes from the earlier
+    one, ``--reuse``; False for a record made afresh; None without a standard record); earlier apgd-ce (the earlier record's
+    accuracy after APGD-CE, where both records exist);
     minutes (wall time). `attrs`: ``attacks`` (the attack columns present, in cascade
     order), ``per_image`` {checkpoint: (n_images,) bool, robust to the whole cascade} and
     ``selection`` {checkpoint: which test images}, for `autoattack_paired_differences`;
@@ -296,10 +300,15 @@ def autoattack_table(results=None):
             row["fab-t broke"] = attacks["apgd-t"]["robust"] - attacks["fab-t"]["robust"]
             spent = {a: rate["seconds"] + rate.get("seconds_reused", 0.0) for a, rate in attacks.items()}
             row["fab-t share"] = 100 * spent["fab-t"] / sum(spent.values())
+        row["reused"] = "apgd-ce" in k.get("reused", {}).get("attacks", []) if name in standard else None
         for version in (record, earlier.get(name)):
             if version is None:
                 continue
             done = dict(zip(record_attacks(version), version["kaflib"]["summary"]["attacks"].values()))
+            if version is not record:
+                row["earlier apgd-ce"] = 100 * done["apgd-ce"]["accuracy"]
+                if not row["reused"]:  # another APGD-CE's survivors: its APGD-T counts compare with nothing here
+                    continue
             for targeted in ("apgd-t", "apgd-t-art"):
                 if targeted in done:
                     row[f"{targeted} broke"] = done["apgd-ce"]["robust"] - done[targeted]["robust"]

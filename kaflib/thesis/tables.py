@@ -266,7 +266,7 @@ def autoattack_tables(aa, leaderboard):
                     index_name="published checkpoint")
     standard = frame[frame["version"] == "standard"]
     changes = None if standard.empty else show(
-        standard, ["fab-t broke", "apgd-t broke", "apgd-t-art broke", "fab-t share"],
+        standard, [c for c in ("fab-t broke", "apgd-t broke", "apgd-t-art broke", "fab-t share") if c in standard],
         formats={"fab-t broke": 0, "apgd-t broke": 0, "apgd-t-art broke": 0}, index_name="published checkpoint")
     speeds = {f"{a} images/s": f"{ATTACK_NAMES[a]} (images/s)" for a in aa.attrs["attacks"]}
     cost = show(frame, [*speeds, "minutes"], names=speeds, formats={c: 2 for c in speeds} | {"minutes": 0},

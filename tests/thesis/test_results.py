@@ -694,8 +694,11 @@ def test_a_checkpoints_standard_record_replaces_its_earlier_one_and_says_what_it
     _autoattack_record(tmp_path / "autoattack", "relu_ckpt", "relu", set(range(80)))
     _autoattack_record(tmp_path / "autoattack", "kaf_ckpt", "kaf", set(range(90)))
     earlier = json.loads((tmp_path / "autoattack" / "relu_ckpt.json").read_text())
-    for key, robust in (("apgd-ce", 100), ("square", 80)):
-        earlier["kaflib"]["summary"]["attacks"][key].update(robust=robust, seconds=10.0, images_attacked=100)
+    attacks = earlier["kaflib"]["summary"]["attacks"]
+    attacks["apgd-t"], attacks["square"] = dict(attacks["apgd-ce"]), attacks.pop("square")  # ART's APGD-T
+    earlier["kaflib"]["parameters"]["attacks"] = ["apgd-ce", "apgd-t", "square"]
+    for key, robust in (("apgd-ce", 100), ("apgd-t", 85), ("square", 80)):
+        attacks[key].update(robust=robust, seconds=10.0, images_attacked=100)
     (tmp_path / "autoattack" / "relu_ckpt.json").write_text(json.dumps(earlier))
 
     def rate(robust, seconds, **extra):
@@ -724,6 +727,17 @@ def test_a_checkpoints_standard_record_replaces_its_earlier_one_and_says_what_it
     assert "differ by at most 1.0 points" in found  # 39.0 against 40.0
     assert "FAB-T broke 6 of the images APGD-CE and APGD-T left robust and took 20% of the evaluation's time" in found
     assert "against 40.0% in the earlier evaluation" in found
+    # made afresh: the earlier APGD-CE left other images, so ART's APGD-T count is not set beside AutoAttack's
+    assert not relu["reused"] and pd.isna(relu.get("apgd-t-art broke")) and "where ART's broke" not in found
+    assert ("evaluated afresh, reusing nothing: its APGD-CE, judged by the published model, left 50.0% robust "
+            "where the earlier evaluation's, judged by the float32 twin, left 40.0%") in found
+    standard["kaflib"]["reused"] = dict(attacks=["apgd-ce"])  # --reuse: both APGD-Ts start from the same images
+    (tmp_path / "autoattack-standard" / "relu_ckpt.json").write_text(json.dumps(standard))
+    table = results.autoattack_table(tmp_path)
+    relu = table.loc["relu_ckpt"]
+    assert relu["reused"] and relu["apgd-t-art broke"] == 15 and pd.isna(table.loc["kaf_ckpt", "reused"])
+    found = findings.standard_autoattack_findings(table).data
+    assert "APGD-T broke 16 images with AutoAttack's loss where ART's broke 15." in found and "afresh" not in found
 
 
 def test_earlier_numbers_of_checkpoints_whose_twin_disagrees_carry_a_caveat(tmp_path):
