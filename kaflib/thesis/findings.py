@@ -18,16 +18,29 @@ from kaflib.thesis.audit import PROTOCOL
 from kaflib.thesis.runs import reported_results_path, runs_newer_than_study, study_superseded_by
 from kaflib.thesis.statistics import (MASKING_FLAGS, WEAK_FRACTION, autoattack_paired_differences,
                                       autoattack_paired_references, flag_images, weak_runs)
-from kaflib.thesis.tables import checkpoint_label
+from kaflib.thesis.tables import checkpoint_label, grid_name, p_value
 
-__all__ = ["autoattack_version_note", "earlier_twin_caveat", "standard_autoattack_findings", "thesis_numbers_note", "missing_note", "stopped_note", "superseded_note", "page_sources",
-           "kaf_fixed_finding", "lipschitz_evolution_findings", "masking_findings", "masking_verdict",
-           "weak_baseline", "autoattack_paired_finding", "autoattack_findings", "checkpoint_audit_findings",
-           "light_grid_finding", "activation_distance_finding", "pgd_sweeps_note"]
+__all__ = ["thesis_numbers_note", "missing_note", "missing_data_note", "stopped_note", "superseded_note",
+           "page_sources", "kaf_fixed_finding", "lipschitz_evolution_findings", "weak_baseline",
+           "masking_findings", "masking_verdict", "autoattack_paired_finding", "autoattack_findings",
+           "autoattack_version_note", "earlier_twin_suspects", "earlier_twin_caveat",
+           "standard_autoattack_findings", "checkpoint_audit_findings", "light_grid_finding",
+           "deep_kaf_epochs_note", "activation_distance_finding", "pgd_sweeps_note", "thesis_ranking_finding"]
 
 # Names of the first and last rows of `kaflib.thesis.audit.PROTOCOL`: the thesis' protocol, and every
 # one of its choices fixed.
 PROTOCOL_THESIS, PROTOCOL_FIXED = PROTOCOL[0][0], PROTOCOL[-1][0]
+
+def _run_name(run):
+    """"ReLU seed 0" for a run key "relu seed 0" (`statistics`' "<act> seed <n>"), "ReLU" for "relu"."""
+    act, _, seed = run.partition(" seed ")
+    return activation_name(act) + (f" seed {seed}" if seed else "")
+
+
+def _grid_model(grid, model):
+    """"VGG-inspired / KAF_ELU" for ("thesis-vgg", "kaf_elu")."""
+    return f"{grid_name(grid)} / {activation_name(model)}"
+
 
 def _markdown(text):
     """`IPython.display.Markdown(text)` that shows nothing when `text` is empty (an empty
@@ -62,6 +75,17 @@ def missing_note(what, command):
                     "this page picks them up when the book is rebuilt.")
 
 
+def missing_data_note():
+    """A Markdown note for a figure that needs CIFAR-10 test images this machine does not have
+    (`runs.first_test_images` returned None): how to get them."""
+    from IPython.display import Markdown
+
+    return Markdown("> **No CIFAR-10 test images on this machine**, so this figure is not drawn. "
+                    "`python -c \"import kaflib.data; kaflib.data.load_cifar10()\"` downloads CIFAR-10 into the "
+                    "Keras cache, or `KAFLIB_DATA_DIR` can name a folder that holds `cifar-10-batches-py/`; the "
+                    "figure appears when the book is rebuilt.")
+
+
 def stopped_note(measured):
     """A Markdown list of the runs of a `load_grid` table that ended before their last epoch, and why."""
     from IPython.display import Markdown
@@ -83,14 +107,13 @@ def superseded_note(study, grids, path=None):
     command that measures the runs on file; an empty note when none was left out."""
     from IPython.display import Markdown
 
-    from kaflib.thesis.tables import grid_name
-
-    lines = [f"- {grid_name(grid)}: retrained since: {', '.join(newer)}"
-             for grid in grids if (newer := runs_newer_than_study(study, grid, path))]
-    if not lines:
+    newer = {grid: runs for grid in grids if (runs := runs_newer_than_study(study, grid, path))}
+    if not newer:
         return _markdown("")
+    lines = [f"- {grid_name(grid)}: retrained since: {', '.join(map(_run_name, runs))}" for grid, runs in newer.items()]
     command = "masking-checks" if study == "masking" else study
-    return Markdown(f"> **Left out: the {_STUDY_WORDS.get(study, study)} of these grids.** They were measured on "
+    return Markdown(f"> **Left out: the {_STUDY_WORDS.get(study, study)} of "
+                    f"{_listed([grid_name(g) for g in newer])}.** They were measured on "
                     f"runs that have since been retrained, so they describe networks that no longer exist; this "
                     f"page shows them again once `python -m kaflib.thesis.studies {command} <grid> --force` has "
                     f"measured the runs on file.\n\n" + "\n".join(lines))
@@ -122,10 +145,11 @@ def kaf_fixed_finding(difference, grid):
     from IPython.display import Markdown
 
     d, n = difference, len(difference["seeds"])
-    left_out = (f" Left out, as trained with an earlier recipe or other settings: {', '.join(d['left_out'])}."
+    left_out = (f" Left out, as trained with an earlier recipe or other settings: "
+                f"{', '.join(map(_run_name, d['left_out']))}."
                 if d.get("left_out") else "")
     if not d["kafs"] or not d["fixed"]:
-        return Markdown(f"{grid}: not enough trained runs on every seed to compare KAFs with fixed activations."
+        return Markdown(f"{grid_name(grid)}: not enough trained runs on every seed to compare KAFs with fixed activations."
                         + left_out)
     lines = []
     for kind in ("robust", "clean"):
@@ -139,9 +163,10 @@ def kaf_fixed_finding(difference, grid):
                      f"[{r['low']:+.1f}, {r['high']:+.1f}] over {n} seeds: {_interval_verdict(r)}.")
     if d.get("weak"):
         lines.append("- It rests on runs that barely trained: " + ", ".join(
-            f"{run} ({acc:.1f}% clean, against a median of {median:.1f}% for the other runs)"
+            f"{_run_name(run)} ({acc:.1f}% clean, against a median of {median:.1f}% for the other runs)"
             for run, (acc, median) in d["weak"].items()) + ".")
-    return Markdown(f"**{grid}** (KAFs: {', '.join(d['kafs'])}; fixed: {', '.join(d['fixed'])}; paired by "
+    return Markdown(f"**{grid_name(grid)}** (KAFs: {', '.join(map(activation_name, d['kafs']))}; fixed: "
+                    f"{', '.join(map(activation_name, d['fixed']))}; paired by "
                     f"seed {', '.join(str(s) for s in d['seeds'])}):\n\n" + "\n".join(lines)
                     + ("\n\n" + left_out.strip() if left_out else ""))
 
@@ -169,13 +194,14 @@ def lipschitz_evolution_findings(histories):
     return Markdown("\n".join(lines))
 
 
-def weak_baseline(clean, name, fraction=WEAK_FRACTION):
+def weak_baseline(clean, name, fraction=WEAK_FRACTION, where=""):
     """A phrase when run `name` of `clean` (a Series {run: clean accuracy, percent}) barely
-    trained (`statistics.weak_runs`): "its relu run barely trained (...)"; "" otherwise."""
+    trained (`statistics.weak_runs`): "its ReLU run barely trained (...)"; "" otherwise.
+    `where` follows "% clean" (e.g. " on the 256 images checked")."""
     weak = weak_runs(clean, fraction).get(name)
     if weak is None:
         return ""
-    return (f"its {name} run barely trained ({weak[0]:.1f}% clean, against a median of "
+    return (f"its {_run_name(name)} run barely trained ({weak[0]:.1f}% clean{where}, against a median of "
             f"{weak[1]:.1f}% for the other runs), so the gap rests on a weak baseline")
 
 
@@ -195,7 +221,7 @@ def masking_findings(table):
             if on:
                 n = table.attrs.get("test_images", {}).get(grid)
                 images = "" if n is None else f" ({behind[(flag, grid, model)]} of {n} images)"
-                raised.append(f"**{grid} / {model}**{images}")
+                raised.append(f"**{_grid_model(grid, model)}**{images}")
         lines.append(f"- {meaning}: " + (", ".join(raised) if raised else "no model") + ".")
     attacks = {"pgd": "PGD-50", "apgd_dlr_t": "APGD", "square": "Square", "surrogate": "the smoothed surrogate",
                "transfer_in": "transfer from ReLU"}
@@ -207,8 +233,8 @@ def masking_findings(table):
         above = (table["apgd_dlr_t"] - table["pgd"])[lambda gap: gap > 1]
         if len(above):
             lines.append("- APGD-CE + APGD-T ends more than 1 point above PGD-50: " + ", ".join(
-                f"**{grid} / {model}** (+{gap:.1f} points)" for (grid, model), gap in above.items()) + "." + (
-                " For thesis-checkpoints, APGD is the checkpoint audit's, on the published float16 models, and "
+                f"**{_grid_model(grid, model)}** (+{gap:.1f} points)" for (grid, model), gap in above.items()) + "." + (
+                f" For the {grid_name('thesis-checkpoints')}s, APGD is the checkpoint audit's, on the published float16 models, and "
                 "PGD-50 the masking checks', on their float32 twins." if "thesis-checkpoints" in
                 above.index.unique("grid") else ""))
     kafs = table[[m in KAF_ACTIVATIONS for _, m in table.index]]
@@ -216,21 +242,22 @@ def masking_findings(table):
         drop = kafs["pgd"] - kafs["worst"]
         (grid, model), largest = drop.idxmax(), drop.max()
         lines.append(f"- KAF models: the worst case, per image, over PGD-50, Square and the surrogate is on average "
-                     f"{drop.mean():.1f} points below PGD-50 (largest: {grid} / {model}, {largest:.1f} points).")
+                     f"{drop.mean():.1f} points below PGD-50 (largest: {_grid_model(grid, model)}, {largest:.1f} points).")
     for grid in table.index.unique("grid"):
         rows = table.loc[grid]
         if "relu" in rows.index and len(kafs) and grid in kafs.index.unique("grid"):
             best = kafs.loc[grid, "worst"]
-            line = (f"- {grid}: ReLU keeps {rows.loc['relu', 'worst']:.1f}% under the worst case of PGD-50 and "
+            line = (f"- {grid_name(grid)}: ReLU keeps {rows.loc['relu', 'worst']:.1f}% under the worst case of PGD-50 and "
                     f"Square; {_kaf_span(best)} under the worst case of PGD-50, Square and the surrogate.")
             if "apgd_dlr_t" in rows and rows["apgd_dlr_t"].notna().all():
                 line += (f" Under APGD-CE + APGD-T: ReLU {rows.loc['relu', 'apgd_dlr_t']:.1f}%, "
                          f"{_kaf_span(kafs.loc[grid, 'apgd_dlr_t'])}.")
-            if (weak := weak_baseline(rows["clean"], "relu")):
+            n = table.attrs.get("test_images", {}).get(grid)
+            if (weak := weak_baseline(rows["clean"], "relu", where=f" on the {n} images checked" if n else "")):
                 line += f" In this grid {weak}."
             lines.append(line)
     for (grid, model), why in table.attrs.get("skipped", {}).items():
-        lines.append(f"- {grid} / {model} was not checked: it {why}.")
+        lines.append(f"- {_grid_model(grid, model)} was not checked: it {why}.")
     return Markdown("\n".join(lines))
 
 
@@ -251,37 +278,36 @@ def masking_verdict(table):
     images, behind = table.attrs.get("test_images", {}), flag_images(table)
     largest, flagged = max(behind.values(), default=0), len({(grid, model) for _, grid, model in behind})
     strongest = strongest_attack(table)
-    text = (f"The gradient-masking checks ran on {len(table)} models ({', '.join(table.index.unique('grid'))}); "
-            f"{flagged} raised a flag, the largest resting on {largest} test image{'s' * (largest != 1)} "
-            f"(of {max(images.values(), default=0)}).")
+    grids = "; ".join(grid_name(g) + (f", {images[g]} test images" if g in images else "")
+                      for g in table.index.unique("grid"))
+    text = f"The gradient-masking checks ran on {len(table)} models ({grids}); " + (
+        f"{flagged} raised a flag, the largest resting on {largest} test image{'s' * (largest != 1)}."
+        if flagged else "none raised a flag.")
     per_grid = []
     for grid in table.index.unique("grid"):
         rows = strongest.loc[grid]
         kafs = rows[[m in KAF_ACTIVATIONS for m in rows.index]]
         if "relu" in rows.index and len(kafs):
-            weak = weak_baseline(table.loc[grid, "clean"], "relu")
-            per_grid.append(f"{grid}: ReLU {rows['relu']:.1f}%, the KAF models {kafs.mean():.1f}% on average "
+            weak = weak_baseline(table.loc[grid, "clean"], "relu",
+                                 where=f" on the {images[grid]} images checked" if grid in images else "")
+            per_grid.append(f"{grid_name(grid)}: ReLU {rows['relu']:.1f}%, the KAF models {kafs.mean():.1f}% on average "
                             f"({kafs.mean() - rows['relu']:+.1f} points" + (f"; {weak}" if weak else "") + ")")
     if per_grid:
-        text += " Under the strongest attack on each model: " + "; ".join(per_grid) + "."
+        text += " Under the strongest of these checks' attacks on each model: " + "; ".join(per_grid) + "."
     return Markdown(text)
 
 
 def _kaf_span(accuracy):
-    """'the KAF models 23.0% to 25.0% (best: kaf_elu)' of a Series {model: percent}, or
-    'the KAF model (kaf_elu) 6.2%' when there is one."""
+    """'the KAF models 23.0% to 25.0% (best: KAF_ELU)' of a Series {model: percent}, or
+    'the KAF model (KAF_ELU) 6.2%' when there is one."""
     if len(accuracy) == 1:
-        return f"the KAF model ({accuracy.index[0]}) {accuracy.iloc[0]:.1f}%"
-    return f"the KAF models {accuracy.min():.1f}% to {accuracy.max():.1f}% (best: {accuracy.idxmax()})"
+        return f"the KAF model ({activation_name(accuracy.index[0])}) {accuracy.iloc[0]:.1f}%"
+    return f"the KAF models {accuracy.min():.1f}% to {accuracy.max():.1f}% (best: {activation_name(accuracy.idxmax())})"
 
 
 def _count_range(counts):
     low, high = int(counts.min()), int(counts.max())
     return f"{low}" if low == high else f"{low}-{high}"
-
-
-def _p_value(value):
-    return "< 0.001" if value < 0.001 else f"{value:.3f}"
 
 
 def autoattack_paired_finding(table, reference=None):
@@ -295,7 +321,7 @@ def autoattack_paired_finding(table, reference=None):
 
     def measured(r):
         return (f"{activation_name(r['activation'])} {r['difference']:+.1f} [{r['low']:+.1f}, {r['high']:+.1f}] "
-                f"(p {_p_value(r['p_exact'])}, Holm {_p_value(r['p_holm'])})")
+                f"(p {p_value(r['p_exact'])}, Holm {p_value(r['p_holm'])})")
 
     def named(rows):
         return ", ".join(activation_name(r["activation"]) + ("" if r["p_holm"] < 0.05 else " (not after Holm's correction)")
@@ -387,6 +413,23 @@ def autoattack_version_note(table, audit=None):
                else f"Where both were run, they differ by at most {gap:.1f} points.") + caveat)
 
 
+def _listed(names):
+    """"A", "A and B", "A, B and C"."""
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def earlier_twin_suspects(table, audit):
+    """The activations (display names) of the checkpoints of `results.autoattack_table()` whose
+    number still comes from the earlier evaluation while their float32 twin disagrees with
+    the published model on some clean images (`audit`: `results.checkpoint_audit_table()`,
+    its `float32 agreement` below 100%); [] without an audit."""
+    if audit is None or "float32 agreement" not in audit:
+        return []
+    agreement = audit["float32 agreement"].reindex(table.index)
+    return [activation_name(table.loc[name, "activation"]) for name in table.index
+            if table.loc[name, "version"] != "standard" and agreement.get(name, 100.0) < 100.0 - 1e-9]
+
+
 def earlier_twin_caveat(table, audit):
     """A sentence (with a leading space) naming the checkpoints whose AutoAttack number
     still comes from the earlier evaluation and whose float32 twin disagrees with the
@@ -394,16 +437,10 @@ def earlier_twin_caveat(table, audit):
     or "" if none (or no audit). In the earlier evaluation, the untargeted attacks took
     an image the twin alone misclassified as already fooled and left it unattacked, so
     only the targeted APGD-T attacked it: those numbers may be too high."""
-    if audit is None or "float32 agreement" not in audit:
-        return ""
-
-    agreement = audit["float32 agreement"].reindex(table.index)
-    names = [activation_name(table.loc[name, "activation"]) for name in table.index
-             if table.loc[name, "version"] != "standard" and agreement.get(name, 100.0) < 100.0 - 1e-9]
+    names = earlier_twin_suspects(table, audit)
     if not names:
         return ""
-    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-    return (f" The earlier numbers of {listed} may be too high: their float32 twin, which the attacks "
+    return (f" The earlier numbers of {_listed(names)} may be too high: their float32 twin, which the attacks "
             "differentiate, misclassifies some clean images the published model gets right, and there "
             "the earlier evaluation's untargeted attacks took the image as already fooled and left it; "
             "only APGD-T attacked it. Their standard records, which attack every such image, replace "
@@ -444,7 +481,8 @@ def checkpoint_audit_findings(table):
 
     One bullet per checkpoint with a thesis number: where the thesis' robust
     accuracy falls relative to our PGD-50 95% interval, and how much the
-    strongest attacks take off PGD-50; then, for checkpoints with the protocol
+    strongest attacks take off PGD-50; then the checkpoints PGD-50 leaves below 1%
+    while they keep over 50% clean; then, for checkpoints with the protocol
     comparison, what float16 gradients and missing labels do to the number.
     """
     from IPython.display import Markdown
@@ -461,6 +499,10 @@ def checkpoint_audit_findings(table):
         lines.append(f"- {checkpoint_label(name, row['activation'])}: the thesis' {row['thesis robust']:.1f}% is **{where}** "
                      f"our PGD-50 interval [{row['pgd_low']:.1f}, {row['pgd_high']:.1f}]%; the worst case over "
                      f"all attacks is {row['worst']:.1f}% ({row['pgd'] - row['worst']:.1f} points below PGD-50).")
+    for name, row in table[(table["pgd"] < 1.0) & (table["clean"] > 50.0)].iterrows():
+        lines.append(f"- {checkpoint_label(name, row['activation'])} (`{name}`) keeps {row['pgd']:.1f}% under PGD-50 "
+                     f"at {row['clean']:.1f}% clean: no robustness left, which is what catastrophic overfitting of "
+                     "fast adversarial training leaves (see Fundamentals); this was not checked further here.")
     thesis, fixed = "protocol: " + PROTOCOL_THESIS, "protocol: " + PROTOCOL_FIXED
     if thesis in table:
         for name, row in table[table[thesis].notna()].iterrows():
@@ -496,6 +538,22 @@ def light_grid_finding(comparison, audit=None):
                      f"published ResNet20 ({activation_name(row['activation'])}) gives {row[thesis]:.1f}% where float32 gradients, "
                      f"logits and true labels give {row[fixed]:.1f}% (the published-models chapter).")
     return Markdown(text)
+
+
+def deep_kaf_epochs_note(table):
+    """Markdown on `results.deep_kaf_table()`: the runs that trained for fewer epochs than the
+    most common number, with their best clean accuracy in any epoch (the one-cycle schedule is
+    the same, compressed into those epochs); empty when all trained alike."""
+    from kaflib.thesis.tables import run_label
+
+    usual = int(table["epochs"].mode().max())
+    short = table[table["epochs"] < usual]
+    if short.empty:
+        return _markdown("")
+    return _markdown("Runs shorter than the others' " + f"{usual} epochs (the same one-cycle schedule over fewer "
+                     "epochs): " + "; ".join(f"{run_label(label)}, {int(row['epochs'])} epochs, at most "
+                                            f"{row['best clean %']:.1f}% clean in any of them"
+                                            for label, row in short.iterrows()) + ".")
 
 
 def activation_distance_finding(distances):
@@ -573,6 +631,6 @@ def thesis_ranking_finding(reported):
     swish_first = all(t.idxmax() == "swish" for t in tables)
     kaf_above_elu = all((t[t.index.isin(KAF_ACTIVATIONS)] > t["elu"]).any() for t in tables)
     if tables and swish_first and kaf_above_elu:
-        lines.append("\nSo in the thesis' own numbers the KAFs are below Swish but not below ELU: its conclusion "
-                     "holds for Swish, not for the smooth fixed activations as a class.")
+        lines.append("\nSo in the thesis' own numbers no KAF reaches Swish, while some KAFs are above ELU: its "
+                     "conclusion holds for Swish, not for the smooth fixed activations as a class.")
     return Markdown("\n".join(lines))

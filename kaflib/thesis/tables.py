@@ -12,7 +12,7 @@ from kaflib.activations import ACTIVATION_NAMES, activation_name
 
 __all__ = ["ACTIVATION_NAMES", "GRID_NAMES", "COLUMN_NAMES", "activation_name", "grid_name", "checkpoint_label",
            "model_name", "run_label", "show", "learning_rates", "thesis_comparison", "masking_tables", "deep_kaf", "lr_ranges", "checkpoint_audit", "checkpoint_files", "autoattack_tables", "attack_agreement",
-           "paired_differences", "cross_check", "by_checkpoint", "kaf_versus_fixed", "thesis_figures",
+           "p_value", "paired_differences", "cross_check", "by_checkpoint", "kaf_versus_fixed", "thesis_figures",
            "thesis_figures_markdown"]
 
 #: The grids and studies by the networks they hold.
@@ -217,7 +217,8 @@ def deep_kaf(table):
     gradient ratio in 3 significant digits, minutes whole; "–" where a column does not
     apply (no KAF in a ReLU network, no ReLU run to compare with)."""
     return show(table, index=run_label, index_name="network / activation",
-                formats={"init grad first/last conv": "{:.3g}", "minutes": 0, "epochs": 0},
+                formats={"init grad first/last conv": "{:.3g}", "KAF max |f'| (median layer)": "{:.3g}",
+                         "vs ReLU (points)": "{:+.1f}", "minutes": 0, "epochs": 0},
                 names={"init grad first/last conv": "gradient ratio first/last conv at init",
                        "best clean %": "best clean (%)", "last clean %": "last clean (%)"})
 
@@ -277,6 +278,11 @@ def autoattack_tables(aa, leaderboard):
     return accuracy, changes, cost, board
 
 
+def p_value(value):
+    """A p-value as the book prints it, in tables and sentences alike: "0.012", "< 0.001"."""
+    return "< 0.001" if value < 0.001 else f"{value:.3f}"
+
+
 def paired_differences(pairs):
     """`statistics.autoattack_paired_differences()` for reading: one row per KAF, the difference
     with its 95% interval and p-values first, then the images behind it."""
@@ -285,7 +291,7 @@ def paired_differences(pairs):
     reference = activation_name(pairs["reference_activation"].iloc[0])
     return show(frame, ["difference", "interval", "p_exact", "p_holm", "only_this", "only_reference"],
                 index_name=f"KAF minus {reference}",
-                formats={"difference": "{:+.1f}", "p_exact": "{:.3g}", "p_holm": "{:.3g}"},
+                formats={"difference": "{:+.1f}", "p_exact": p_value, "p_holm": p_value},
                 names={"interval": "95% interval (points)",
                        "only_reference": f"images only {reference} survives"})
 

@@ -186,7 +186,9 @@ def test_checkpoint_audit_table_joins_the_thesis_numbers(tmp_path, thesis_tables
     assert summary.startswith("- The thesis' robust accuracy lies above our PGD-50 interval for 1 of the 2 checkpoints")
     assert found[0].startswith("- KAF: the thesis' 51.5% is **inside**")
     assert "the thesis' 44.0% is **above** our PGD-50 interval [-3.0, 3.0]%" in found[1]
-    assert found[2].endswith("gives 55.0%; with float32 gradients, logits and true labels, 49.0% (+6.0 points).")
+    assert found[2].startswith("- ReLU, other run (`resnet20_relu_ocrob`) keeps 0.0% under PGD-50 at 85.0% clean: "
+                               "no robustness left")  # named, not left as an unexplained 0.0% in a table
+    assert found[3].endswith("gives 55.0%; with float32 gradients, logits and true labels, 49.0% (+6.0 points).")
 
     from kaflib.thesis.figures import plot_checkpoint_audit
 
@@ -379,30 +381,35 @@ def test_masking_table_joins_grids_and_the_audit_and_states_the_flags(tmp_path):
     assert table["surrogate_wins"].tolist() == [False, True, False, False]
 
     found = findings.masking_findings(table).data.splitlines()
-    assert found[1] == ("- black-box Square beats white-box PGD: **thesis-vgg / kaf_elu** (8 of 200 images), "
-                           "**thesis-checkpoints / kaf** (6 of 200 images).")
+    assert found[1] == ("- black-box Square beats white-box PGD: **VGG-inspired / KAF_ELU** (8 of 200 images), "
+                           "**published ResNet20 / KAF** (6 of 200 images).")
     assert found[0].endswith(": no model.")
-    assert found[4].endswith("last count of its curve: **thesis-vgg / kaf_elu** (4 of 200 images).")
+    assert found[4].endswith("last count of its curve: **VGG-inspired / KAF_ELU** (4 of 200 images).")
     # vgg relu: APGD 18 < PGD 20; vgg kaf_elu: Square 6 < APGD 7; checkpoints: APGD 37 < 40, 36 < 38
     assert found[5] == "- Strongest single attack: APGD for 3 models, Square for 1 model (ties: the first)."
-    assert "on average 3.5 points below PGD-50 (largest: thesis-vgg / kaf_elu, 4.0 points)" in found[6]
-    assert found[7].startswith("- thesis-vgg: ReLU keeps 20.0% under the worst case of PGD-50 and Square; "
-                                  "the KAF model (kaf_elu) 6.0% under")
-    assert found[7].endswith("Under APGD-CE + APGD-T: ReLU 18.0%, the KAF model (kaf_elu) 7.0%.")
+    assert "on average 3.5 points below PGD-50 (largest: VGG-inspired / KAF_ELU, 4.0 points)" in found[6]
+    assert found[7].startswith("- VGG-inspired: ReLU keeps 20.0% under the worst case of PGD-50 and Square; "
+                                  "the KAF model (KAF_ELU) 6.0% under")
+    assert found[7].endswith("Under APGD-CE + APGD-T: ReLU 18.0%, the KAF model (KAF_ELU) 7.0%.")
     assert findings._kaf_span(pd.Series({"kaf": 23.0, "kaf_elu": 25.0})) == \
-        "the KAF models 23.0% to 25.0% (best: kaf_elu)"
-    assert found[-1] == "- thesis-vgg / kaf_free was not checked: it did not train: 10.8% clean accuracy."
+        "the KAF models 23.0% to 25.0% (best: KAF_ELU)"
+    assert found[-1] == "- VGG-inspired / KAF_Free was not checked: it did not train: 10.8% clean accuracy."
+    assert not any(name in line for line in found for name in ("thesis-", "kaf_", "/ kaf", "relu"))
     assert not any(line.startswith("- APGD-CE + APGD-T ends") for line in found)
     table.loc[("thesis-checkpoints", "kaf"), "apgd_dlr_t"] = 45.0  # the float16 original resists APGD
     above = [line for line in findings.masking_findings(table).data.splitlines() if "ends more than" in line]
-    assert above[0].startswith("- APGD-CE + APGD-T ends more than 1 point above PGD-50: **thesis-checkpoints / kaf** "
-                               "(+4.0 points). For thesis-checkpoints, APGD is the checkpoint audit's")
+    assert above[0].startswith("- APGD-CE + APGD-T ends more than 1 point above PGD-50: **published ResNet20 / KAF** "
+                               "(+4.0 points). For the published ResNet20s, APGD is the checkpoint audit's")
     table.loc[("thesis-checkpoints", "kaf"), "apgd_dlr_t"] = 36.0
     verdict = findings.masking_verdict(table).data
-    assert verdict.startswith("The gradient-masking checks ran on 4 models (thesis-vgg, thesis-checkpoints); 2 raised a "
-                              "flag, the largest resting on 8 test images (of 200).")
-    assert verdict.endswith("thesis-vgg: ReLU 18.0%, the KAF models 6.0% on average (-12.0 points); "
-                            "thesis-checkpoints: ReLU 30.0%, the KAF models 30.0% on average (+0.0 points).")  # APGD-CE 30%
+    assert verdict.startswith("The gradient-masking checks ran on 4 models (VGG-inspired, 200 test images; published "
+                              "ResNet20, 200 test images); 2 raised a flag, the largest resting on 8 test images.")
+    assert verdict.endswith("VGG-inspired: ReLU 18.0%, the KAF models 6.0% on average (-12.0 points); "
+                            "published ResNet20: ReLU 30.0%, the KAF models 30.0% on average (+0.0 points).")  # APGD-CE 30%
+    for flag in findings.MASKING_FLAGS:
+        if flag in table:
+            table[flag] = False
+    assert "200 test images); none raised a flag. Under" in findings.masking_verdict(table).data
     assert results.masking_table(path=tmp_path / "none") is None
 
 
@@ -493,7 +500,8 @@ def test_a_study_older_than_a_rerun_is_named_outdated(tmp_path):
     (seed1 / "metrics.json").write_text(json.dumps(dict(metrics, parameters=dict(metrics["parameters"], seed=1))))
     assert runs.runs_newer_than_study("masking", "thesis-resnet20", tmp_path) == ["kaf"]
     note = findings.superseded_note("masking", ("thesis-vgg", "thesis-resnet20"), tmp_path).data
-    assert "- ResNet20: retrained since: kaf" in note and "studies masking-checks <grid> --force" in note
+    assert "- ResNet20: retrained since: KAF" in note and "studies masking-checks <grid> --force" in note
+    assert "Left out: the gradient-masking checks of ResNet20.**" in note
     assert "VGG" not in note  # a grid without the study is not named
     for stamp, expected in (("2026-12-03T11:00:00+00:00", []), ("2026-12-03T09:00:00+00:00", ["kaf"])):
         store.write_json(study, dict(parameters={}, finished=stamp, rows=[]))
@@ -547,7 +555,7 @@ def test_the_kaf_comparison_leaves_out_runs_of_an_earlier_recipe(tmp_path):
     assert d["fixed"] == ["relu"] and d["left_out"] == ["elu seed 0", "elu seed 1"]
     np.testing.assert_allclose(d["per_seed"]["robust_diff"], [1.0, 1.0, 1.0])
     finding = findings.kaf_fixed_finding(d, "thesis-resnet20").data
-    assert "Left out, as trained with an earlier recipe or other settings: elu seed 0, elu seed 1." in finding
+    assert "Left out, as trained with an earlier recipe or other settings: ELU seed 0, ELU seed 1." in finding
     assert "elu" in statistics.kaf_fixed_difference(measured, runs="all")["fixed"]  # all: elu's 3 seeds pair up
     with pytest.raises(ValueError, match="runs='some' is invalid"):
         statistics.kaf_fixed_difference(measured, runs="some")
@@ -598,6 +606,10 @@ def test_a_paired_difference_that_does_not_survive_holm_says_so(tmp_path):
     assert kaf["low"] > 0 and 0.025 < kaf["p_exact"] < 0.05 < kaf["p_holm"] == pytest.approx(2 * kaf["p_exact"])
     finding = findings.autoattack_paired_finding(results.autoattack_table(tmp_path))
     assert "KAF +4.5 [+0.7, +8.3] (p 0.035, Holm 0.070)" in finding
+    from kaflib.thesis.tables import paired_differences
+
+    shown = paired_differences(pairs).to_html()
+    assert ">0.035<" in shown and ">0.070<" in shown  # the table prints the p-values as the sentence does
     assert "Holm-corrected for the 2 comparisons" in finding
     assert "Measurably more robust: KAF (not after Holm's correction)." in finding
     assert "Against ReLU" not in findings.autoattack_findings(results.autoattack_table(tmp_path),

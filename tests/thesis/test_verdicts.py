@@ -36,8 +36,16 @@ def test_the_checkpoint_verdicts_are_the_paired_tables():
     for numbers in evidence.values():
         shown = " ".join(findings.autoattack_paired_finding(table, r) for r in statistics.autoattack_paired_references(table))
         assert all(n in shown for n in numbers)
-    _, aa_numbers = _evidence("reported")[-1]
+    aa_text, aa_numbers = _evidence("reported")[-1]
     assert aa_numbers == [f"{table['autoattack'].min():.1f}", f"{table['autoattack'].max():.1f}"]
+    assert f"the {len(table)} published checkpoints evaluated with it" in aa_text
+    # a number that may be too high says so wherever the range or the gaps are stated
+    suspects = findings.earlier_twin_suspects(table, results.checkpoint_audit_table())
+    relu_text = next(t for t in evidence if "ReLU" in t)
+    for text in (aa_text, next(t for t, _ in _evidence("robust") if t.startswith(relu_text))):
+        assert ("may be too high" in text) == bool(suspects) and all(name in text for name in suspects)
+    verdict = verdicts.answers()["robust"]["verdict"]
+    assert " beats" not in verdict.replace("measurably beats", "")  # a verdict claims only measured differences
 
 
 def test_the_protocol_and_deep_verdicts_are_their_tables():
@@ -56,9 +64,22 @@ def test_the_protocol_and_deep_verdicts_are_their_tables():
     deep = runs.load_deep_kaf()
     if deep:
         table = results.deep_kaf_table(deep)
-        _, numbers = _evidence("deep")[0]
+        text, numbers = _evidence("deep")[0]
         last = {f"{v:.1f}" for v in table["last clean %"]}
         assert set(numbers) <= last
+        k = verdicts.deep()
+        if k is not None and k["random"] is not None:  # each number beside the epochs it was reached in
+            assert f"at most {k['random']:.1f}% after {k['random_epochs']} epochs" in text
+            assert text.startswith(f"ResNet56, standard training on the mini set, clean accuracy after {k['epochs']['relu']}")
+
+
+def test_runs_shorter_than_the_others_are_named():
+    table = pd.DataFrame({"epochs": [10, 10, 3], "best clean %": [40.0, 50.0, 11.2]},
+                         index=["resnet56 / relu", "resnet56 / kaf_elu", "resnet56 / kaf N(0, 0.8²)"])
+    note = findings.deep_kaf_epochs_note(table).data
+    assert note == ("Runs shorter than the others' 10 epochs (the same one-cycle schedule over fewer epochs): "
+                    "ResNet56 / KAF N(0, 0.8²), 3 epochs, at most 11.2% clean in any of them.")
+    assert findings.deep_kaf_epochs_note(table.iloc[:2]).data == ""
 
 
 def _run(root, act, finished, seed=0):
@@ -93,7 +114,7 @@ def test_a_study_of_a_retrained_run_is_left_out_and_recorded(tmp_path):
     assert runs.superseded_studies(tmp_path) == {"masking/thesis-vgg.json": ["thesis-vgg/kaf"]}
     assert runs.read_grid_study("masking", "thesis-vgg", tmp_path) is None
     assert results.masking_table(path=tmp_path) is None
-    assert "VGG-inspired: retrained since: kaf" in findings.superseded_note("masking", ("thesis-vgg",), tmp_path).data
+    assert "VGG-inspired: retrained since: KAF" in findings.superseded_note("masking", ("thesis-vgg",), tmp_path).data
     # a seed-1 rerun never makes a study outdated (studies measure seed 0)
     _run(tmp_path, "relu", "2026-12-03T09:00:00+00:00", seed=1)
     assert runs.superseded_studies(tmp_path) == {"masking/thesis-vgg.json": ["thesis-vgg/kaf"]}
