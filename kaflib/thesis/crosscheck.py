@@ -51,7 +51,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["attack_agreement_findings", "attack_agreement_table", "cascade_outcomes", "cross_check_findings",
-           "cross_check_table", "main", "torchattacks_apgd_t", "torchattacks_autoattack", "torchattacks_fab_t"]
+           "cross_check_table", "fab_t_alone_findings", "main", "torchattacks_apgd_t", "torchattacks_autoattack", "torchattacks_fab_t"]
 
 #: What `main` can run on the PyTorch backend, and how its record describes it.
 IMPLEMENTATIONS = {
@@ -212,6 +212,34 @@ def cross_check_table(folder=None):
     return pd.DataFrame(rows).set_index("model") if rows else None
 
 
+def _checkpoint(name):
+    """"KAF (`resnet20_kaf_ocrob_lrfinder`)" for a model name: the published checkpoint's words
+    (`tables.checkpoint_label`) where it is one of `studies.THESIS_CHECKPOINTS`, else the name."""
+    from kaflib.thesis.studies import THESIS_CHECKPOINTS
+    from kaflib.thesis.tables import checkpoint_label
+
+    activation = {checkpoint: act for act, checkpoint in THESIS_CHECKPOINTS.items()}.get(name)
+    return f"`{name}`" if activation is None else f"{checkpoint_label(name, activation)} (`{name}`)"
+
+
+def fab_t_alone_findings(table):
+    """Plain sentences (Markdown) on `cross_check_table()` of FAB-T alone (its `fab-t/`
+    folder): per model, how many of the images it classifies correctly FAB-T broke in both
+    implementations and in one only, and on how many images the two agree."""
+    from IPython.display import Markdown
+
+    lines = []
+    for name, row in table.dropna(subset=["both_robust"]).iterrows():
+        n, correct = int(row["n"]), round(row["n"] * row["clean"] / 100)
+        one = int(row["only_kaflib_robust"] + row["only_torchattacks_robust"])
+        both = correct - int(row["both_robust"]) - one
+        lines.append(f"- {_checkpoint(name)}, the first {n} test images: {correct} classified correctly; "
+                     f"FAB-T broke {both} of them in both implementations and {one} in only one, and "
+                     f"{int(row['both_robust'])} stayed robust in both: the two agree on {n - one} of "
+                     f"the {n} images.")
+    return Markdown("\n".join(lines))
+
+
 def cross_check_findings(table):
     """Plain sentences (Markdown) on `cross_check_table()`: per model, the two robust accuracies,
     whether they agree within the interval, and which images only one implementation broke."""
@@ -220,11 +248,11 @@ def cross_check_findings(table):
     lines = []
     for name, row in table.iterrows():
         if "torchattacks" not in row or row.isna()["torchattacks"]:
-            lines.append(f"- `{name}`: torchattacks' record is missing (the module docstring has its command).")
+            lines.append(f"- {_checkpoint(name)}: torchattacks' record is missing (the module docstring has its command).")
             continue
         verdict = ("agree within torchattacks' 95% interval" if row["agree_within_intervals"]
                    else "do not agree within torchattacks' 95% interval")
-        line = (f"- `{name}`, {row['n']} images: kaflib {row['kaflib']:.1f}%, torchattacks {row['torchattacks']:.1f}% "
+        line = (f"- {_checkpoint(name)}, {row['n']} images: kaflib {row['kaflib']:.1f}%, torchattacks {row['torchattacks']:.1f}% "
                 f"[{row['torchattacks_ci95'][0]:.1f}, {row['torchattacks_ci95'][1]:.1f}]: they {verdict}.")
         if "both_robust" in row and not row.isna()["both_robust"]:
             line += (f" Image by image, {int(row['both_robust'])} are robust under both; torchattacks broke "
@@ -283,7 +311,7 @@ def attack_agreement_findings(table, required=98.0):
     lines = []
     for (model, attack), row in table.iterrows():
         ours, theirs = table.attrs["disagreements"][(model, attack)]
-        line = (f"- `{model}`, {names.get(attack, attack)}: the two agree on {int(row['agree'])} of the "
+        line = (f"- {_checkpoint(model)}, {names.get(attack, attack)}: the two agree on {int(row['agree'])} of the "
                 f"{int(row['attacked'])} images it was given ({row['share']:.1f}%): "
                 + ("it passes" if row["share"] >= required else "it falls short of") + f" the {required:g}% bar")
         if ours or theirs:

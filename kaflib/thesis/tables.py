@@ -212,11 +212,12 @@ def masking_tables(checks):
             show(frame, flags))
 
 
-def deep_kaf(table):
+def deep_kaf(table, columns=None):
     """`results.deep_kaf_table()` for reading: the rows as "ResNet56 / KAF N(0, 0.05²)", the
     gradient ratio in 3 significant digits, minutes whole; "–" where a column does not
-    apply (no KAF in a ReLU network, no ReLU run to compare with)."""
-    return show(table, index=run_label, index_name="network / activation",
+    apply (no KAF in a ReLU network, no ReLU run to compare with). `columns`: the ones to
+    show (default all)."""
+    return show(table, columns, index=run_label, index_name="network / activation",
                 formats={"init grad first/last conv": "{:.3g}", "KAF max |f'| (median layer)": "{:.3g}",
                          "vs ReLU (points)": "{:+.1f}", "minutes": 0, "epochs": 0},
                 names={"init grad first/last conv": "gradient ratio first/last conv at init",

@@ -65,3 +65,18 @@ def test_the_agreement_table_reads_the_single_attack_records_and_names_each_disa
     assert "`m`, APGD-T: the two agree on 50 of the 50 images it was given (100.0%): it passes the 98% bar." in found
     assert ("`m`, FAB-T: the two agree on 47 of the 50 images it was given (94.0%): it falls short of the 98% bar; "
             "only torchattacks' broke image 7; only kaflib's broke images 3, 9.") in found
+
+
+def test_fab_t_alone_counts_the_images_each_implementation_broke():
+    import pandas as pd
+
+    from kaflib.thesis.crosscheck import fab_t_alone_findings
+
+    table = pd.DataFrame(dict(n=[32], clean=[84.375], both_robust=[12], only_kaflib_robust=[1],
+                              only_torchattacks_robust=[0]), index=pd.Index(["resnet20_relu_ocrob_lrf"], name="model"))
+    found = fab_t_alone_findings(table).data
+    assert found == ("- ReLU (`resnet20_relu_ocrob_lrf`), the first 32 test images: 27 classified correctly; FAB-T "
+                     "broke 14 of them in both implementations and 1 in only one, and 12 stayed robust in both: the "
+                     "two agree on 31 of the 32 images.")
+    table.index = pd.Index(["m"], name="model")  # not a published checkpoint: its name alone
+    assert fab_t_alone_findings(table).data.startswith("- `m`, the first 32")
