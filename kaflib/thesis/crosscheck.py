@@ -212,6 +212,11 @@ def cross_check_table(folder=None):
     return pd.DataFrame(rows).set_index("model") if rows else None
 
 
+def _missing(value):
+    """True for a missing per-image count (None or NaN)."""
+    return value is None or value != value
+
+
 def _checkpoint(name):
     """"KAF (`resnet20_kaf_ocrob_lrfinder`)" for a model name: the published checkpoint's words
     (`tables.checkpoint_label`) where it is one of `studies.THESIS_CHECKPOINTS`, else the name."""
@@ -224,19 +229,25 @@ def _checkpoint(name):
 
 def fab_t_alone_findings(table):
     """Plain sentences (Markdown) on `cross_check_table()` of FAB-T alone (its `fab-t/`
-    folder): per model, how many of the images it classifies correctly FAB-T broke in both
-    implementations and in one only, and on how many images the two agree."""
+    folder): per model, how many images kaflib's FAB-T broke of those the model classifies
+    correctly (kaflib's clean pass), how many stayed robust under both implementations and
+    under one only, and on how many images the two agree; or that torchattacks' record (or
+    its per-image outcomes) is missing."""
     from IPython.display import Markdown
 
     lines = []
-    for name, row in table.dropna(subset=["both_robust"]).iterrows():
-        n, correct = int(row["n"]), round(row["n"] * row["clean"] / 100)
-        one = int(row["only_kaflib_robust"] + row["only_torchattacks_robust"])
-        both = correct - int(row["both_robust"]) - one
-        lines.append(f"- {_checkpoint(name)}, the first {n} test images: {correct} classified correctly; "
-                     f"FAB-T broke {both} of them in both implementations and {one} in only one, and "
-                     f"{int(row['both_robust'])} stayed robust in both: the two agree on {n - one} of "
-                     f"the {n} images.")
+    for name, row in table.iterrows():
+        if _missing(row.get("both_robust")):
+            lines.append(f"- {_checkpoint(name)}: torchattacks' per-image record is missing (the module docstring "
+                         "has its command).")
+            continue
+        n, robust = int(row["n"]), int(row["both_robust"])
+        only_ours, only_theirs = int(row["only_kaflib_robust"]), int(row["only_torchattacks_robust"])
+        correct = round(n * row["clean"] / 100)
+        lines.append(f"- {_checkpoint(name)}, the first {n} test images, {correct} classified correctly: kaflib's "
+                     f"FAB-T broke {correct - robust - only_ours} of them; {robust} stayed robust under both "
+                     f"implementations, {only_ours} under kaflib's only and {only_theirs} under torchattacks' only: "
+                     f"the two agree on {n - only_ours - only_theirs} of the {n} images.")
     return Markdown("\n".join(lines))
 
 

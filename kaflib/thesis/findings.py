@@ -23,7 +23,7 @@ from kaflib.thesis.tables import checkpoint_label, grid_name, p_value
 __all__ = ["thesis_numbers_note", "missing_note", "missing_data_note", "stopped_note", "superseded_note",
            "page_sources", "kaf_fixed_finding", "lipschitz_evolution_findings", "weak_baseline",
            "masking_findings", "masking_verdict", "autoattack_paired_finding", "autoattack_findings",
-           "autoattack_version_note", "earlier_twin_suspects", "earlier_twin_caveat",
+           "autoattack_version_note", "earlier_twin_suspects", "earlier_twin_caveat", "listed",
            "standard_autoattack_findings", "checkpoint_audit_findings", "light_grid_finding",
            "deep_kaf_epochs_note", "activation_distance_finding", "pgd_sweeps_note", "thesis_ranking_finding"]
 
@@ -113,7 +113,7 @@ def superseded_note(study, grids, path=None):
     lines = [f"- {grid_name(grid)}: retrained since: {', '.join(map(_run_name, runs))}" for grid, runs in newer.items()]
     command = "masking-checks" if study == "masking" else study
     return Markdown(f"> **Left out: the {_STUDY_WORDS.get(study, study)} of "
-                    f"{_listed([grid_name(g) for g in newer])}.** They were measured on "
+                    f"{listed([grid_name(g) for g in newer])}.** They were measured on "
                     f"runs that have since been retrained, so they describe networks that no longer exist; this "
                     f"page shows them again once `python -m kaflib.thesis.studies {command} <grid> --force` has "
                     f"measured the runs on file.\n\n" + "\n".join(lines))
@@ -194,13 +194,14 @@ def lipschitz_evolution_findings(histories):
     return Markdown("\n".join(lines))
 
 
-def weak_baseline(clean, name, fraction=WEAK_FRACTION, where=""):
+def weak_baseline(clean, name, fraction=WEAK_FRACTION, images=None):
     """A phrase when run `name` of `clean` (a Series {run: clean accuracy, percent}) barely
     trained (`statistics.weak_runs`): "its ReLU run barely trained (...)"; "" otherwise.
-    `where` follows "% clean" (e.g. " on the 256 images checked")."""
+    `images`: how many test images `clean` was measured on, said after the accuracy."""
     weak = weak_runs(clean, fraction).get(name)
     if weak is None:
         return ""
+    where = f" on the {images} images checked" if images else ""
     return (f"its {_run_name(name)} run barely trained ({weak[0]:.1f}% clean{where}, against a median of "
             f"{weak[1]:.1f}% for the other runs), so the gap rests on a weak baseline")
 
@@ -252,8 +253,7 @@ def masking_findings(table):
             if "apgd_dlr_t" in rows and rows["apgd_dlr_t"].notna().all():
                 line += (f" Under APGD-CE + APGD-T: ReLU {rows.loc['relu', 'apgd_dlr_t']:.1f}%, "
                          f"{_kaf_span(kafs.loc[grid, 'apgd_dlr_t'])}.")
-            n = table.attrs.get("test_images", {}).get(grid)
-            if (weak := weak_baseline(rows["clean"], "relu", where=f" on the {n} images checked" if n else "")):
+            if (weak := weak_baseline(rows["clean"], "relu", images=table.attrs.get("test_images", {}).get(grid))):
                 line += f" In this grid {weak}."
             lines.append(line)
     for (grid, model), why in table.attrs.get("skipped", {}).items():
@@ -288,8 +288,7 @@ def masking_verdict(table):
         rows = strongest.loc[grid]
         kafs = rows[[m in KAF_ACTIVATIONS for m in rows.index]]
         if "relu" in rows.index and len(kafs):
-            weak = weak_baseline(table.loc[grid, "clean"], "relu",
-                                 where=f" on the {images[grid]} images checked" if grid in images else "")
+            weak = weak_baseline(table.loc[grid, "clean"], "relu", images=images.get(grid))
             per_grid.append(f"{grid_name(grid)}: ReLU {rows['relu']:.1f}%, the KAF models {kafs.mean():.1f}% on average "
                             f"({kafs.mean() - rows['relu']:+.1f} points" + (f"; {weak}" if weak else "") + ")")
     if per_grid:
@@ -406,14 +405,14 @@ def autoattack_version_note(table, audit=None):
                 "from the earlier evaluation, without FAB-T." + caveat)
     if len(done) == total:
         return f"All {total} checkpoints were evaluated with AutoAttack's standard version."
-    gap = (done["autoattack"] - done["earlier"]).abs().max()
+    gap = (done["autoattack"] - done.get("earlier", float("nan"))).abs().dropna().max()
     return (f"{len(done)} of the {total} checkpoints have been evaluated with AutoAttack's standard version; the "
             "others' numbers still come from the earlier evaluation, without FAB-T and with ART's targeted loss. "
-            + ("Where both were run, they give the same number." if gap < 0.05
+            + ("" if pd.isna(gap) else "Where both were run, they give the same number." if gap < 0.05
                else f"Where both were run, they differ by at most {gap:.1f} points.") + caveat)
 
 
-def _listed(names):
+def listed(names):
     """"A", "A and B", "A, B and C"."""
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
@@ -425,9 +424,8 @@ def earlier_twin_suspects(table, audit):
     its `float32 agreement` below 100%); [] without an audit."""
     if audit is None or "float32 agreement" not in audit:
         return []
-    agreement = audit["float32 agreement"].reindex(table.index)
-    return [activation_name(table.loc[name, "activation"]) for name in table.index
-            if table.loc[name, "version"] != "standard" and agreement.get(name, 100.0) < 100.0 - 1e-9]
+    disagrees = audit["float32 agreement"].reindex(table.index) < 100.0 - 1e-9  # NaN (not audited): False
+    return [activation_name(a) for a in table.loc[disagrees & (table["version"] != "standard"), "activation"]]
 
 
 def earlier_twin_caveat(table, audit):
@@ -440,7 +438,7 @@ def earlier_twin_caveat(table, audit):
     names = earlier_twin_suspects(table, audit)
     if not names:
         return ""
-    return (f" The earlier numbers of {_listed(names)} may be too high: their float32 twin, which the attacks "
+    return (f" The earlier numbers of {listed(names)} may be too high: their float32 twin, which the attacks "
             "differentiate, misclassifies some clean images the published model gets right, and there "
             "the earlier evaluation's untargeted attacks took the image as already fooled and left it; "
             "only APGD-T attacked it. Their standard records, which attack every such image, replace "
@@ -458,7 +456,7 @@ def standard_autoattack_findings(table, audit=None):
     done = table[table["version"] == "standard"]
     lines = [f"- {autoattack_version_note(table, audit)}"]
     for name, row in done.iterrows():
-        same = abs(row["autoattack"] - row["earlier"]) < 1e-9
+        same = abs(row["autoattack"] - row.get("earlier", float("nan"))) < 1e-9
         lines.append(
             f"- {checkpoint_label(name, row['activation'])} (`{name}`): FAB-T broke {int(row['fab-t broke'])} of the images "
             f"APGD-CE and APGD-T left robust and took {row['fab-t share']:.0f}% of the evaluation's time; APGD-T "
@@ -470,7 +468,7 @@ def standard_autoattack_findings(table, audit=None):
                f"{row['earlier apgd-ce']:.1f}%")
             + f". Standard AutoAttack: {row['autoattack']:.1f}% "
             f"[{row['autoattack_low']:.1f}, {row['autoattack_high']:.1f}], "
-            + ("the same as the earlier evaluation." if same
+            + ("the same as the earlier evaluation." if same else "no earlier evaluation." if pd.isna(row.get("earlier"))
                else f"against {row['earlier']:.1f}% in the earlier evaluation."))
     return Markdown("\n".join(lines))
 
@@ -541,19 +539,27 @@ def light_grid_finding(comparison, audit=None):
 
 
 def deep_kaf_epochs_note(table):
-    """Markdown on `results.deep_kaf_table()`: the runs that trained for fewer epochs than the
-    most common number, with their best clean accuracy in any epoch (the one-cycle schedule is
-    the same, compressed into those epochs); empty when all trained alike."""
+    """Markdown on `results.deep_kaf_table()`: the runs scheduled for fewer epochs than the most
+    common schedule (the same one-cycle schedule, compressed into those epochs), with their
+    best clean accuracy, and the runs that stopped before their schedule's end without
+    diverging (interrupted); empty when all ran the same schedule to its end."""
     from kaflib.thesis.tables import run_label
 
-    usual = int(table["epochs"].mode().max())
-    short = table[table["epochs"] < usual]
-    if short.empty:
-        return _markdown("")
-    return _markdown("Runs shorter than the others' " + f"{usual} epochs (the same one-cycle schedule over fewer "
-                     "epochs): " + "; ".join(f"{run_label(label)}, {int(row['epochs'])} epochs, at most "
-                                            f"{row['best clean %']:.1f}% clean in any of them"
-                                            for label, row in short.iterrows()) + ".")
+    usual = int(table["scheduled epochs"].mode().max())
+    short = table[table["scheduled epochs"] < usual]
+    stopped = table[(table["epochs"] < table["scheduled epochs"]) & (table["diverged"] == "no")]
+    lines = []
+    if len(short):
+        lines.append(f"Runs scheduled for fewer epochs than the others' {usual} (the same one-cycle schedule over "
+                     "fewer epochs): " + "; ".join(
+                         f"{run_label(label)}, {int(row['scheduled epochs'])} epochs"
+                         + ("" if pd.isna(row["best clean %"]) else f", at most {row['best clean %']:.1f}% clean in any of them")
+                         for label, row in short.iterrows()) + ".")
+    if len(stopped):
+        lines.append("Runs that stopped before the end of their schedule, without diverging: " + "; ".join(
+            f"{run_label(label)}, {int(row['epochs'])} of {int(row['scheduled epochs'])} epochs"
+            for label, row in stopped.iterrows()) + ".")
+    return _markdown(" ".join(lines))
 
 
 def activation_distance_finding(distances):

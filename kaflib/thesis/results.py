@@ -361,7 +361,8 @@ def deep_kaf_table(studies):
     """One row per `load_deep_kaf` study: the init gradient ratio (first conv layer's
     norm over the last conv layer's), the median over KAF layers of their max |f'|,
     the best and last clean test accuracy (%), the last one minus that of the same
-    model with ReLU when that study is there (points), epochs trained, divergence,
+    model with ReLU when that study is there (points), epochs trained and scheduled
+    (the study's `epochs` parameter), divergence,
     training minutes (summed over epochs, so resumed studies count every sitting)."""
     rows = []
     for label, study in studies.items():
@@ -375,6 +376,7 @@ def deep_kaf_table(studies):
             "best clean %": 100 * history["test_clean_acc"].max() if len(history) else float("nan"),
             "last clean %": 100 * history["test_clean_acc"].iloc[-1] if len(history) else float("nan"),
             "epochs": len(history),
+            "scheduled epochs": study.get("parameters", {}).get("epochs", len(history)),
             "diverged": "yes" if study["diverged"] else "no",
             "minutes": (history["seconds"].sum() if "seconds" in history else study["seconds"]) / 60,
         })

@@ -216,7 +216,8 @@ def deep_kaf(table, columns=None):
     """`results.deep_kaf_table()` for reading: the rows as "ResNet56 / KAF N(0, 0.05²)", the
     gradient ratio in 3 significant digits, minutes whole; "–" where a column does not
     apply (no KAF in a ReLU network, no ReLU run to compare with). `columns`: the ones to
-    show (default all)."""
+    show (default all but "scheduled epochs", which `findings.deep_kaf_epochs_note` words)."""
+    columns = columns or [c for c in table if c != "scheduled epochs"]
     return show(table, columns, index=run_label, index_name="network / activation",
                 formats={"init grad first/last conv": "{:.3g}", "KAF max |f'| (median layer)": "{:.3g}",
                          "vs ReLU (points)": "{:+.1f}", "minutes": 0, "epochs": 0},

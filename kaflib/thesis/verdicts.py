@@ -101,7 +101,7 @@ def deep(studies=None):
     if "relu" not in last:
         return None
     epochs = resnet56["epochs"].rename(lambda label: label.split(" / ")[1])
-    random = last[[a.startswith("kaf N(") for a in last.index]]
+    random = last[[a.startswith("kaf N(") for a in last.index]].dropna()
     return dict(relu=float(last["relu"]), random=float(random.max()) if len(random) else None,
                 epochs={a: int(e) for a, e in epochs.items()},
                 random_epochs=int(epochs[random.idxmax()]) if len(random) else None,
@@ -114,8 +114,8 @@ def answers(path=None):
     out = {}
     aa, audit = results.autoattack_table(), results.checkpoint_audit_table()
     suspects = [] if aa is None else findings.earlier_twin_suspects(aa, audit)
-    caveat = (f" The earlier numbers of {findings._listed(suspects)} among them may be too high; their standard "
-              "records are still to come." if suspects else "")
+    caveat = (f" The earlier numbers of {findings.listed(suspects)} may be too high; their standard records are "
+              "still to come." if suspects else "")
     d, pairs = retrained(path=path), checkpoints(aa)
     evidence, verdict = [], "not answered yet: no retrained runs or AutoAttack records"
     if d["kafs"] and d["fixed"] and len(d["seeds"]) > 1:
@@ -141,7 +141,7 @@ def answers(path=None):
         evidence.append((f"Against the best fixed activation ({name}): " + (
             f"{len(beat_best)} of {len(best)} KAF checkpoints measurably more robust ("
             + ", ".join(f"{activation_name(a)} {n} points" for a, n in zip(beat_best["activation"], numbers)) + ")"
-            if len(beat_best) else f"none of the {len(best)} KAF checkpoints measurably more robust") + ".",
+            if len(beat_best) else f"none of the {len(best)} KAF checkpoints measurably more robust") + "." + caveat,
             "checkpoints", numbers))
     if evidence:
         paired = bool(d["kafs"]) and len(d["seeds"]) > 1
@@ -177,8 +177,9 @@ def answers(path=None):
                              f"and true labels give {numbers[1]}% ({numbers[2]} points).", "protocol", numbers))
         if aa is not None:
             numbers = [f"{aa['autoattack'].min():.1f}", f"{aa['autoattack'].max():.1f}"]
+            each = " (one per activation)" if aa["activation"].is_unique else ""
             evidence.append((f"Under AutoAttack, the strongest attack run on them, the {len(aa)} published checkpoints "
-                             f"evaluated with it (one per activation) keep {numbers[0]}% to {numbers[1]}%." + caveat,
+                             f"evaluated with it{each} keep {numbers[0]}% to {numbers[1]}%." + caveat,
                              "autoattack", numbers))
         verdict = ("not answered here: the thesis' reported numbers are not on this machine" if not p["compared"]
                    else "no: they are too high" if p["above"] == p["compared"]

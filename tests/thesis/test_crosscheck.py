@@ -75,8 +75,12 @@ def test_fab_t_alone_counts_the_images_each_implementation_broke():
     table = pd.DataFrame(dict(n=[32], clean=[84.375], both_robust=[12], only_kaflib_robust=[1],
                               only_torchattacks_robust=[0]), index=pd.Index(["resnet20_relu_ocrob_lrf"], name="model"))
     found = fab_t_alone_findings(table).data
-    assert found == ("- ReLU (`resnet20_relu_ocrob_lrf`), the first 32 test images: 27 classified correctly; FAB-T "
-                     "broke 14 of them in both implementations and 1 in only one, and 12 stayed robust in both: the "
-                     "two agree on 31 of the 32 images.")
+    assert found == ("- ReLU (`resnet20_relu_ocrob_lrf`), the first 32 test images, 27 classified correctly: kaflib's "
+                     "FAB-T broke 14 of them; 12 stayed robust under both implementations, 1 under kaflib's only and 0 "
+                     "under torchattacks' only: the two agree on 31 of the 32 images.")
     table.index = pd.Index(["m"], name="model")  # not a published checkpoint: its name alone
     assert fab_t_alone_findings(table).data.startswith("- `m`, the first 32")
+    # a kaflib record without torchattacks' beside it is named, not dropped or a KeyError
+    alone = pd.DataFrame(dict(n=[32], clean=[90.6]), index=pd.Index(["resnet20_kaf_ocrob_lrfinder"], name="model"))
+    assert fab_t_alone_findings(alone).data == ("- KAF (`resnet20_kaf_ocrob_lrfinder`): torchattacks' per-image "
+                                                "record is missing (the module docstring has its command).")

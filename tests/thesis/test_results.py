@@ -750,6 +750,9 @@ def test_a_checkpoints_standard_record_replaces_its_earlier_one_and_says_what_it
     assert relu["reused"] and relu["apgd-t-art broke"] == 15 and pd.isna(table.loc["kaf_ckpt", "reused"])
     found = findings.standard_autoattack_findings(table).data
     assert "APGD-T broke 16 images with AutoAttack's loss where ART's broke 15." in found and "afresh" not in found
+    (tmp_path / "autoattack" / "relu_ckpt.json").unlink()  # a standard record with no earlier one: no "nan%"
+    found = findings.standard_autoattack_findings(results.autoattack_table(tmp_path)).data
+    assert "Standard AutoAttack: 39.0% [34.0, 44.0], no earlier evaluation." in found and "nan" not in found
 
 
 def test_earlier_numbers_of_checkpoints_whose_twin_disagrees_carry_a_caveat(tmp_path):
