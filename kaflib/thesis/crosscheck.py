@@ -51,7 +51,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["attack_agreement_findings", "attack_agreement_table", "cascade_outcomes", "cross_check_findings",
-           "cross_check_table", "fab_t_alone_findings", "main", "torchattacks_apgd_t", "torchattacks_autoattack", "torchattacks_fab_t"]
+           "cross_check_table", "fab_t_alone_findings", "fab_t_alone_table", "main", "torchattacks_apgd_t", "torchattacks_autoattack", "torchattacks_fab_t"]
 
 #: What `main` can run on the PyTorch backend, and how its record describes it.
 IMPLEMENTATIONS = {
@@ -225,6 +225,14 @@ def _checkpoint(name):
 
     activation = {checkpoint: act for act, checkpoint in THESIS_CHECKPOINTS.items()}.get(name)
     return f"`{name}`" if activation is None else f"{checkpoint_label(name, activation)} (`{name}`)"
+
+
+def fab_t_alone_table(results=None):
+    """`cross_check_table` of FAB-T alone: kaflib's and torchattacks' records in
+    `<results>/autoattack-crosscheck/fab-t/` (the module docstring has their commands); or None."""
+    from kaflib.thesis.store import results_dir
+
+    return cross_check_table(results_dir(results) / "autoattack-crosscheck" / "fab-t")
 
 
 def fab_t_alone_findings(table):
