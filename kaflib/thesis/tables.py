@@ -271,9 +271,9 @@ def autoattack_tables(aa, leaderboard):
     changes = None if standard.empty else show(
         standard, [c for c in ("fab-t broke", "apgd-t broke", "apgd-t-art broke", "fab-t share") if c in standard],
         formats={"fab-t broke": 0, "apgd-t broke": 0, "apgd-t-art broke": 0}, index_name="published checkpoint")
-    speeds = {f"{a} images/s": f"{ATTACK_NAMES[a]} (images/s)" for a in aa.attrs["attacks"]}
-    cost = show(frame, [*speeds, "minutes"], names=speeds, formats={c: 2 for c in speeds} | {"minutes": 0},
-                index_name="published checkpoint")
+    speeds = {f"{a} images/s": ATTACK_NAMES[a] for a in aa.attrs["attacks"]}  # the chapter says: images per second
+    cost = show(frame, [*speeds, "minutes"], names=speeds | {"minutes": "minutes in all"},
+                formats={c: 2 for c in speeds} | {"minutes": 0}, index_name="published checkpoint")
     board = show(leaderboard, ["autoattack_acc", "clean_acc", "architecture", "n_images"], index_name="RobustBench",
                  formats={"autoattack_acc": 2, "clean_acc": 2},
                  names={"autoattack_acc": "AutoAttack (%)", "clean_acc": "clean (%)"})
@@ -294,7 +294,7 @@ def paired_differences(pairs):
     return show(frame, ["difference", "interval", "p_exact", "p_holm", "only_this", "only_reference"],
                 index_name=f"KAF minus {reference}",
                 formats={"difference": "{:+.1f}", "p_exact": p_value, "p_holm": p_value},
-                names={"interval": "95% interval (points)",
+                names={"interval": "95% interval",
                        "only_reference": f"images only {reference} survives"})
 
 
@@ -305,9 +305,8 @@ def cross_check(table):
     named = {name: act for act, name in THESIS_CHECKPOINTS.items()}
     frame = table.copy()
     frame.index = [checkpoint_label(name, named.get(name, name)) for name in table.index]
-    columns = [c for c in ("kaflib", "kaflib_ci95", "torchattacks", "torchattacks_ci95", "agree_within_intervals",
-                           "clean", "n", "both_robust", "only_kaflib_robust", "only_torchattacks_robust")
-               if c in frame]
+    columns = [c for c in ("kaflib", "kaflib_ci95", "torchattacks", "torchattacks_ci95", "agree_within_intervals", "n")
+               if c in frame]  # the per-image counts are in `crosscheck.cross_check_findings`' sentence
     return show(frame, columns, index_name="published checkpoint",
                 names={"kaflib": "kaflib AutoAttack (%)", "kaflib_ci95": "kaflib 95% interval",
                        "torchattacks": "torchattacks AutoAttack (%)", "torchattacks_ci95": "torchattacks 95% interval",
