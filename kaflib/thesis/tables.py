@@ -287,14 +287,15 @@ def p_value(value):
 
 def paired_differences(pairs):
     """`statistics.autoattack_paired_differences()` for reading: one row per KAF, the difference
-    with its 95% interval and p-values first, then the images behind it."""
-    frame = pairs.assign(interval=[f"[{lo:+.1f}, {hi:+.1f}]" for lo, hi in zip(pairs["low"], pairs["high"])])
+    with its 95% interval ("+3.3 [+0.9, +5.8]", as the sentences print it) and p-values first,
+    then the images behind it."""
+    frame = pairs.assign(difference=[f"{d:+.1f} [{lo:+.1f}, {hi:+.1f}]"
+                                     for d, lo, hi in zip(pairs["difference"], pairs["low"], pairs["high"])])
     frame.index = [activation_name(a) for a in pairs["activation"]]
     reference = activation_name(pairs["reference_activation"].iloc[0])
-    return show(frame, ["difference", "interval", "p_exact", "p_holm", "only_this", "only_reference"],
-                index_name=f"KAF minus {reference}",
-                formats={"difference": "{:+.1f}", "p_exact": p_value, "p_holm": p_value},
-                names={"interval": "95% interval",
+    return show(frame, ["difference", "p_exact", "p_holm", "only_this", "only_reference"],
+                index_name=f"KAF minus {reference}", formats={"p_exact": p_value, "p_holm": p_value},
+                names={"difference": "difference (points), 95% interval",
                        "only_reference": f"images only {reference} survives"})
 
 
@@ -305,14 +306,15 @@ def cross_check(table):
     named = {name: act for act, name in THESIS_CHECKPOINTS.items()}
     frame = table.copy()
     frame.index = [checkpoint_label(name, named.get(name, name)) for name in table.index]
-    columns = [c for c in ("kaflib", "kaflib_ci95", "torchattacks", "torchattacks_ci95", "agree_within_intervals", "n")
-               if c in frame]  # the per-image counts are in `crosscheck.cross_check_findings`' sentence
+    for who in ("kaflib", "torchattacks"):  # "34.4 [26.7, 43.0]"; the per-image counts are in the sentence
+        if who in frame:
+            frame[who] = [None if v != v else f"{v:.1f} [{ci[0]:.1f}, {ci[1]:.1f}]"
+                          for v, ci in zip(frame[who], frame[f"{who}_ci95"])]
+    columns = [c for c in ("kaflib", "torchattacks", "agree_within_intervals", "n") if c in frame]
     return show(frame, columns, index_name="published checkpoint",
-                names={"kaflib": "kaflib AutoAttack (%)", "kaflib_ci95": "kaflib 95% interval",
-                       "torchattacks": "torchattacks AutoAttack (%)", "torchattacks_ci95": "torchattacks 95% interval",
-                       "agree_within_intervals": "agree within the interval", "n": "test images",
-                       "both_robust": "images robust to both", "only_kaflib_robust": "robust to kaflib's only",
-                       "only_torchattacks_robust": "robust to torchattacks' only"})
+                names={"kaflib": "kaflib AutoAttack (%), 95% interval",
+                       "torchattacks": "torchattacks AutoAttack (%), 95% interval",
+                       "agree_within_intervals": "agree within the interval", "n": "test images"})
 
 
 def attack_agreement(table):
