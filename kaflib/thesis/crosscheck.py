@@ -212,11 +212,6 @@ def cross_check_table(folder=None):
     return pd.DataFrame(rows).set_index("model") if rows else None
 
 
-def _missing(value):
-    """True for a missing per-image count (None or NaN)."""
-    return value is None or value != value
-
-
 def _checkpoint(name):
     """"KAF (`resnet20_kaf_ocrob_lrfinder`)" for a model name: the published checkpoint's words
     (`tables.checkpoint_label`) where it is one of `studies.THESIS_CHECKPOINTS`, else the name."""
@@ -241,11 +236,12 @@ def fab_t_alone_findings(table):
     correctly (kaflib's clean pass), how many stayed robust under both implementations and
     under one only, and on how many images the two agree; or that torchattacks' record (or
     its per-image outcomes) is missing."""
+    import pandas as pd
     from IPython.display import Markdown
 
     lines = []
     for name, row in table.iterrows():
-        if _missing(row.get("both_robust")):
+        if pd.isna(row.get("both_robust")):
             lines.append(f"- {_checkpoint(name)}: torchattacks' per-image record is missing (the module docstring "
                          "has its command).")
             continue
