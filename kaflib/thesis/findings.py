@@ -322,9 +322,13 @@ def autoattack_paired_finding(table, reference=None):
         return (f"{activation_name(r['activation'])} {r['difference']:+.1f} [{r['low']:+.1f}, {r['high']:+.1f}] "
                 f"(p {p_value(r['p_exact'])}, Holm {p_value(r['p_holm'])})")
 
+    def caveat(r):  # where the interval excludes 0 but a test does not call it significant
+        if r["p_exact"] >= 0.05:
+            return f" (by the interval only: the exact test's p is {p_value(r['p_exact'])})"
+        return "" if r["p_holm"] < 0.05 else " (not after Holm's correction)"
+
     def named(rows):
-        return ", ".join(activation_name(r["activation"]) + ("" if r["p_holm"] < 0.05 else " (not after Holm's correction)")
-                         for _, r in rows.iterrows())
+        return ", ".join(activation_name(r["activation"]) + caveat(r) for _, r in rows.iterrows())
 
     higher, lower = pairs[pairs["low"] > 0], pairs[pairs["high"] < 0]
     rest = pairs[(pairs["low"] <= 0) & (pairs["high"] >= 0)]

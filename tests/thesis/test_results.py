@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from kaflib.autoattack import STANDARD
-from kaflib.thesis import findings, results, runs, statistics, store
+from kaflib.thesis import findings, results, runs, statistics, store, tables
 from tests.conftest import THESIS_TABLES
 
 
@@ -768,3 +768,17 @@ def test_earlier_numbers_of_checkpoints_whose_twin_disagrees_carry_a_caveat(tmp_
     assert findings.earlier_twin_caveat(table, None) == ""
     table.loc["kaf_ckpt", "version"] = "standard"  # its standard record attacks every image: no caveat
     assert findings.earlier_twin_caveat(table, audit) == ""
+
+
+def test_a_paired_difference_the_exact_test_does_not_confirm_says_so(tmp_path):
+    # 27 images only KAF survives, 14 only ReLU: the interval just excludes 0, McNemar's p is 0.06
+    folder = tmp_path / "autoattack"
+    _autoattack_record(folder, "relu_ckpt", "relu", set(range(186)), n=512)
+    _autoattack_record(folder, "kaf_ckpt", "kaf", set(range(14, 186 + 27)), n=512)
+    pairs = statistics.autoattack_paired_differences(results.autoattack_table(tmp_path))
+    kaf = pairs.loc["kaf_ckpt"]
+    assert kaf["low"] > 0 and kaf["p_exact"] > 0.05
+    finding = findings.autoattack_paired_finding(results.autoattack_table(tmp_path))
+    assert (f"Measurably more robust: KAF (by the interval only: the exact test's p is "
+            f"{tables.p_value(kaf['p_exact'])}).") in finding
+    assert "not after Holm" not in finding
