@@ -132,8 +132,10 @@ def answers(path=None):
         more = relu[(relu["low"] > 0) & (relu["p_holm"] < 0.05)]
         numbers = [_pm(relu["difference"].min()), _pm(relu["difference"].max())]
         evidence.append((f"The published checkpoints under AutoAttack, against ReLU (the thesis' baseline): "
-                         f"{len(more)} of {len(relu)} KAF checkpoints measurably more robust, by "
-                         f"{numbers[0]} to {numbers[1]} points." + caveat, "checkpoints", numbers))
+                         f"{len(more)} of {len(relu)} KAF checkpoints measurably more robust; " + (
+                             f"the {len(relu)} differ from it by {numbers[0]} to {numbers[1]} points."
+                             if len(relu) > 1 else f"it differs by {numbers[0]} points.") + caveat,
+                         "checkpoints", numbers))
     if best is not None and best["reference_activation"].iloc[0] != "relu":
         beat_best = best[(best["low"] > 0) & (best["p_holm"] < 0.05)]
         name = activation_name(best["reference_activation"].iloc[0])
@@ -149,8 +151,9 @@ def answers(path=None):
         parts = []
         if relu is not None:
             more = int(((relu["low"] > 0) & (relu["p_holm"] < 0.05)).sum())
-            parts.append("on the published checkpoints " + ("every KAF" if more == len(relu) else f"{more} of "
-                                                            f"{len(relu)} KAFs") + " measurably beats ReLU")
+            beat = ("every KAF measurably beats" if more == len(relu) else "no KAF measurably beats" if not more
+                    else f"{more} of {len(relu)} KAFs measurably " + ("beats" if more == 1 else "beat"))
+            parts.append(f"on the published checkpoints {beat} ReLU")
         if best is not None and best["reference_activation"].iloc[0] != "relu":
             name = activation_name(best["reference_activation"].iloc[0])
             parts.append((f"only {', '.join(activation_name(a) for a in beat_best['activation'])} measurably beats"
