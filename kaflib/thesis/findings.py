@@ -442,11 +442,12 @@ def earlier_twin_caveat(table, audit):
     names = earlier_twin_suspects(table, audit)
     if not names:
         return ""
-    return (f" The earlier numbers of {listed(names)} may be too high: their float32 twin, which the attacks "
+    twin = "its float32 twin" if len(names) == 1 else "each one's float32 twin"
+    return (f" The earlier evaluation's numbers for {listed(names)} may be too high: {twin}, which the attacks "
             "differentiate, misclassifies some clean images the published model gets right, and there "
             "the earlier evaluation's untargeted attacks took the image as already fooled and left it; "
-            "only APGD-T attacked it. Their standard records, which attack every such image, replace "
-            "these numbers when they land.")
+            "only APGD-T attacked it. The standard evaluation, which attacks every such image, replaces "
+            "these numbers when it lands.")
 
 
 def standard_autoattack_findings(table, audit=None):

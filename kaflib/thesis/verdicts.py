@@ -114,8 +114,8 @@ def answers(path=None):
     out = {}
     aa, audit = results.autoattack_table(), results.checkpoint_audit_table()
     suspects = [] if aa is None else findings.earlier_twin_suspects(aa, audit)
-    caveat = (f" The earlier numbers of {findings.listed(suspects)} may be too high; their standard records are "
-              "still to come." if suspects else "")
+    caveat = (f" The earlier evaluation's numbers for {findings.listed(suspects)} may be too high; the standard "
+              "evaluation that replaces them is still to come." if suspects else "")
     d, pairs = retrained(path=path), checkpoints(aa)
     evidence, verdict = [], "not answered yet: no retrained runs or AutoAttack records"
     if d["kafs"] and d["fixed"] and len(d["seeds"]) > 1:

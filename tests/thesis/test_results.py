@@ -762,7 +762,7 @@ def test_earlier_numbers_of_checkpoints_whose_twin_disagrees_carry_a_caveat(tmp_
     table = results.autoattack_table(tmp_path)
     audit = pd.DataFrame({"float32 agreement": [100.0, 96.1, 100.0]}, index=["relu_ckpt", "kaf_ckpt", "elu_ckpt"])
     caveat = findings.earlier_twin_caveat(table, audit)
-    assert caveat.startswith(" The earlier numbers of KAF_ReLU may be too high")
+    assert caveat.startswith(" The earlier evaluation's numbers for KAF_ReLU may be too high: its float32 twin")
     assert "ReLU," not in caveat and "ELU" not in caveat
     assert caveat in findings.autoattack_version_note(table, audit)
     assert findings.earlier_twin_caveat(table, None) == ""
