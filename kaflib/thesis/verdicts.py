@@ -53,6 +53,12 @@ def _pm(value):
     return f"{value:+.1f}"
 
 
+def _measurably_higher(pairs):
+    """The rows of a `statistics.autoattack_paired_differences` table whose KAF checkpoint is
+    measurably more robust: the interval above 0 and Holm's p below 0.05."""
+    return pairs[(pairs["low"] > 0) & (pairs["p_holm"] < 0.05)]
+
+
 def retrained(grid="thesis-resnet20", path=None):
     """The seed-paired KAF minus fixed-activation difference of `grid`'s current runs
     (`statistics.kaf_fixed_difference`, the Conclusions' interval)."""
@@ -129,15 +135,15 @@ def answers(path=None):
     relu = pairs.get("relu")
     beat_best = []
     if relu is not None:
-        more = relu[(relu["low"] > 0) & (relu["p_holm"] < 0.05)]
+        more = len(_measurably_higher(relu))
         numbers = [_pm(relu["difference"].min()), _pm(relu["difference"].max())]
         evidence.append((f"The published checkpoints under AutoAttack, against ReLU (the thesis' baseline): "
-                         f"{len(more)} of {len(relu)} KAF checkpoints measurably more robust; " + (
+                         f"{more} of {len(relu)} KAF checkpoints measurably more robust; " + (
                              f"the {len(relu)} differ from it by {numbers[0]} to {numbers[1]} points."
                              if len(relu) > 1 else f"it differs by {numbers[0]} points.") + caveat,
                          "checkpoints", numbers))
     if best is not None and best["reference_activation"].iloc[0] != "relu":
-        beat_best = best[(best["low"] > 0) & (best["p_holm"] < 0.05)]
+        beat_best = _measurably_higher(best)
         name = activation_name(best["reference_activation"].iloc[0])
         numbers = [_pm(v) for v in beat_best["difference"]]
         evidence.append((f"Against the best fixed activation ({name}): " + (
@@ -150,7 +156,6 @@ def answers(path=None):
         retrained_higher = paired and d["robust"]["low"] > 0
         parts = []
         if relu is not None:
-            more = int(((relu["low"] > 0) & (relu["p_holm"] < 0.05)).sum())
             beat = ("every KAF measurably beats" if more == len(relu) else "no KAF measurably beats" if not more
                     else f"{more} of {len(relu)} KAFs measurably " + ("beats" if more == 1 else "beat"))
             parts.append(f"on the published checkpoints {beat} ReLU")
