@@ -410,8 +410,9 @@ def autoattack_version_note(table, audit=None):
     if len(done) == total:
         return f"All {total} checkpoints were evaluated with AutoAttack's standard version."
     gap = (done["autoattack"] - done.get("earlier", float("nan"))).abs().dropna().max()
-    return (f"{len(done)} of the {total} checkpoints have been evaluated with AutoAttack's standard version; the "
-            "others' numbers still come from the earlier evaluation, without FAB-T and with ART's targeted loss. "
+    rest = "the other's number still comes" if total - len(done) == 1 else "the others' numbers still come"
+    return (f"{len(done)} of the {total} checkpoints have been evaluated with AutoAttack's standard version; {rest} "
+            "from the earlier evaluation, without FAB-T and with ART's targeted loss. "
             + ("" if pd.isna(gap) else "Where both were run, they give the same number." if gap < 0.05
                else f"Where both were run, they differ by at most {gap:.1f} points.") + caveat)
 
