@@ -17,7 +17,7 @@ from kaflib.thesis import store
 from kaflib.thesis.audit import PROTOCOL
 from kaflib.thesis.runs import reported_results_path, runs_newer_than_study, study_superseded_by
 from kaflib.thesis.statistics import (MASKING_FLAGS, WEAK_FRACTION, autoattack_paired_differences,
-                                      autoattack_paired_references, flag_images, weak_runs)
+                                      autoattack_paired_references, flag_images, measurable, weak_runs)
 from kaflib.thesis.tables import checkpoint_label, grid_name, p_value
 
 __all__ = ["thesis_numbers_note", "missing_note", "missing_data_note", "stopped_note", "superseded_note",
@@ -322,23 +322,25 @@ def autoattack_paired_finding(table, reference=None):
         return (f"{activation_name(r['activation'])} {r['difference']:+.1f} [{r['low']:+.1f}, {r['high']:+.1f}] "
                 f"(p {p_value(r['p_exact'])}, Holm {p_value(r['p_holm'])})")
 
-    def caveat(r):  # where the interval excludes 0 but a test does not call it significant
-        if r["p_exact"] >= 0.05:
-            return f" (by the interval only: the exact test's p is {p_value(r['p_exact'])})"
-        return "" if r["p_holm"] < 0.05 else " (not after Holm's correction)"
+    def edge(r):  # the interval excludes 0, the corrected test does not confirm it
+        return (f"{activation_name(r['activation'])} (" + ("the exact test's p is " if r["p_exact"] >= 0.05
+                else "Holm's corrected p is ") + p_value(r["p_exact"] if r["p_exact"] >= 0.05 else r["p_holm"]) + ")")
 
-    def named(rows):
-        return ", ".join(activation_name(r["activation"]) + caveat(r) for _, r in rows.iterrows())
+    def names(rows):
+        return ", ".join(map(activation_name, rows["activation"]))
 
-    higher, lower = pairs[pairs["low"] > 0], pairs[pairs["high"] < 0]
-    rest = pairs[(pairs["low"] <= 0) & (pairs["high"] >= 0)]
+    confirmed, excludes = measurable(pairs), (pairs["low"] > 0) | (pairs["high"] < 0)
+    higher, lower = pairs[confirmed & (pairs["difference"] > 0)], pairs[confirmed & (pairs["difference"] < 0)]
+    on_edge, rest = pairs[excludes & ~confirmed], pairs[~excludes]
     return (f"Paired on the same {pairs['n_images'].iloc[0]} images, KAF minus "
             f"{activation_name(pairs['reference_activation'].iloc[0])} (`{reference}`), in points with 95% intervals and exact McNemar p-values "
             f"(then Holm-corrected for the {len(pairs)} comparisons): "
             + ", ".join(measured(r) for _, r in pairs.iterrows()) + ". "
-            + (f"Measurably more robust: {named(higher)}. " if len(higher) else "")
-            + (f"Measurably less robust: {named(lower)}. " if len(lower) else "")
-            + (f"No measurable difference: {', '.join(map(activation_name, rest['activation']))}. " if len(rest) else "")
+            + (f"Measurably more robust: {names(higher)}. " if len(higher) else "")
+            + (f"Measurably less robust: {names(lower)}. " if len(lower) else "")
+            + ("On the edge, the interval excluding 0 but the test not confirming it: "
+               + ", ".join(edge(r) for _, r in on_edge.iterrows()) + ". " if len(on_edge) else "")
+            + (f"No measurable difference: {names(rest)}. " if len(rest) else "")
             + "One published checkpoint per activation, each with its own training history: the intervals "
               "cover the choice of test images, not retraining.")
 

@@ -227,6 +227,14 @@ def autoattack_paired_differences(table, reference=None):
     return pairs.assign(p_holm=holm(pairs["p_exact"]))
 
 
+def measurable(pairs):
+    """Which rows of an `autoattack_paired_differences` table are measurable differences: the
+    95% interval excludes 0 and Holm's corrected p is below 0.05 (a boolean Series). A row
+    whose interval excludes 0 without the corrected test agreeing is on the edge, not
+    measurable."""
+    return ((pairs["low"] > 0) | (pairs["high"] < 0)) & (pairs["p_holm"] < 0.05)
+
+
 def autoattack_paired_references(table):
     """The checkpoints the book compares every KAF checkpoint with, image by image: the most
     robust fixed activation (the hardest comparison for KAF), then ReLU, the thesis' baseline

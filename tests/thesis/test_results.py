@@ -611,7 +611,8 @@ def test_a_paired_difference_that_does_not_survive_holm_says_so(tmp_path):
     shown = paired_differences(pairs).to_html()
     assert ">0.035<" in shown and ">0.070<" in shown  # the table prints the p-values as the sentence does
     assert "Holm-corrected for the 2 comparisons" in finding
-    assert "Measurably more robust: KAF (not after Holm's correction)." in finding
+    assert "Measurably more robust" not in finding  # the verdicts count only what survives Holm
+    assert "On the edge, the interval excluding 0 but the test not confirming it: KAF (Holm's corrected p is 0.070)." in finding
     assert "Against ReLU" not in findings.autoattack_findings(results.autoattack_table(tmp_path),
                                                              runs.leaderboard_entries()).data
     _autoattack_record(folder, "relu_ckpt", "relu", set(range(70)))  # the thesis' baseline, not the best fixed
@@ -779,6 +780,7 @@ def test_a_paired_difference_the_exact_test_does_not_confirm_says_so(tmp_path):
     kaf = pairs.loc["kaf_ckpt"]
     assert kaf["low"] > 0 and kaf["p_exact"] > 0.05
     finding = findings.autoattack_paired_finding(results.autoattack_table(tmp_path))
-    assert (f"Measurably more robust: KAF (by the interval only: the exact test's p is "
+    assert (f"On the edge, the interval excluding 0 but the test not confirming it: KAF (the exact test's p is "
             f"{tables.p_value(kaf['p_exact'])}).") in finding
-    assert "not after Holm" not in finding
+    assert "Measurably more robust" not in finding and "No measurable difference" not in finding
+    assert not statistics.measurable(pairs).any()
