@@ -7,6 +7,7 @@ import numpy as np
 
 from kaflib.plots import MAX_WIDTH, act_marker
 from kaflib.thesis.tables import activation_name, checkpoint_label, grid_name
+from kaflib.thesis.statistics import measurable
 
 __all__ = ["plot_robustness_vs_accuracy", "plot_deep_kaf", "plot_bound_vs_robustness",
            "plot_lipschitz_evolution", "plot_checkpoint_audit", "plot_lr_range_tests", "plot_autoattack",
@@ -231,8 +232,10 @@ def plot_autoattack(table, leaderboard):
 
 def plot_autoattack_differences(*pairs):
     """Paired AutoAttack differences (points, 95% interval) of each KAF checkpoint against a
-    reference checkpoint, one row per KAF activation; an interval crossing 0 is no
-    measurable difference (grey), one wholly above or below is green or red.
+    reference checkpoint, one row per KAF activation: green or red where the difference is
+    measurable (`statistics.measurable`: the interval excludes 0 and Holm's corrected p is
+    below 0.05), orange where the interval excludes 0 but the test does not confirm it, grey
+    where the interval crosses 0.
 
     Each argument is `kaflib.thesis.statistics.autoattack_paired_differences(...)` against one
     reference (e.g. the best fixed activation, then ReLU); their markers are offset within
@@ -246,16 +249,23 @@ def plot_autoattack_differences(*pairs):
     activations = list(dict.fromkeys(a for p in pairs for a in p["activation"]))
     fig, ax = plt.subplots(figsize=(8, 0.45 * len(activations) * max(1, len(pairs) / 1.5) + 1.8))
     offsets = np.linspace(-0.18, 0.18, len(pairs)) if len(pairs) > 1 else [0.0]
+    used = set()
     for comparison, offset, marker in zip(pairs, offsets, "osD^v"):
         rows = np.array([activations.index(a) for a in comparison["activation"]]) + offset
         values = comparison["difference"].to_numpy()
         errors = np.stack([values - comparison["low"], comparison["high"] - values])
-        colors = ["tab:green" if lo > 0 else "tab:red" if hi < 0 else "tab:grey"
-                  for lo, hi in zip(comparison["low"], comparison["high"])]
+        confirmed = measurable(comparison).to_numpy()
+        colors = [("tab:green" if value > 0 else "tab:red") if sure else "tab:orange" if lo > 0 or hi < 0
+                  else "tab:grey" for value, sure, lo, hi in zip(values, confirmed, comparison["low"], comparison["high"])]
+        used.update(colors)
         for row, value, error, color in zip(rows, values, errors.T, colors):
             ax.errorbar(value, row, xerr=error[:, None], fmt=marker, ms=5, capsize=3, color=color)
         ax.plot([], [], marker, color="black", ls="none",
                 label=f"minus {activation_name(comparison['reference_activation'].iloc[0])}")
+    for color, label in [("tab:green", "measurably higher"), ("tab:red", "measurably lower"),
+                         ("tab:orange", "on the edge (interval only)"), ("tab:grey", "no measurable difference")]:
+        if color in used:
+            ax.plot([], [], "s", color=color, label=label)
     ax.axvline(0, color="black", lw=1)
     ax.set_yticks(range(len(activations)))
     ax.set_yticklabels([activation_name(a) for a in activations])
