@@ -242,12 +242,13 @@ def plot_autoattack_differences(*pairs):
     a row and told apart by shape and the legend. None arguments are skipped.
     """
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
 
     pairs = [p for p in pairs if p is not None]
     if not pairs:
         raise ValueError("plot_autoattack_differences needs at least one table of paired differences.")
     activations = list(dict.fromkeys(a for p in pairs for a in p["activation"]))
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(activations) * max(1, len(pairs) / 1.5) + 1.8))
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(activations) * max(1, len(pairs) / 1.5) + 2.6))
     offsets = np.linspace(-0.18, 0.18, len(pairs)) if len(pairs) > 1 else [0.0]
     used = set()
     for comparison, offset, marker in zip(pairs, offsets, "osD^v"):
@@ -262,17 +263,17 @@ def plot_autoattack_differences(*pairs):
             ax.errorbar(value, row, xerr=error[:, None], fmt=marker, ms=5, capsize=3, color=color)
         ax.plot([], [], marker, color="black", ls="none",
                 label=f"minus {activation_name(comparison['reference_activation'].iloc[0])}")
-    for color, label in [("tab:green", "measurably higher"), ("tab:red", "measurably lower"),
-                         ("tab:orange", "on the edge (interval only)"), ("tab:grey", "no measurable difference")]:
-        if color in used:
-            ax.plot([], [], "s", color=color, label=label)
+    handles, _ = ax.get_legend_handles_labels()
+    handles += [Patch(color=color, label=label) for color, label in [
+        ("tab:green", "measurably higher"), ("tab:red", "measurably lower"),
+        ("tab:orange", "on the edge: the test does not confirm"), ("tab:grey", "no measurable difference")] if color in used]
     ax.axvline(0, color="black", lw=1)
     ax.set_yticks(range(len(activations)))
     ax.set_yticklabels([activation_name(a) for a in activations])
     ax.invert_yaxis()
     title = f"KAF checkpoints minus a fixed activation, paired on {int(pairs[0]['n_images'].iloc[0])} images"
     ax.set(xlabel="AutoAttack accuracy difference (points), 95% interval", title=title)
-    ax.legend(loc="best", fontsize="small")
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.25 / len(activations)), ncol=2, fontsize="small")
     ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
     return fig

@@ -678,7 +678,7 @@ def test_autoattack_kaf_checkpoints_are_compared_image_by_image(tmp_path):
     assert [t.get_text() for t in ax.get_yticklabels()] == ["KAF", "KAF_ELU", "KAF_Swish"]
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert legend[:2] == ["minus Swish", "minus ELU"] and "measurably higher" in legend
-    assert "on the edge (interval only)" not in legend  # only the colours drawn are explained
+    assert "on the edge: the test does not confirm" not in legend  # only the colours drawn are explained
     with pytest.raises(ValueError, match="at least one table"):
         plot_autoattack_differences(None)
 
@@ -789,6 +789,6 @@ def test_a_paired_difference_the_exact_test_does_not_confirm_says_so(tmp_path):
     from kaflib.thesis.figures import plot_autoattack_differences
 
     ax = plot_autoattack_differences(pairs).axes[0]
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["minus ReLU", "on the edge (interval only)"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["minus ReLU", "on the edge: the test does not confirm"]
     drawn = [line.get_color() for line in ax.get_lines() if len(line.get_xdata())]
     assert "tab:orange" in drawn and "tab:green" not in drawn  # not drawn as a measurable difference
