@@ -6,8 +6,8 @@ Each function takes a table from `kaflib.thesis.results` and draws one figure.
 import numpy as np
 
 from kaflib.plots import MAX_WIDTH, act_marker
+from kaflib.thesis.statistics import paired_outcome
 from kaflib.thesis.tables import activation_name, checkpoint_label, grid_name
-from kaflib.thesis.statistics import measurable
 
 __all__ = ["plot_robustness_vs_accuracy", "plot_deep_kaf", "plot_bound_vs_robustness",
            "plot_lipschitz_evolution", "plot_checkpoint_audit", "plot_lr_range_tests", "plot_autoattack",
@@ -230,12 +230,19 @@ def plot_autoattack(table, leaderboard):
     return fig
 
 
+# colour and legend label of each `statistics.PAIRED_OUTCOMES`, in the legend's order
+OUTCOME_STYLE = {"measurably higher": ("tab:green", "measurably higher"),
+                 "measurably lower": ("tab:red", "measurably lower"),
+                 "on the edge": ("tab:orange", "on the edge: the test does not confirm"),
+                 "no measurable difference": ("tab:grey", "no measurable difference")}
+
+
 def plot_autoattack_differences(*pairs):
     """Paired AutoAttack differences (points, 95% interval) of each KAF checkpoint against a
-    reference checkpoint, one row per KAF activation: green or red where the difference is
-    measurable (`statistics.measurable`: the interval excludes 0 and Holm's corrected p is
-    below 0.05), orange where the interval excludes 0 but the test does not confirm it, grey
-    where the interval crosses 0.
+    reference checkpoint, one row per KAF activation, coloured by `statistics.paired_outcome`:
+    green or red where the difference is measurable (the interval excludes 0 and Holm's
+    corrected p is below 0.05), orange where the interval excludes 0 but the test does not
+    confirm it, grey where the interval crosses 0.
 
     Each argument is `kaflib.thesis.statistics.autoattack_paired_differences(...)` against one
     reference (e.g. the best fixed activation, then ReLU); their markers are offset within
@@ -255,18 +262,15 @@ def plot_autoattack_differences(*pairs):
         rows = np.array([activations.index(a) for a in comparison["activation"]]) + offset
         values = comparison["difference"].to_numpy()
         errors = np.stack([values - comparison["low"], comparison["high"] - values])
-        confirmed = measurable(comparison).to_numpy()
-        colors = [("tab:green" if value > 0 else "tab:red") if sure else "tab:orange" if lo > 0 or hi < 0
-                  else "tab:grey" for value, sure, lo, hi in zip(values, confirmed, comparison["low"], comparison["high"])]
-        used.update(colors)
+        outcomes = paired_outcome(comparison)
+        used.update(outcomes)
+        colors = [OUTCOME_STYLE[o][0] for o in outcomes]
         for row, value, error, color in zip(rows, values, errors.T, colors):
             ax.errorbar(value, row, xerr=error[:, None], fmt=marker, ms=5, capsize=3, color=color)
         ax.plot([], [], marker, color="black", ls="none",
                 label=f"minus {activation_name(comparison['reference_activation'].iloc[0])}")
     handles, _ = ax.get_legend_handles_labels()
-    handles += [Patch(color=color, label=label) for color, label in [
-        ("tab:green", "measurably higher"), ("tab:red", "measurably lower"),
-        ("tab:orange", "on the edge: the test does not confirm"), ("tab:grey", "no measurable difference")] if color in used]
+    handles += [Patch(color=color, label=label) for outcome, (color, label) in OUTCOME_STYLE.items() if outcome in used]
     ax.axvline(0, color="black", lw=1)
     ax.set_yticks(range(len(activations)))
     ax.set_yticklabels([activation_name(a) for a in activations])

@@ -17,7 +17,7 @@ from kaflib.thesis import store
 from kaflib.thesis.audit import PROTOCOL
 from kaflib.thesis.runs import reported_results_path, runs_newer_than_study, study_superseded_by
 from kaflib.thesis.statistics import (MASKING_FLAGS, WEAK_FRACTION, autoattack_paired_differences,
-                                      autoattack_paired_references, flag_images, measurable, weak_runs)
+                                      autoattack_paired_references, flag_images, paired_outcome, weak_runs)
 from kaflib.thesis.tables import checkpoint_label, grid_name, p_value
 
 __all__ = ["thesis_numbers_note", "missing_note", "missing_data_note", "stopped_note", "superseded_note",
@@ -323,15 +323,15 @@ def autoattack_paired_finding(table, reference=None):
                 f"(p {p_value(r['p_exact'])}, Holm {p_value(r['p_holm'])})")
 
     def edge(r):  # the interval excludes 0, the corrected test does not confirm it
-        return (f"{activation_name(r['activation'])} (" + ("the exact test's p is " if r["p_exact"] >= 0.05
-                else "Holm's corrected p is ") + p_value(r["p_exact"] if r["p_exact"] >= 0.05 else r["p_holm"]) + ")")
+        which, p = ("the exact test's p", r["p_exact"]) if r["p_exact"] >= 0.05 else ("Holm's corrected p", r["p_holm"])
+        return f"{activation_name(r['activation'])} ({which} is {p_value(p)})"
 
     def names(rows):
         return ", ".join(map(activation_name, rows["activation"]))
 
-    confirmed, excludes = measurable(pairs), (pairs["low"] > 0) | (pairs["high"] < 0)
-    higher, lower = pairs[confirmed & (pairs["difference"] > 0)], pairs[confirmed & (pairs["difference"] < 0)]
-    on_edge, rest = pairs[excludes & ~confirmed], pairs[~excludes]
+    outcome = paired_outcome(pairs)
+    higher, lower = pairs[outcome == "measurably higher"], pairs[outcome == "measurably lower"]
+    on_edge, rest = pairs[outcome == "on the edge"], pairs[outcome == "no measurable difference"]
     return (f"Paired on the same {pairs['n_images'].iloc[0]} images, KAF minus "
             f"{activation_name(pairs['reference_activation'].iloc[0])} (`{reference}`), in points with 95% intervals and exact McNemar p-values "
             f"(then Holm-corrected for the {len(pairs)} comparisons): "

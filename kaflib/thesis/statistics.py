@@ -227,12 +227,28 @@ def autoattack_paired_differences(table, reference=None):
     return pairs.assign(p_holm=holm(pairs["p_exact"]))
 
 
+PAIRED_OUTCOMES = ("measurably higher", "measurably lower", "on the edge", "no measurable difference")
+
+
+def paired_outcome(pairs):
+    """What each row of an `autoattack_paired_differences` table shows, one of
+    `PAIRED_OUTCOMES` (a Series): "measurably higher" or "lower" where the 95% interval
+    excludes 0 and Holm's corrected p is below 0.05; "on the edge" where the interval
+    excludes 0 but the corrected test does not confirm it; "no measurable difference" where
+    the interval contains 0."""
+    excludes = (pairs["low"] > 0) | (pairs["high"] < 0)
+    confirmed = excludes & (pairs["p_holm"] < 0.05)
+    outcome = pd.Series("no measurable difference", index=pairs.index)
+    outcome[excludes & ~confirmed] = "on the edge"
+    outcome[confirmed & (pairs["difference"] > 0)] = "measurably higher"
+    outcome[confirmed & (pairs["difference"] < 0)] = "measurably lower"
+    return outcome
+
+
 def measurable(pairs):
-    """Which rows of an `autoattack_paired_differences` table are measurable differences: the
-    95% interval excludes 0 and Holm's corrected p is below 0.05 (a boolean Series). A row
-    whose interval excludes 0 without the corrected test agreeing is on the edge, not
-    measurable."""
-    return ((pairs["low"] > 0) | (pairs["high"] < 0)) & (pairs["p_holm"] < 0.05)
+    """Which rows of an `autoattack_paired_differences` table are measurable differences
+    (`paired_outcome` higher or lower): a boolean Series."""
+    return paired_outcome(pairs).isin(PAIRED_OUTCOMES[:2])
 
 
 def autoattack_paired_references(table):

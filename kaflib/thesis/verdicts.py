@@ -55,8 +55,8 @@ def _pm(value):
 
 def _measurably_higher(pairs):
     """The rows of a `statistics.autoattack_paired_differences` table whose KAF checkpoint is
-    measurably more robust (`statistics.measurable`, above 0)."""
-    return pairs[statistics.measurable(pairs) & (pairs["difference"] > 0)]
+    measurably more robust (`statistics.paired_outcome`)."""
+    return pairs[statistics.paired_outcome(pairs) == "measurably higher"]
 
 
 def retrained(grid="thesis-resnet20", path=None):
